@@ -1,0 +1,174 @@
+/* herd_comm front end: argument checks, abort state, fusion buckets and the
+ * host-side arithmetic every backend shares.
+ *
+ * Backends never see invalid arguments or an aborted communicator: those are
+ * handled here once, so `abort` behaves the same whatever the backend.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm_internal.h"
+#include "herd/log.h"
+
+#define HERD_DEFAULT_BUCKET_BYTES (25u << 20)
+#define HERD_DEFAULT_FIRST_BUCKET_BYTES (1u << 20)
+
+size_t herd_dtype_size(herd_dtype_t dtype)
+{
+  switch (dtype) {
+  case HERD_DTYPE_F32:
+  case HERD_DTYPE_I32:
+    return 4;
+  case HERD_DTYPE_F64:
+  case HERD_DTYPE_I64:
+    return 8;
+  case HERD_DTYPE_F16:
+  case HERD_DTYPE_BF16:
+    return 2;
+  case HERD_DTYPE_U8:
+    return 1;
+  }
+  return 0;
+}
+
+static const char *const s_backend_names[] = {"mpi", "gloo", "nccl"};
+
+const char *herd_backend_name(herd_backend_t backend)
+{
+  if ((unsigned)backend < sizeof s_backend_names / sizeof *s_backend_names)
+    return s_backend_names[backend];
+  return "unknown";
+}
+
+herd_result_t herd_backend_parse(const char *name, herd_backend_t *backend)
+{
+  for (size_t i = 0; i < sizeof s_backend_names / sizeof *s_backend_names; i++)
+    if (name && strcmp(name, s_backend_names[i]) == 0) {
+      *backend = (herd_backend_t)i;
+      return HERD_OK;
+    }
+  return herd_error_set(HERD_EINVAL, "unknown backend '%s' (mpi|gloo|nccl)",
+                        name ? name : "");
+}
+
+herd_result_t herd_comm_new(const herd_comm_config_t *config,
+                            herd_comm_t **comm_out)
+{
+  if (!config || !comm_out || config->version != HERD_COMM_CONFIG_VERSION)
+    return herd_error_set(HERD_EINVAL, "herd_comm_new: bad config");
+  herd_comm_t *comm = calloc(1, sizeof *comm);
+  if (!comm)
+    return HERD_ENOMEM;
+  comm->config = *config;
+  if (!comm->config.bucket_bytes)
+    comm->config.bucket_bytes = HERD_DEFAULT_BUCKET_BYTES;
+  if (!comm->config.first_bucket_bytes)
+    comm->config.first_bucket_bytes = HERD_DEFAULT_FIRST_BUCKET_BYTES;
+  herd_result_t rc;
+  switch (config->backend) {
+  case HERD_BACKEND_MPI:
+    rc = herd_comm_mpi_init(comm);
+    break;
+  default:
+    rc = herd_error_set(HERD_EUNSUPPORTED, "backend '%s' is not built in",
+                        herd_backend_name(config->backend));
+  }
+  if (rc != HERD_OK) {
+    free(comm);
+    return rc;
+  }
+  HERD_LOG(HERD_LOG_INFO, "comm", "backend %s: rank %d of %d, generation %lld",
+           comm->ops->name, comm->rank, comm->world_size,
+           (long long)config->generation);
+  *comm_out = comm;
+  return HERD_OK;
+}
+
+void herd_comm_destroy(herd_comm_t **comm_p)
+{
+  if (!comm_p || !*comm_p)
+    return;
+  herd_comm_t *comm = *comm_p;
+  comm->ops->destroy(comm);
+  free(comm);
+  *comm_p = NULL;
+}
+
+void herd_comm_global_shutdown(void) { herd_comm_mpi_shutdown(); }
+
+int herd_comm_rank(const herd_comm_t *comm) { return comm->rank; }
+int herd_comm_world_size(const herd_comm_t *comm) { return comm->world_size; }
+herd_backend_t herd_comm_backend(const herd_comm_t *comm)
+{
+  return comm->config.backend;
+}
+
+static herd_result_t s_check_call(herd_comm_t *comm, const void *buf,
+                                  size_t count, herd_dtype_t dtype)
+{
+  if (!comm || (count && !buf) || herd_dtype_size(dtype) == 0)
+    return herd_error_set(HERD_EINVAL, "collective: bad arguments");
+  if (atomic_load(&comm->aborted))
+    return herd_error_set(HERD_EABORTED, "communicator was aborted");
+  return HERD_OK;
+}
+
+herd_result_t herd_comm_allreduce(herd_comm_t *comm, const void *send,
+                                  void *recv, size_t count, herd_dtype_t dtype,
+                                  herd_op_t op)
+{
+  HERD_CHECK(s_check_call(comm, recv, count, dtype));
+  if (count && !send)
+    return herd_error_set(HERD_EINVAL, "allreduce: NULL send buffer");
+  if ((unsigned)op > HERD_OP_MIN)
+    return herd_error_set(HERD_EINVAL, "allreduce: unknown op %d", (int)op);
+  herd_result_t rc = comm->ops->allreduce(comm, send, recv, count, dtype, op);
+  if (rc == HERD_OK && atomic_load(&comm->aborted))
+    rc = HERD_EABORTED;
+  return rc;
+}
+
+herd_result_t herd_comm_allreduce_buckets(herd_comm_t *comm, void *buf,
+                                          size_t count, herd_dtype_t dtype,
+                                          herd_op_t op)
+{
+  HERD_CHECK(s_check_call(comm, buf, count, dtype));
+  size_t elem = herd_dtype_size(dtype);
+  size_t bucket = comm->config.first_bucket_bytes / elem;
+  size_t done = 0;
+  do {
+    if (bucket == 0)
+      bucket = 1;
+    size_t n = count - done < bucket ? count - done : bucket;
+    char *base = (char *)buf + done * elem;
+    HERD_CHECK(herd_comm_allreduce(comm, base, base, n, dtype, op));
+    done += n;
+    bucket = comm->config.bucket_bytes / elem;
+  } while (done < count);
+  return HERD_OK;
+}
+
+herd_result_t herd_comm_broadcast(herd_comm_t *comm, void *buf, size_t count,
+                                  herd_dtype_t dtype, int root)
+{
+  HERD_CHECK(s_check_call(comm, buf, count, dtype));
+  if (root < 0 || root >= comm->world_size)
+    return herd_error_set(HERD_EINVAL, "broadcast: root %d out of range", root);
+  return comm->ops->broadcast(comm, buf, count, dtype, root);
+}
+
+herd_result_t herd_comm_barrier(herd_comm_t *comm)
+{
+  HERD_CHECK(s_check_call(comm, NULL, 0, HERD_DTYPE_U8));
+  return comm->ops->barrier(comm);
+}
+
+herd_result_t herd_comm_abort(herd_comm_t *comm)
+{
+  if (!comm)
+    return HERD_EINVAL;
+  if (atomic_exchange(&comm->aborted, 1) == 0 && comm->ops->abort)
+    comm->ops->abort(comm);
+  return HERD_OK;
+}

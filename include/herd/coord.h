@@ -1,0 +1,90 @@
+/* The herd coordinator (libherd_coord).
+ *
+ * A ZeroMQ ROUTER that keeps the list of live workers, forms numbered
+ * generations (rosters), tracks heartbeats and step reports, and writes the
+ * run directory's `events.jsonl` and `summary.json`. It runs on its own
+ * thread; `herd coord` runs it standalone and `herd run` embeds it. It is
+ * never on the data path.
+ *
+ * Thread safety: all functions may be called from any thread.
+ */
+#ifndef HERD_COORD_H
+#define HERD_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herd/result.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct herd_coord herd_coord_t;
+
+#define HERD_COORD_CONFIG_VERSION 1
+typedef struct {
+  int version;                /* HERD_COORD_CONFIG_VERSION */
+  const char *bind_host;      /* "127.0.0.1" by default */
+  int port;                   /* 0: pick a free port */
+  const char *token;          /* job token workers must present; required */
+  const char *job_id;         /* "herd" by default */
+  const char *run_dir;        /* events.jsonl/summary.json; NULL: none */
+  int min_workers;            /* generation forms once this many joined */
+  int max_workers;            /* never admit more */
+  int heartbeat_interval_ms;  /* workers' interval, default 100 */
+  int heartbeat_misses;       /* missed intervals before failed, default 3 */
+  int join_timeout_ms;        /* fail when min never reached, default 120000 */
+  size_t max_message_bytes;   /* dropped before decoding, default 64 KiB */
+} herd_coord_config_t;
+
+#define HERD_COORD_CONFIG_INIT                                                 \
+  { HERD_COORD_CONFIG_VERSION, "127.0.0.1", 0, NULL, "herd", NULL, 1, 1,      \
+    100, 3, 120000, 65536 }
+
+/* Binds, opens the run dir files and starts the coordinator thread.
+ * Caller owns *coord_out. */
+herd_result_t herd_coord_new(const herd_coord_config_t *config,
+                             herd_coord_t **coord_out);
+/* Stops the thread, closes sockets and files; NULLs *coord_p. */
+void herd_coord_destroy(herd_coord_t **coord_p);
+
+/* "tcp://127.0.0.1:PORT", valid until destroy. */
+const char *herd_coord_endpoint(const herd_coord_t *coord);
+
+typedef struct {
+  int64_t generation;     /* 0 until the first generation forms */
+  int world_size;         /* members of the current generation */
+  int members;            /* live registered workers */
+  int64_t step;           /* newest committed step reported */
+  int64_t epoch;
+  double loss;
+  double samples_per_second;
+  int64_t failures;       /* member_failed events so far */
+  int done;               /* rank 0 reported the job done */
+  int failed;             /* the coordinator gave up (e.g. join timeout) */
+  char failure[256];      /* why, when failed */
+  double test_accuracy;   /* last reported, -1 if none */
+  int64_t malformed_messages;
+} herd_coord_stats_t;
+
+herd_result_t herd_coord_stats(herd_coord_t *coord, herd_coord_stats_t *out);
+
+/* The launcher saw worker process `pid` exit with wait status `status`;
+ * a non-clean exit of a member is a failure signal. */
+herd_result_t herd_coord_note_exit(herd_coord_t *coord, int pid, int status);
+
+/* Appends a free-form event line (`event` plus a JSON object text of extra
+ * fields, or NULL) to events.jsonl; used by the launcher. */
+herd_result_t herd_coord_add_event(herd_coord_t *coord, const char *event,
+                                   const char *fields_json);
+
+/* Writes the `done` event and summary.json (atomically: temp + rename).
+ * job_ok = 0 records the failure reason. */
+herd_result_t herd_coord_finish(herd_coord_t *coord, int job_ok,
+                                const char *reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

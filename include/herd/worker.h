@@ -1,0 +1,94 @@
+/* The worker runtime (libherd).
+ *
+ * A training program joins the coordinator once, gets its roster and then
+ * reports progress. A background thread owns the ZeroMQ DEALER socket: it
+ * sends heartbeats at a steady interval and forwards queued reports, so the
+ * report calls never block the training step (a full queue drops the report
+ * and counts it).
+ *
+ * Thread safety: the report calls may be made from any one thread.
+ */
+#ifndef HERD_WORKER_H
+#define HERD_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herd/result.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct herd_worker herd_worker_t;
+
+#define HERD_WORKER_CONFIG_VERSION 1
+typedef struct {
+  int version;               /* HERD_WORKER_CONFIG_VERSION */
+  const char *coord_endpoint; /* NULL: $HERD_COORD */
+  const char *token;          /* NULL: $HERD_TOKEN */
+  const char *job_id;         /* NULL: $HERD_JOB_ID, else "herd" */
+  int launcher_rank;          /* rank from the launcher's env, -1: unknown */
+  int launcher_world_size;    /* -1: unknown */
+  int heartbeat_interval_ms;  /* 0: default 100 */
+  int join_timeout_ms;        /* 0: default 120000 */
+} herd_worker_config_t;
+
+#define HERD_WORKER_CONFIG_INIT                                                \
+  { HERD_WORKER_CONFIG_VERSION, NULL, NULL, NULL, -1, -1, 0, 0 }
+
+typedef struct {
+  int64_t generation;
+  int rank;
+  int world_size;
+  int state_source_rank; /* rank whose state newcomers take */
+  int64_t resume_step;   /* -1: none */
+} herd_roster_t;
+
+/* Connects, sends Join with the token and waits for the first roster.
+ * A refusal (wrong token/job/version) returns HERD_EAUTH with the
+ * coordinator's reason in herd_error_detail(). Caller owns *worker_out. */
+herd_result_t herd_worker_join(const herd_worker_config_t *config,
+                               herd_worker_t **worker_out);
+/* The current roster. */
+herd_result_t herd_worker_roster(herd_worker_t *worker, herd_roster_t *out);
+
+typedef struct {
+  int64_t step;            /* global step number just committed (1-based) */
+  int64_t epoch;
+  int64_t generation;
+  int world_size;
+  double loss;             /* mean loss of the step over the global batch */
+  int64_t samples;         /* samples in the step (global) */
+  double samples_per_second; /* global throughput, recent window */
+  double step_seconds, compute_seconds, comm_seconds, data_seconds;
+  int64_t sample_begin, sample_end; /* epoch sample-range of the step */
+} herd_step_report_t;
+
+typedef struct {
+  int64_t final_step;
+  int64_t epochs;
+  double test_accuracy;
+  double samples_per_second;
+  int world_size;
+  int64_t resumed_from_step; /* -1: fresh start */
+} herd_done_report_t;
+
+/* Non-blocking reports; never fail the caller (drops are counted). */
+void herd_worker_report_step(herd_worker_t *worker,
+                             const herd_step_report_t *report);
+void herd_worker_report_epoch(herd_worker_t *worker, int64_t epoch,
+                              double test_accuracy, double test_loss);
+void herd_worker_report_checkpoint(herd_worker_t *worker, int64_t step,
+                                   const char *path);
+void herd_worker_report_done(herd_worker_t *worker,
+                             const herd_done_report_t *report);
+
+/* Flushes queued reports (bounded wait), sends Leave, stops the thread,
+ * NULLs *worker_p. Accepts NULL. */
+void herd_worker_leave(herd_worker_t **worker_p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
