@@ -1,0 +1,123 @@
+/* Private to checkpoint/: the pieces shared by the writer (ckpt_write.c), the
+ * reader/verifier (ckpt.c), the directory logic (ckpt_dir.c) and the HDF5 and
+ * file-system helpers (ckpt_h5.c, ckpt_fs.c). Nothing here is public API; the
+ * on-disk format these names describe is documented in FORMAT.md.
+ */
+#ifndef HERD_CKPT_INTERNAL_H
+#define HERD_CKPT_INTERNAL_H
+
+#include <hdf5.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herd/ckpt.h"
+
+/* Longest tensor name in bytes (without the NUL). Bounds what we read back. */
+#define CKPT_NAME_MAX 255
+/* Largest tensor we write or read: a sanity bound on sizes read from a file. */
+#define CKPT_TENSOR_BYTES_MAX (UINT64_C(1) << 34)
+/* Elements per HDF5 chunk, and per read slice (so verify needs <= 8 MiB). */
+#define CKPT_CHUNK_ELEMS ((size_t)1 << 20)
+/* The file name carries the step as exactly 10 digits. */
+#define CKPT_STEP_MAX INT64_C(9999999999)
+#define CKPT_FILE_NAME_LEN 18 /* "ckpt-" + 10 digits + ".h5" */
+#define CKPT_LATEST "latest"
+#define CKPT_TMP_SUFFIX ".tmp"
+
+/* Attribute and dataset names (see FORMAT.md). */
+#define CKPT_A_FORMAT_VERSION "format_version"
+#define CKPT_A_STEP "step"
+#define CKPT_A_EPOCH "epoch"
+#define CKPT_A_STEP_IN_EPOCH "step_in_epoch"
+#define CKPT_A_RNG_STATE "rng_state"
+#define CKPT_A_WORLD_SIZE "world_size"
+#define CKPT_A_UNIX_TIME "unix_time"
+#define CKPT_A_CONFIG_JSON "config_json"
+#define CKPT_A_HERD_VERSION "herd_version"
+#define CKPT_A_TENSOR_NAMES "tensor_names"
+#define CKPT_A_CHECKSUM "content_checksum"
+#define CKPT_A_DTYPE "herd_dtype" /* on every tensor dataset */
+
+/* --- ckpt_h5.c: HDF5 glue ------------------------------------------------ */
+
+/* HDF5 in this build is not thread-safe: every public entry point holds this
+ * lock while it touches HDF5. The first call also turns auto-printing off. */
+void ckpt_lock(void);
+void ckpt_unlock(void);
+
+/* Converts the HDF5 failure that just happened into `rc` (HERD_EIO becomes
+ * HERD_ENOSPC when the disk was full): logs the HDF5 error stack as one debug
+ * line, clears it, and sets a detail naming `path` and the failed step. */
+herd_result_t ckpt_h5_fail(herd_result_t rc, const char *path,
+                           const char *what);
+
+/* File access properties: no file locking (shared file systems), and v1.8+
+ * object formats so that HDF5 checksums its own metadata. H5I_INVALID_HID on
+ * failure. Caller closes. */
+hid_t ckpt_fapl_new(void);
+
+/* dtype table. */
+size_t ckpt_dtype_size(herd_dtype_t dtype);         /* 0 = unknown dtype */
+const char *ckpt_dtype_name(herd_dtype_t dtype);    /* NULL = unknown */
+bool ckpt_dtype_parse(const char *name, herd_dtype_t *dtype);
+hid_t ckpt_dtype_file_type(herd_dtype_t dtype);     /* little-endian */
+hid_t ckpt_dtype_mem_type(herd_dtype_t dtype);      /* native */
+
+/* Attributes. `count` 0 means a scalar. Reads check class, size and shape
+ * before touching the value, so garbage files cannot overflow `out`. */
+herd_result_t ckpt_attr_write(hid_t obj, const char *name, hid_t file_type,
+                              hid_t mem_type, size_t count, const void *value,
+                              const char *path);
+herd_result_t ckpt_attr_read(hid_t obj, const char *name, hid_t mem_type,
+                             size_t count, void *out, const char *path);
+herd_result_t ckpt_attr_write_str(hid_t obj, const char *name,
+                                  const char *text, const char *path);
+/* Reads a fixed-length string attribute into buf, NUL-terminated; one that
+ * does not fit in cap bytes with its NUL is HERD_EFORMAT. */
+herd_result_t ckpt_attr_read_str(hid_t obj, const char *name, char *buf,
+                                 size_t cap, const char *path);
+
+/* --- ckpt_hash.c: content checksum (FNV-1a 64, see FORMAT.md) ------------ */
+
+typedef struct {
+  uint64_t state;
+} ckpt_hash_t;
+
+void ckpt_hash_init(ckpt_hash_t *hash);
+void ckpt_hash_meta(ckpt_hash_t *hash, const herd_ckpt_meta_t *meta,
+                    size_t tensor_count);
+void ckpt_hash_tensor_head(ckpt_hash_t *hash, const char *name,
+                           herd_dtype_t dtype, size_t count);
+/* Elements in host order; hashed as their little-endian bytes. */
+void ckpt_hash_elems(ckpt_hash_t *hash, const void *data, size_t count,
+                     size_t elem_size);
+
+/* --- ckpt_fs.c: POSIX side of the commit protocol ------------------------ */
+
+/* ENOSPC -> HERD_ENOSPC, anything else -> HERD_EIO; sets a detail naming
+ * `path`, the step and strerror(err). */
+herd_result_t ckpt_errno_fail(int err, const char *path, const char *what);
+/* dir + "/" + name into buf; HERD_EINVAL when it does not fit. */
+herd_result_t ckpt_join(char *buf, size_t cap, const char *dir,
+                        const char *name);
+herd_result_t ckpt_mkdir_p(const char *dir);
+/* open(2) + fsync + close, every return checked. */
+herd_result_t ckpt_fsync_path(const char *path, bool is_dir);
+/* Creates/truncates `path` with `len` bytes, fsyncs and closes it. */
+herd_result_t ckpt_write_small_file(const char *path, const char *data,
+                                    size_t len);
+/* "ckpt-%010lld.h5" <-> step. parse accepts exactly that shape, nothing
+ * else (no '/', no ".tmp"). */
+void ckpt_file_name(int64_t step, char name[CKPT_FILE_NAME_LEN + 1]);
+bool ckpt_parse_name(const char *name, int64_t *step);
+/* Committed steps found in dir, newest first. Caller frees *steps_out. */
+herd_result_t ckpt_list_steps(const char *dir, int64_t **steps_out,
+                              size_t *count_out);
+
+/* --- ckpt.c: reader, used by the directory logic ------------------------ */
+
+/* herd_ckpt_verify without taking the lock (caller holds it). */
+herd_result_t ckpt_verify_locked(const char *path);
+
+#endif

@@ -1,0 +1,332 @@
+/* Coordinator lifecycle, its thread, and the public API (herd/coord.h).
+ *
+ * herd_coord_new binds the ROUTER on the caller's thread, so a bad address
+ * or busy port is reported to the caller instead of dying in the background,
+ * then hands the socket to the coordinator thread, which alone uses it from
+ * then on. The thread polls with a timeout of a fraction of the heartbeat
+ * interval; each wake-up drains the socket and runs a tick (heartbeat and
+ * join timeouts, forming generations), all under coord->lock.
+ *
+ * Two size limits protect the coordinator: frames above max_message_bytes
+ * are counted and dropped before decoding (coord_codec.c), and ZMQ_MAXMSGSIZE
+ * makes libzmq disconnect a peer that sends something absurdly large, so
+ * such a frame is never even buffered.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#include "coord_internal.h"
+#include "herd/herd.h"
+
+#define COORD_DRAIN_BATCH 256
+#define COORD_HARD_MAX_BYTES ((int64_t)1 << 20)
+
+int64_t coord_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the coordinator thread -------------------------------------------- */
+
+static void s_drain_extra_parts(void *router)
+{
+  int more = 1;
+  while (more) {
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    more = zmq_msg_recv(&part, router, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part);
+    zmq_msg_close(&part);
+  }
+}
+
+/* Receives and handles one message; returns 0 when none was waiting. */
+static int s_receive_one(herd_coord_t *coord)
+{
+  zmq_msg_t id, body;
+  zmq_msg_init(&id);
+  zmq_msg_init(&body);
+  if (zmq_msg_recv(&id, coord->router, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&id);
+    zmq_msg_close(&body);
+    return 0;
+  }
+  /* Parts of a multipart message arrive together: no wait needed. */
+  int ok = zmq_msg_more(&id) &&
+           zmq_msg_recv(&body, coord->router, ZMQ_DONTWAIT) >= 0;
+  if (ok && zmq_msg_more(&body)) {
+    s_drain_extra_parts(coord->router);
+    ok = 0; /* a worker sends exactly one frame */
+  }
+  if (ok)
+    coord_handle_frame(coord, zmq_msg_data(&id), zmq_msg_size(&id),
+                       zmq_msg_data(&body), zmq_msg_size(&body));
+  else
+    coord->stats.malformed_messages++;
+  zmq_msg_close(&id);
+  zmq_msg_close(&body);
+  return 1;
+}
+
+static void *s_thread_main(void *arg)
+{
+  herd_coord_t *coord = arg;
+  while (!atomic_load(&coord->stop)) {
+    zmq_pollitem_t item = {coord->router, 0, ZMQ_POLLIN, 0};
+    int ready = zmq_poll(&item, 1, coord->poll_timeout_ms);
+    if (ready < 0 && errno == ETERM)
+      break;
+    pthread_mutex_lock(&coord->lock);
+    for (int i = 0; ready > 0 && i < COORD_DRAIN_BATCH; i++)
+      if (!s_receive_one(coord))
+        break;
+    coord_members_tick(coord, coord_now_ms());
+    pthread_mutex_unlock(&coord->lock);
+  }
+  return NULL;
+}
+
+/* ---- construction --------------------------------------------------------- */
+
+static herd_result_t s_check_config(const herd_coord_config_t *config)
+{
+  if (!config || config->version != HERD_COORD_CONFIG_VERSION)
+    return herd_error_set(HERD_EINVAL, "coordinator config missing or of "
+                                       "another version");
+  if (!config->token || !config->token[0])
+    return herd_error_set(HERD_EINVAL, "coordinator needs a job token");
+  if (config->min_workers < 1 || config->heartbeat_interval_ms < 0 ||
+      config->heartbeat_misses < 0 || config->join_timeout_ms < 0 ||
+      config->port < 0 || config->port > 65535)
+    return herd_error_set(HERD_EINVAL, "coordinator config out of range");
+  return HERD_OK;
+}
+
+/* Copies the config, filling defaults; strings are owned by coord. */
+static herd_result_t s_copy_config(herd_coord_t *coord,
+                                   const herd_coord_config_t *config)
+{
+  herd_coord_config_t *c = &coord->config;
+  *c = *config;
+  coord->bind_host = strdup(config->bind_host ? config->bind_host
+                                              : "127.0.0.1");
+  coord->token = strdup(config->token);
+  coord->job_id = strdup(config->job_id ? config->job_id : "herd");
+  if (!coord->bind_host || !coord->token || !coord->job_id)
+    return HERD_ENOMEM;
+  c->bind_host = coord->bind_host;
+  c->token = coord->token;
+  c->job_id = coord->job_id;
+  c->run_dir = NULL; /* kept by coord->events */
+  if (c->max_workers < c->min_workers)
+    c->max_workers = c->min_workers;
+  if (c->heartbeat_interval_ms == 0)
+    c->heartbeat_interval_ms = 100;
+  if (c->heartbeat_misses == 0)
+    c->heartbeat_misses = 3;
+  if (c->max_message_bytes == 0)
+    c->max_message_bytes = 65536;
+  coord->limits.job_id = coord->job_id;
+  coord->limits.token = coord->token;
+  coord->limits.max_message_bytes = c->max_message_bytes;
+  int poll_ms = c->heartbeat_interval_ms / 4;
+  coord->poll_timeout_ms = poll_ms < 5 ? 5 : poll_ms > 50 ? 50 : poll_ms;
+  return HERD_OK;
+}
+
+static herd_result_t s_bind(herd_coord_t *coord)
+{
+  int one = 1, zero = 0;
+  int64_t hard_max = (int64_t)coord->config.max_message_bytes * 4;
+  if (hard_max < COORD_HARD_MAX_BYTES)
+    hard_max = COORD_HARD_MAX_BYTES;
+  coord->zmq_ctx = zmq_ctx_new();
+  if (!coord->zmq_ctx)
+    return herd_error_set(HERD_ESYS, "zmq_ctx_new: %s", zmq_strerror(errno));
+  coord->router = zmq_socket(coord->zmq_ctx, ZMQ_ROUTER);
+  if (!coord->router)
+    return herd_error_set(HERD_ESYS, "zmq_socket: %s", zmq_strerror(errno));
+  /* MANDATORY: a send to a vanished worker fails instead of vanishing;
+   * HANDOVER: a worker reconnecting with its id takes its slot back. */
+  zmq_setsockopt(coord->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+  zmq_setsockopt(coord->router, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+  zmq_setsockopt(coord->router, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(coord->router, ZMQ_MAXMSGSIZE, &hard_max, sizeof hard_max);
+  char address[300];
+  if (coord->config.port)
+    snprintf(address, sizeof address, "tcp://%s:%d", coord->bind_host,
+             coord->config.port);
+  else
+    snprintf(address, sizeof address, "tcp://%s:*", coord->bind_host);
+  if (zmq_bind(coord->router, address) != 0)
+    return herd_error_set(HERD_EIO, "cannot bind %s: %s", address,
+                          zmq_strerror(errno));
+  size_t len = sizeof coord->endpoint;
+  if (zmq_getsockopt(coord->router, ZMQ_LAST_ENDPOINT, coord->endpoint,
+                     &len) != 0)
+    return herd_error_set(HERD_ESYS, "cannot read bound endpoint");
+  return HERD_OK;
+}
+
+herd_result_t herd_coord_new(const herd_coord_config_t *config,
+                             herd_coord_t **coord_out)
+{
+  herd_result_t rc = HERD_OK;
+  herd_coord_t *coord = NULL;
+  if (!coord_out)
+    return HERD_EINVAL;
+  *coord_out = NULL;
+  HERD_TRY(s_check_config(config));
+  coord = calloc(1, sizeof *coord);
+  if (!coord) {
+    rc = HERD_ENOMEM;
+    goto out;
+  }
+  pthread_mutex_init(&coord->lock, NULL);
+  HERD_TRY(s_copy_config(coord, config));
+  coord->members = calloc((size_t)coord->config.max_workers,
+                          sizeof *coord->members);
+  if (!coord->members) {
+    rc = HERD_ENOMEM;
+    goto out;
+  }
+  coord->stats.test_accuracy = -1;
+  coord->started_ms = coord_now_ms();
+  HERD_TRY(coord_events_open(&coord->events, config->run_dir));
+  HERD_TRY(s_bind(coord));
+  if (pthread_create(&coord->thread, NULL, s_thread_main, coord) != 0) {
+    rc = herd_error_set(HERD_ESYS, "cannot start the coordinator thread");
+    goto out;
+  }
+  coord->thread_started = 1;
+  HERD_LOG(HERD_LOG_INFO, COORD_LOG, "listening on %s", coord->endpoint);
+  *coord_out = coord;
+  coord = NULL;
+out:
+  herd_coord_destroy(&coord);
+  return rc;
+}
+
+void herd_coord_destroy(herd_coord_t **coord_p)
+{
+  if (!coord_p || !*coord_p)
+    return;
+  herd_coord_t *coord = *coord_p;
+  *coord_p = NULL;
+  if (coord->thread_started) {
+    atomic_store(&coord->stop, 1);
+    pthread_join(coord->thread, NULL);
+  }
+  if (coord->router)
+    zmq_close(coord->router);
+  if (coord->zmq_ctx)
+    zmq_ctx_term(coord->zmq_ctx);
+  coord_events_close(&coord->events);
+  pthread_mutex_destroy(&coord->lock);
+  free(coord->members);
+  free(coord->bind_host);
+  free(coord->token);
+  free(coord->job_id);
+  free(coord);
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+const char *herd_coord_endpoint(const herd_coord_t *coord)
+{
+  return coord ? coord->endpoint : "";
+}
+
+herd_result_t herd_coord_stats(herd_coord_t *coord, herd_coord_stats_t *out)
+{
+  if (!coord || !out)
+    return HERD_EINVAL;
+  pthread_mutex_lock(&coord->lock);
+  *out = coord->stats;
+  pthread_mutex_unlock(&coord->lock);
+  return HERD_OK;
+}
+
+/* Matches pid on this host only: pids on other hosts may collide. */
+static coord_member_t *s_local_member(herd_coord_t *coord, int pid)
+{
+  char host[COORD_HOST_MAX] = "";
+  gethostname(host, sizeof host - 1);
+  for (int i = 0; i < coord->config.max_workers; i++) {
+    coord_member_t *m = &coord->members[i];
+    if (m->in_use && m->pid == pid && strcmp(m->host, host) == 0)
+      return m;
+  }
+  return NULL;
+}
+
+herd_result_t herd_coord_note_exit(herd_coord_t *coord, int pid, int status)
+{
+  if (!coord)
+    return HERD_EINVAL;
+  pthread_mutex_lock(&coord->lock);
+  coord_member_t *member = s_local_member(coord, pid);
+  if (member && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    /* Exited cleanly without a Leave: gone all the same. */
+    coord_member_leave(coord, member);
+  } else if (member) {
+    char reason[96];
+    if (WIFSIGNALED(status))
+      snprintf(reason, sizeof reason, "process killed by signal %d",
+               WTERMSIG(status));
+    else
+      snprintf(reason, sizeof reason, "process exited with status %d",
+               WIFEXITED(status) ? WEXITSTATUS(status) : status);
+    coord_member_fail(coord, member, reason);
+  }
+  pthread_mutex_unlock(&coord->lock);
+  return HERD_OK;
+}
+
+herd_result_t herd_coord_add_event(herd_coord_t *coord, const char *event,
+                                   const char *fields_json)
+{
+  json_t *fields = NULL;
+  if (!coord || !event || !event[0])
+    return HERD_EINVAL;
+  if (fields_json) {
+    json_error_t error;
+    fields = json_loads(fields_json, 0, &error);
+    if (!json_is_object(fields)) {
+      const char *why = fields ? "not an object" : error.text;
+      herd_result_t rc = herd_error_set(
+          HERD_EINVAL, "event fields are not a JSON object: %s", why);
+      json_decref(fields);
+      return rc;
+    }
+  }
+  pthread_mutex_lock(&coord->lock);
+  coord_events_write(&coord->events, event, fields);
+  pthread_mutex_unlock(&coord->lock);
+  return HERD_OK;
+}
+
+herd_result_t herd_coord_finish(herd_coord_t *coord, int job_ok,
+                                const char *reason)
+{
+  if (!coord)
+    return HERD_EINVAL;
+  pthread_mutex_lock(&coord->lock);
+  coord_job_apply(coord, COORD_JOB_EV_FINISH);
+  coord_events_write(&coord->events, "done",
+                     json_pack("{s:b, s:o}", "ok", job_ok, "reason",
+                               reason ? coord_json_string(reason)
+                                      : json_null()));
+  herd_result_t rc = coord_events_write_summary(coord, job_ok, reason);
+  pthread_mutex_unlock(&coord->lock);
+  return rc;
+}

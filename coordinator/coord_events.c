@@ -1,0 +1,234 @@
+/* The run directory's record: events.jsonl (append-only, one JSON object per
+ * line, flushed per line so `tail -f` and a crashed coordinator both see
+ * every event) and summary.json (written once at the end, temp + rename so
+ * readers never see half a file).
+ *
+ * Everything written here may come from the wire, so strings are made valid
+ * UTF-8 (jansson refuses anything else) and non-finite doubles become null
+ * (JSON has no NaN). Callers hold coord->lock.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "coord_internal.h"
+#include "herd/herd.h"
+
+#define COORD_MAX_CHECKPOINTS 100000
+
+void *coord_json_string(const char *text)
+{
+  json_t *value = json_string(text ? text : "");
+  if (value)
+    return value;
+  /* Invalid UTF-8 from the wire: keep the ASCII, mark the rest. */
+  char *copy = strdup(text);
+  if (!copy)
+    return json_null();
+  for (char *p = copy; *p; p++)
+    if ((unsigned char)*p >= 0x80)
+      *p = '?';
+  value = json_string(copy);
+  free(copy);
+  return value ? value : json_null();
+}
+
+void *coord_json_real(double value)
+{
+  return isfinite(value) ? json_real(value) : json_null();
+}
+
+static herd_result_t s_mkdir_p(const char *path)
+{
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return herd_error_set(HERD_EINVAL, "run dir path too long");
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+      return herd_error_set(HERD_EIO, "cannot create %s: %s", buf,
+                            strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+    return herd_error_set(HERD_EIO, "cannot create %s: %s", buf,
+                          strerror(errno));
+  return HERD_OK;
+}
+
+herd_result_t coord_events_open(coord_events_t *events, const char *run_dir)
+{
+  herd_result_t rc = HERD_OK;
+  char path[4096];
+  memset(events, 0, sizeof *events);
+  if (!run_dir)
+    return HERD_OK;
+  HERD_TRY(s_mkdir_p(run_dir));
+  events->run_dir = strdup(run_dir);
+  if (!events->run_dir) {
+    rc = HERD_ENOMEM;
+    goto out;
+  }
+  snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
+  events->file = fopen(path, "a");
+  if (!events->file)
+    rc = herd_error_set(HERD_EIO, "cannot open %s: %s", path,
+                        strerror(errno));
+out:
+  if (rc != HERD_OK)
+    coord_events_close(events);
+  return rc;
+}
+
+void coord_events_close(coord_events_t *events)
+{
+  if (events->file)
+    fclose(events->file);
+  for (size_t i = 0; i < events->n_checkpoints; i++)
+    free(events->checkpoints[i]);
+  free(events->checkpoints);
+  free(events->run_dir);
+  memset(events, 0, sizeof *events);
+}
+
+static double s_unix_seconds(void)
+{
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+void coord_events_write(coord_events_t *events, const char *event,
+                        void *fields)
+{
+  json_t *extra = fields;
+  json_t *line = NULL;
+  char *text = NULL;
+  if (!events->file)
+    goto out;
+  line = json_pack("{s:f, s:s}", "ts", s_unix_seconds(), "event", event);
+  if (!line)
+    goto out;
+  /* ts and event are the contract; extra fields never overwrite them. */
+  if (json_is_object(extra))
+    json_object_update_missing(line, extra);
+  text = json_dumps(line, JSON_COMPACT);
+  if (!text)
+    goto out;
+  if (fprintf(events->file, "%s\n", text) < 0 || fflush(events->file) != 0)
+    HERD_LOG(HERD_LOG_WARN, COORD_LOG, "cannot write events.jsonl: %s",
+             strerror(errno));
+out:
+  free(text);
+  json_decref(line);
+  json_decref(extra);
+}
+
+herd_result_t coord_events_add_checkpoint(coord_events_t *events,
+                                          const char *path)
+{
+  if (events->n_checkpoints == events->cap_checkpoints) {
+    size_t cap = events->cap_checkpoints ? events->cap_checkpoints * 2 : 16;
+    if (cap > COORD_MAX_CHECKPOINTS)
+      return HERD_ETOOBIG;
+    char **grown = realloc(events->checkpoints, cap * sizeof *grown);
+    if (!grown)
+      return HERD_ENOMEM;
+    events->checkpoints = grown;
+    events->cap_checkpoints = cap;
+  }
+  char *copy = strdup(path);
+  if (!copy)
+    return HERD_ENOMEM;
+  events->checkpoints[events->n_checkpoints++] = copy;
+  return HERD_OK;
+}
+
+static json_t *s_summary_json(herd_coord_t *coord, int job_ok,
+                              const char *reason)
+{
+  const herd_coord_stats_t *s = &coord->stats;
+  herd_done_report_t d = {s->step, s->epoch, s->test_accuracy,
+                          s->samples_per_second, s->world_size, -1};
+  if (coord->have_done)
+    d = coord->done_report;
+  json_t *paths = json_array();
+  for (size_t i = 0; paths && i < coord->events.n_checkpoints; i++)
+    json_array_append_new(paths,
+                          coord_json_string(coord->events.checkpoints[i]));
+  json_t *summary = json_pack(
+      "{s:I, s:I, s:o, s:o, s:i, s:o, s:o, s:I, s:I, s:b}", "final_step",
+      (json_int_t)d.final_step, "epochs", (json_int_t)d.epochs,
+      "test_accuracy",
+      d.test_accuracy < 0 ? json_null() : coord_json_real(d.test_accuracy),
+      "samples_per_second", coord_json_real(d.samples_per_second),
+      "world_size", d.world_size, "resumed_from_step",
+      d.resumed_from_step < 0 ? json_null()
+                              : json_integer(d.resumed_from_step),
+      "checkpoints", paths ? paths : json_array(), "generations",
+      (json_int_t)s->generation, "failures", (json_int_t)s->failures, "ok",
+      job_ok);
+  if (summary) {
+    json_object_set_new(summary, "job_id", coord_json_string(coord->job_id));
+    json_object_set_new(summary, "reason",
+                        reason ? coord_json_string(reason) : json_null());
+  }
+  return summary;
+}
+
+/* temp + fsync + rename: a reader sees the old summary or the new one. */
+static herd_result_t s_write_atomically(const char *path, const char *text)
+{
+  herd_result_t rc = HERD_OK;
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  FILE *file = fopen(tmp, "w");
+  if (!file)
+    return herd_error_set(HERD_EIO, "cannot create %s: %s", tmp,
+                          strerror(errno));
+  int failed = fputs(text, file) < 0 || fputc('\n', file) < 0 ||
+               fflush(file) != 0 || fsync(fileno(file)) != 0;
+  if (fclose(file) != 0 || failed) {
+    rc = herd_error_set(HERD_EIO, "cannot write %s: %s", tmp,
+                        strerror(errno));
+    goto out;
+  }
+  if (rename(tmp, path) != 0)
+    rc = herd_error_set(HERD_EIO, "cannot rename %s to %s: %s", tmp, path,
+                        strerror(errno));
+out:
+  if (rc != HERD_OK)
+    unlink(tmp);
+  return rc;
+}
+
+herd_result_t coord_events_write_summary(herd_coord_t *coord, int job_ok,
+                                         const char *reason)
+{
+  herd_result_t rc = HERD_OK;
+  char path[4096];
+  char *text = NULL;
+  json_t *summary = NULL;
+  if (!coord->events.run_dir)
+    return HERD_OK;
+  snprintf(path, sizeof path, "%s/summary.json", coord->events.run_dir);
+  summary = s_summary_json(coord, job_ok, reason);
+  text = summary ? json_dumps(summary, JSON_INDENT(2)) : NULL;
+  if (!text) {
+    rc = herd_error_set(HERD_ENOMEM, "cannot build summary.json");
+    goto out;
+  }
+  HERD_TRY(s_write_atomically(path, text));
+out:
+  free(text);
+  json_decref(summary);
+  return rc;
+}

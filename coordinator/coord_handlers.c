@@ -1,0 +1,195 @@
+/* What the coordinator does with each message it accepts.
+ *
+ * Runs on the coordinator thread with coord->lock held. Reports drive the
+ * events log and the stats; only rank 0's step/epoch/done reports count,
+ * because data-parallel ranks report the same global numbers and one line
+ * per step is what `herd top` and the summary want. Any message from a
+ * member refreshes its heartbeat clock: a busy worker need not also send a
+ * Heartbeat to stay alive.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "coord_internal.h"
+#include "herd/herd.h"
+
+static void s_handle_join(herd_coord_t *coord, const void *id, size_t id_len,
+                          const Herd__Join *join)
+{
+  coord_member_t *member = coord_member_find(coord, id, id_len);
+  if (member) {
+    /* A repeated Join (the worker's first reply got lost): answer again. */
+    if (member->state == COORD_MEMBER_ACTIVE)
+      coord_send_roster(coord, member);
+    return;
+  }
+  if (coord->job_state == COORD_JOB_FAILED ||
+      coord->job_state == COORD_JOB_FINISHED) {
+    coord_codec_send_refused(coord, id, id_len,
+                             coord->stats.failed ? coord->stats.failure
+                                                 : "job finished");
+    return;
+  }
+  member = coord_member_add(coord, id, id_len, join);
+  if (!member) {
+    char reason[96];
+    snprintf(reason, sizeof reason, "job is full (max %d workers)",
+             coord->config.max_workers);
+    coord_codec_send_refused(coord, id, id_len, reason);
+    return;
+  }
+  /* member_joined is logged on admission, when the rank is known. */
+  HERD_LOG(HERD_LOG_INFO, COORD_LOG, "worker pid %d on %s joined", join->pid,
+           member->host);
+}
+
+static void s_handle_step(herd_coord_t *coord, const Herd__StepReport *r)
+{
+  coord->stats.step = r->step;
+  coord->stats.epoch = r->epoch;
+  coord->stats.loss = r->loss;
+  coord->stats.samples_per_second = r->samples_per_second;
+  coord_events_write(
+      &coord->events, "step",
+      json_pack("{s:I, s:I, s:I, s:i, s:o, s:o, s:I, s:I}", "step",
+                (json_int_t)r->step, "epoch", (json_int_t)r->epoch,
+                "generation", (json_int_t)r->generation, "world_size",
+                r->world_size, "loss", coord_json_real(r->loss),
+                "samples_per_second",
+                coord_json_real(r->samples_per_second), "sample_begin",
+                (json_int_t)r->sample_begin, "sample_end",
+                (json_int_t)r->sample_end));
+}
+
+static void s_handle_epoch(herd_coord_t *coord, const Herd__EpochEnd *e)
+{
+  coord->stats.epoch = e->epoch;
+  coord->stats.test_accuracy = e->test_accuracy;
+  coord_events_write(&coord->events, "epoch_end",
+                     json_pack("{s:I, s:o, s:o}", "epoch",
+                               (json_int_t)e->epoch, "test_accuracy",
+                               coord_json_real(e->test_accuracy), "test_loss",
+                               coord_json_real(e->test_loss)));
+}
+
+static void s_handle_checkpoint(herd_coord_t *coord,
+                                const Herd__CkptCommitted *c)
+{
+  if (coord_events_add_checkpoint(&coord->events, c->path) != HERD_OK)
+    HERD_LOG(HERD_LOG_WARN, COORD_LOG, "checkpoint list full or no memory");
+  coord_events_write(&coord->events, "checkpoint_committed",
+                     json_pack("{s:I, s:o}", "step", (json_int_t)c->step,
+                               "path", coord_json_string(c->path)));
+}
+
+static void s_handle_done(herd_coord_t *coord, const Herd__Done *d)
+{
+  coord->have_done = 1;
+  coord->done_report.final_step = d->final_step;
+  coord->done_report.epochs = d->epochs;
+  coord->done_report.test_accuracy = d->test_accuracy;
+  coord->done_report.samples_per_second = d->samples_per_second;
+  coord->done_report.world_size = d->world_size;
+  coord->done_report.resumed_from_step = d->resumed_from_step;
+  coord->stats.done = 1;
+  coord->stats.test_accuracy = d->test_accuracy;
+  if (d->final_step > coord->stats.step)
+    coord->stats.step = d->final_step;
+}
+
+static void s_handle_peer_failed(herd_coord_t *coord,
+                                 const Herd__PeerFailed *p)
+{
+  if (p->generation != coord->stats.generation)
+    return; /* about an old generation: already handled */
+  coord_member_t *peer = coord_member_by_rank(coord, p->rank);
+  if (!peer)
+    return;
+  char reason[192];
+  snprintf(reason, sizeof reason, "peer reported: %.160s", p->reason);
+  coord_member_fail(coord, peer, reason);
+}
+
+/* Reports from a member; rank-0-only ones are filtered here. */
+static void s_handle_member_message(herd_coord_t *coord,
+                                    coord_member_t *member,
+                                    const Herd__Envelope *env)
+{
+  int is_rank0 = member->state == COORD_MEMBER_ACTIVE && member->rank == 0;
+  switch (env->body_case) {
+  case HERD__ENVELOPE__BODY_HEARTBEAT:
+    break;
+  case HERD__ENVELOPE__BODY_STEP_REPORT:
+    if (is_rank0)
+      s_handle_step(coord, env->step_report);
+    break;
+  case HERD__ENVELOPE__BODY_EPOCH_END:
+    if (is_rank0)
+      s_handle_epoch(coord, env->epoch_end);
+    break;
+  case HERD__ENVELOPE__BODY_CKPT_COMMITTED:
+    s_handle_checkpoint(coord, env->ckpt_committed);
+    break;
+  case HERD__ENVELOPE__BODY_DONE:
+    if (is_rank0)
+      s_handle_done(coord, env->done);
+    break;
+  case HERD__ENVELOPE__BODY_LEAVE:
+    coord_member_leave(coord, member);
+    break;
+  case HERD__ENVELOPE__BODY_PEER_FAILED:
+    s_handle_peer_failed(coord, env->peer_failed);
+    break;
+  default:
+    /* KV and coordinator-to-worker bodies: not served yet. */
+    HERD_LOG(HERD_LOG_DEBUG, COORD_LOG, "ignoring %s from pid %d",
+             herd_wire_body_name(env), member->pid);
+    break;
+  }
+}
+
+static void s_dispatch(herd_coord_t *coord, const void *id, size_t id_len,
+                       const Herd__Envelope *env)
+{
+  if (env->body_case == HERD__ENVELOPE__BODY_JOIN) {
+    s_handle_join(coord, id, id_len, env->join);
+    return;
+  }
+  coord_member_t *member = coord_member_find(coord, id, id_len);
+  if (!member) {
+    /* Evicted (declared dead) or from before a coordinator restart: tell
+     * it, so the worker does not believe it is still in the job. Leave
+     * from a stranger needs no answer. */
+    if (env->body_case != HERD__ENVELOPE__BODY_LEAVE)
+      coord_codec_send_refused(coord, id, id_len,
+                               "not a member of this job (evicted?)");
+    return;
+  }
+  member->last_seen_ms = coord_now_ms();
+  s_handle_member_message(coord, member, env);
+}
+
+void coord_handle_frame(herd_coord_t *coord, const void *routing_id,
+                        size_t routing_id_len, const void *data, size_t size)
+{
+  herd_wire_msg_t msg;
+  char reason[160];
+  herd_result_t rc = coord_codec_decode(&coord->limits, data, size, &msg,
+                                        reason, sizeof reason);
+  if (rc == HERD_ETOOBIG || rc == HERD_EFORMAT) {
+    coord->stats.malformed_messages++;
+    HERD_LOG(HERD_LOG_WARN, COORD_LOG, "dropped malformed message: %s",
+             reason);
+    return;
+  }
+  if (rc != HERD_OK) {
+    HERD_LOG(HERD_LOG_WARN, COORD_LOG, "refused %s: %s",
+             herd_wire_body_name(msg.env), reason);
+    coord_codec_send_refused(coord, routing_id, routing_id_len, reason);
+  } else {
+    s_dispatch(coord, routing_id, routing_id_len, msg.env);
+  }
+  herd_wire_msg_clear(&msg);
+}

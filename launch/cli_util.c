@@ -1,0 +1,81 @@
+/* Small helpers shared by the herd subcommands: folders, tokens, signals,
+ * clocks. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cmds.h"
+
+herd_result_t herd_cli_mkdirs(const char *path)
+{
+  char buf[4096];
+  if (!path || !*path || strlen(path) >= sizeof buf)
+    return herd_error_set(HERD_EINVAL, "bad folder name");
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1;; p++) {
+    char saved = *p;
+    if (saved != '/' && saved != '\0')
+      continue;
+    *p = '\0';
+    if (mkdir(buf, 0775) != 0 && errno != EEXIST)
+      return herd_error_set(HERD_EIO, "cannot create folder '%s': %s", buf,
+                            strerror(errno));
+    *p = saved;
+    if (saved == '\0')
+      break;
+  }
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+    return herd_error_set(HERD_EIO, "'%s' is not a folder", path);
+  return HERD_OK;
+}
+
+herd_result_t herd_cli_mkdirs_parent(const char *file)
+{
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", file);
+  char *slash = strrchr(buf, '/');
+  if (!slash || slash == buf)
+    return HERD_OK;
+  *slash = '\0';
+  return herd_cli_mkdirs(buf);
+}
+
+herd_result_t herd_cli_random_token(char *out, size_t cap)
+{
+  unsigned char bytes[16];
+  if (cap < 2 * sizeof bytes + 1)
+    return HERD_EINVAL;
+  if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes)
+    return herd_error_set(HERD_ESYS, "getrandom: %s", strerror(errno));
+  for (size_t i = 0; i < sizeof bytes; i++)
+    snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+  return HERD_OK;
+}
+
+static volatile sig_atomic_t s_signal;
+
+static void s_on_signal(int signo) { s_signal = signo; }
+
+void herd_cli_catch_signals(void)
+{
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = s_on_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, NULL);
+  sigaction(SIGTERM, &action, NULL);
+}
+
+int herd_cli_signal_received(void) { return s_signal; }
+
+double herd_cli_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}

@@ -1,0 +1,113 @@
+/* `herd coord`: the coordinator on its own, for workers started by mpirun,
+ * srun or Kubernetes. `herd run` embeds the same library code. */
+#include <stddef.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cmds.h"
+
+typedef struct {
+  const char *bind;
+  int64_t port;
+  const char *token;
+  const char *job_id;
+  const char *run_dir;
+  int64_t min_workers, max_workers;
+  int64_t heartbeat_ms, heartbeat_misses;
+  double join_timeout_s;
+} s_coord_opts_t;
+
+#define S_OFF(field) offsetof(s_coord_opts_t, field)
+static const herd_opt_t s_table[] = {
+    {"bind", 0, "HERD_COORD_BIND", HERD_OPT_STRING, "127.0.0.1", 0, 0, NULL,
+     S_OFF(bind), "address to bind (0.0.0.0 only when workers are remote)"},
+    {"port", 'p', "HERD_COORD_PORT", HERD_OPT_INT, "0", 0, 65535, NULL,
+     S_OFF(port), "TCP port; 0 picks a free one and prints it"},
+    {"token", 0, "HERD_TOKEN", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(token),
+     "job token workers must present (random if unset; printed)"},
+    {"job-id", 0, "HERD_JOB_ID", HERD_OPT_STRING, "herd", 0, 0, NULL,
+     S_OFF(job_id), "job id workers must name"},
+    {"run-dir", 0, "HERD_RUN_DIR", HERD_OPT_STRING, "runs/coord", 0, 0, NULL,
+     S_OFF(run_dir), "where events.jsonl and summary.json go"},
+    {"min", 0, "HERD_MIN", HERD_OPT_INT, "1", 1, 100000, NULL,
+     S_OFF(min_workers), "workers needed to form a generation"},
+    {"max", 0, "HERD_MAX", HERD_OPT_INT, "0", 0, 100000, NULL,
+     S_OFF(max_workers), "most workers admitted (0: same as --min)"},
+    {"heartbeat-ms", 0, "HERD_HEARTBEAT_MS", HERD_OPT_INT, "100", 10, 60000,
+     NULL, S_OFF(heartbeat_ms), "worker heartbeat interval"},
+    {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "3", 1, 100,
+     NULL, S_OFF(heartbeat_misses), "missed heartbeats before a worker is failed"},
+    {"join-timeout", 0, "HERD_JOIN_TIMEOUT", HERD_OPT_DOUBLE, "120", 1, 86400,
+     NULL, S_OFF(join_timeout_s), "seconds to wait for --min workers"},
+};
+
+static const char s_usage[] =
+    "usage: herd coord [OPTIONS]\n\n"
+    "Runs the coordinator until the job is done (rank 0 reports done), the\n"
+    "join timeout passes, or SIGINT/SIGTERM. Workers find it through\n"
+    "HERD_COORD=tcp://HOST:PORT and HERD_TOKEN.";
+
+static int s_wait_for_job(herd_coord_t *coord)
+{
+  herd_coord_stats_t stats;
+  for (;;) {
+    usleep(100 * 1000);
+    if (herd_coord_stats(coord, &stats) != HERD_OK)
+      continue;
+    if (stats.done) {
+      herd_coord_finish(coord, 1, NULL);
+      printf("herd coord: job done at step %lld\n", (long long)stats.step);
+      return HERD_EXIT_OK;
+    }
+    if (stats.failed) {
+      herd_coord_finish(coord, 0, stats.failure);
+      fprintf(stderr, "herd coord: error: %s\n", stats.failure);
+      return HERD_EXIT_FAILED;
+    }
+    if (herd_cli_signal_received()) {
+      herd_coord_finish(coord, 0, "coordinator interrupted");
+      fprintf(stderr, "herd coord: interrupted\n");
+      return HERD_EXIT_INTERRUPTED;
+    }
+  }
+}
+
+int herd_cmd_coord(int argc, char **argv)
+{
+  s_coord_opts_t opts = {0};
+  int first = 0;
+  int code = herd_cli_parse(s_usage, s_table, sizeof s_table / sizeof *s_table,
+                            &opts, argc, argv, &first);
+  if (code >= 0)
+    return code;
+  char token[64];
+  if (!opts.token) {
+    if (herd_cli_random_token(token, sizeof token) != HERD_OK)
+      return herd_cli_fail("coord", HERD_ESYS);
+    opts.token = token;
+  }
+  herd_result_t rc = herd_cli_mkdirs(opts.run_dir);
+  if (rc != HERD_OK)
+    return herd_cli_fail("coord", rc);
+  herd_coord_config_t config = HERD_COORD_CONFIG_INIT;
+  config.bind_host = opts.bind;
+  config.port = (int)opts.port;
+  config.token = opts.token;
+  config.job_id = opts.job_id;
+  config.run_dir = opts.run_dir;
+  config.min_workers = (int)opts.min_workers;
+  config.max_workers = (int)(opts.max_workers ? opts.max_workers : opts.min_workers);
+  config.heartbeat_interval_ms = (int)opts.heartbeat_ms;
+  config.heartbeat_misses = (int)opts.heartbeat_misses;
+  config.join_timeout_ms = (int)(opts.join_timeout_s * 1000);
+  herd_coord_t *coord = NULL;
+  herd_cli_catch_signals();
+  if ((rc = herd_coord_new(&config, &coord)) != HERD_OK)
+    return herd_cli_fail("coord", rc);
+  printf("herd coord: listening on %s\nHERD_COORD=%s\nHERD_TOKEN=%s\n",
+         herd_coord_endpoint(coord), herd_coord_endpoint(coord), opts.token);
+  fflush(stdout);
+  code = s_wait_for_job(coord);
+  herd_coord_destroy(&coord);
+  return code;
+}

@@ -1,0 +1,222 @@
+/* `herd run`: one command for a whole job on this machine.
+ *
+ * Starts an embedded coordinator on a free loopback port, launches N workers
+ * (through mpirun, or fork/exec with --launcher local) with the coordinator
+ * address and a fresh job token in their environment, prints a progress
+ * line at a steady interval, forwards Ctrl-C/SIGTERM to the workers, and
+ * finishes the run directory (events.jsonl `done`, summary.json). No user
+ * string reaches a shell: children are started with posix_spawn.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "launch_internal.h"
+
+extern char **environ;
+
+#define S_OFF(field) offsetof(herd_run_opts_t, field)
+static const herd_opt_t s_table[] = {
+    {"nproc", 'n', "HERD_NPROC", HERD_OPT_INT, "1", 1, 4096, NULL,
+     S_OFF(nproc), "number of workers"},
+    {"run-dir", 0, "HERD_RUN_DIR", HERD_OPT_STRING, "runs/run", 0, 0, NULL,
+     S_OFF(run_dir), "run directory (events.jsonl, summary.json, ckpt/)"},
+    {"ckpt-every", 0, "HERD_CKPT_EVERY", HERD_OPT_INT, "500", 0, 1e12, NULL,
+     S_OFF(ckpt_every), "checkpoint every S steps (0: only at the end)"},
+    {"resume", 0, "HERD_RESUME", HERD_OPT_STRING, "auto", 0, 0, NULL,
+     S_OFF(resume), "auto (newest good checkpoint), never, or a file"},
+    {"launcher", 0, "HERD_LAUNCHER", HERD_OPT_CHOICE, NULL, 0, 0,
+     "mpirun|local", S_OFF(launcher),
+     "how workers start (default: mpirun when installed, else local)"},
+    {"backend", 0, "HERD_BACKEND", HERD_OPT_CHOICE, NULL, 0, 0,
+     "mpi|gloo|nccl", S_OFF(backend), "collectives backend for the workers"},
+    {"progress-interval", 0, "HERD_PROGRESS_INTERVAL", HERD_OPT_DOUBLE, "2",
+     0.1, 3600, NULL, S_OFF(progress_interval_s), "seconds between progress lines"},
+    {"join-timeout", 0, "HERD_JOIN_TIMEOUT", HERD_OPT_DOUBLE, "120", 1, 86400,
+     NULL, S_OFF(join_timeout_s), "seconds to wait for all workers to join"},
+    {"heartbeat-ms", 0, "HERD_HEARTBEAT_MS", HERD_OPT_INT, "100", 10, 60000,
+     NULL, S_OFF(heartbeat_ms), "worker heartbeat interval"},
+    {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "3", 1, 100,
+     NULL, S_OFF(heartbeat_misses), "missed heartbeats before a worker is failed"},
+};
+
+static const char s_usage[] =
+    "usage: herd run [-n N] [--run-dir DIR] [--ckpt-every S]\n"
+    "                [--resume auto|never|PATH] [--launcher mpirun|local]\n"
+    "                -- COMMAND [ARGS]\n\n"
+    "Starts a coordinator on a free loopback port and N workers running\n"
+    "COMMAND (e.g. herd-train). Workers get HERD_COORD, HERD_TOKEN,\n"
+    "HERD_RUN_DIR, HERD_CKPT_DIR, HERD_CKPT_EVERY and HERD_RESUME.\n"
+    "Exit status: 0 done, 1 job failed, 2 bad usage, 130 interrupted.";
+
+/* Exports the variables every worker reads. */
+static herd_result_t s_export_env(const herd_run_opts_t *opts,
+                                  herd_coord_t *coord, const char *token)
+{
+  char ckpt_dir[4096], number[32];
+  snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", opts->run_dir);
+  snprintf(number, sizeof number, "%lld", (long long)opts->ckpt_every);
+  int failed = setenv("HERD_COORD", herd_coord_endpoint(coord), 1) ||
+               setenv("HERD_TOKEN", token, 1) ||
+               setenv("HERD_JOB_ID", "herd", 1) ||
+               setenv("HERD_RUN_DIR", opts->run_dir, 1) ||
+               setenv("HERD_CKPT_DIR", ckpt_dir, 1) ||
+               setenv("HERD_CKPT_EVERY", number, 1) ||
+               setenv("HERD_RESUME", opts->resume, 1);
+  snprintf(number, sizeof number, "%lld", (long long)opts->heartbeat_ms);
+  failed = failed || setenv("HERD_HEARTBEAT_MS", number, 1);
+  if (opts->backend)
+    failed = failed || setenv("HERD_BACKEND", opts->backend, 1);
+  return failed ? herd_error_set(HERD_ESYS, "setenv failed") : HERD_OK;
+}
+
+static herd_result_t s_start_coord(const herd_run_opts_t *opts,
+                                   const char *token, herd_coord_t **coord)
+{
+  herd_coord_config_t config = HERD_COORD_CONFIG_INIT;
+  config.token = token;
+  config.run_dir = opts->run_dir;
+  config.min_workers = (int)opts->nproc;
+  config.max_workers = (int)opts->nproc;
+  config.heartbeat_interval_ms = (int)opts->heartbeat_ms;
+  config.heartbeat_misses = (int)opts->heartbeat_misses;
+  config.join_timeout_ms = (int)(opts->join_timeout_s * 1000);
+  return herd_coord_new(&config, coord);
+}
+
+static void s_print_progress(herd_coord_t *coord, int nproc)
+{
+  herd_coord_stats_t stats;
+  if (herd_coord_stats(coord, &stats) != HERD_OK)
+    return;
+  if (stats.generation == 0)
+    printf("herd: waiting for workers: %d of %d joined\n", stats.members, nproc);
+  else if (stats.step == 0)
+    printf("herd: generation %lld formed, world %d, starting\n",
+           (long long)stats.generation, stats.world_size);
+  else
+    printf("herd: step %lld  epoch %lld  loss %.4f  %.0f samples/s  world %d"
+           "  gen %lld\n",
+           (long long)stats.step, (long long)stats.epoch, stats.loss,
+           stats.samples_per_second, stats.world_size,
+           (long long)stats.generation);
+  fflush(stdout);
+}
+
+/* Runs the job until every worker has exited; fills *reason on failure. */
+static int s_supervise(const herd_run_opts_t *opts, herd_coord_t *coord,
+                       herd_children_t *children, char *reason, size_t cap)
+{
+  double next_progress = herd_cli_now() + opts->progress_interval_s;
+  int interrupted = 0;
+  while (herd_children_alive(children) > 0) {
+    usleep(50 * 1000);
+    herd_children_reap(children, coord);
+    herd_coord_stats_t stats;
+    herd_coord_stats(coord, &stats);
+    if (stats.failed && !children->stopping) {
+      snprintf(reason, cap, "%s", stats.failure);
+      herd_children_stop(children, SIGTERM);
+    }
+    int signo = herd_cli_signal_received();
+    if (signo && !interrupted) {
+      interrupted = signo;
+      fprintf(stderr, "herd: %s received, stopping workers\n",
+              signo == SIGINT ? "SIGINT" : "SIGTERM");
+      snprintf(reason, cap, "interrupted by %s",
+               signo == SIGINT ? "SIGINT" : "SIGTERM");
+      herd_children_stop(children, SIGTERM);
+    }
+    herd_children_escalate(children);
+    if (herd_cli_now() >= next_progress) {
+      s_print_progress(coord, (int)opts->nproc);
+      next_progress += opts->progress_interval_s;
+    }
+  }
+  return interrupted;
+}
+
+static int s_finish(herd_coord_t *coord, herd_children_t *children,
+                    int interrupted, char *reason, size_t cap,
+                    const herd_run_opts_t *opts)
+{
+  herd_coord_stats_t stats;
+  herd_coord_stats(coord, &stats);
+  int ok = !interrupted && !reason[0] && stats.done &&
+           children->failed_children == 0;
+  if (!ok && !reason[0]) {
+    if (children->failed_children)
+      snprintf(reason, cap, "%s", children->first_failure);
+    else
+      snprintf(reason, cap, "workers exited before reporting the job done");
+  }
+  herd_result_t rc = herd_coord_finish(coord, ok, ok ? NULL : reason);
+  if (rc != HERD_OK)
+    fprintf(stderr, "herd run: warning: %s\n", herd_error_detail());
+  if (ok) {
+    printf("herd: done: step %lld, test accuracy %.4f, %.0f samples/s; "
+           "summary in %s/summary.json\n",
+           (long long)stats.step, stats.test_accuracy,
+           stats.samples_per_second, opts->run_dir);
+    return HERD_EXIT_OK;
+  }
+  fprintf(stderr, "herd run: error: %s\n", reason);
+  return interrupted ? HERD_EXIT_INTERRUPTED : HERD_EXIT_FAILED;
+}
+
+static int s_run_job(herd_run_opts_t *opts, char **command)
+{
+  char token[64], reason[512] = "";
+  herd_coord_t *coord = NULL;
+  herd_children_t children = {0};
+  herd_result_t rc;
+  int code = HERD_EXIT_FAILED;
+  if ((rc = herd_cli_random_token(token, sizeof token)) != HERD_OK ||
+      (rc = s_start_coord(opts, token, &coord)) != HERD_OK ||
+      (rc = s_export_env(opts, coord, token)) != HERD_OK)
+    return herd_cli_fail("run", rc);
+  printf("herd: coordinator %s, run dir %s, %lld workers via %s\n",
+         herd_coord_endpoint(coord), opts->run_dir, (long long)opts->nproc,
+         opts->launcher);
+  fflush(stdout);
+  rc = herd_children_launch(opts, command, &children);
+  if (rc != HERD_OK) {
+    snprintf(reason, sizeof reason, "%s", herd_error_detail());
+    herd_coord_finish(coord, 0, reason);
+    fprintf(stderr, "herd run: error: %s\n", reason);
+  } else {
+    int interrupted = s_supervise(opts, coord, &children, reason, sizeof reason);
+    code = s_finish(coord, &children, interrupted, reason, sizeof reason, opts);
+  }
+  herd_children_free(&children);
+  herd_coord_destroy(&coord);
+  return code;
+}
+
+int herd_cmd_run(int argc, char **argv)
+{
+  herd_run_opts_t opts = {0};
+  int first = 0;
+  int code = herd_cli_parse(s_usage, s_table, sizeof s_table / sizeof *s_table,
+                            &opts, argc, argv, &first);
+  if (code >= 0)
+    return code;
+  if (first >= argc) {
+    fprintf(stderr, "herd run: error: no command given (herd run -n N -- "
+                    "COMMAND [ARGS])\n");
+    return HERD_EXIT_USAGE;
+  }
+  herd_result_t rc = herd_launch_check(&opts, argv[first]);
+  if (rc == HERD_OK)
+    rc = herd_cli_mkdirs(opts.run_dir);
+  if (rc != HERD_OK)
+    return herd_cli_fail("run", rc == HERD_EIO ? HERD_EINVAL : rc);
+  herd_cli_catch_signals();
+  return s_run_job(&opts, argv + first);
+}

@@ -1,0 +1,41 @@
+/* Private to launch/: the `herd` subcommands and their shared helpers.
+ * Each cmd_* returns the process exit code (see HERD_EXIT_*). */
+#ifndef HERD_LAUNCH_CMDS_H
+#define HERD_LAUNCH_CMDS_H
+
+#include "herd/herd.h"
+
+/* Exit codes, documented in the README. */
+enum {
+  HERD_EXIT_OK = 0,
+  HERD_EXIT_FAILED = 1,      /* the job or check failed; retrying may help */
+  HERD_EXIT_USAGE = 2,       /* bad command line or config; retrying won't */
+  HERD_EXIT_INTERRUPTED = 130
+};
+
+int herd_cmd_run(int argc, char **argv);
+int herd_cmd_coord(int argc, char **argv);
+int herd_cmd_data(int argc, char **argv);
+int herd_cmd_ckpt(int argc, char **argv);
+
+/* Parses `table` or prints help/the error; returns -1 to continue, else an
+ * exit code for main. */
+int herd_cli_parse(const char *usage, const herd_opt_t *table, size_t count,
+                   void *config, int argc, char **argv, int *first_positional);
+/* Prints "herd <cmd>: error: <detail>" and returns HERD_EXIT_FAILED. */
+int herd_cli_fail(const char *cmd, herd_result_t rc);
+
+/* mkdir -p; errors name the path. */
+herd_result_t herd_cli_mkdirs(const char *path);
+/* mkdir -p of the folder holding `file`. */
+herd_result_t herd_cli_mkdirs_parent(const char *file);
+/* 32 random hex characters for a job token (getrandom). */
+herd_result_t herd_cli_random_token(char *out, size_t cap);
+/* SIGINT/SIGTERM set a flag instead of killing the process; returns the
+ * signal received so far (0 = none). */
+void herd_cli_catch_signals(void);
+int herd_cli_signal_received(void);
+/* Monotonic seconds. */
+double herd_cli_now(void);
+
+#endif

@@ -1,0 +1,358 @@
+/* The worker runtime's public API (herd/worker.h): join, roster, reports,
+ * leave.
+ *
+ * Join starts the link thread (runtime_link.c) first and then waits for its
+ * first roster, because a worker may wait a long time for the rest of the
+ * job to join and must keep heartbeating meanwhile, or the coordinator would
+ * declare it dead before the job even formed.
+ *
+ * Reports are packed here, on the caller's thread, and queued on an inproc
+ * PAIR with ZMQ_DONTWAIT: the training step never waits for the network. A
+ * full queue (coordinator unreachable for a long time) drops and counts.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "herd/herd.h"
+#include "runtime_internal.h"
+
+#define WORKER_QUEUE_HWM 10000
+#define WORKER_LEAVE_FLUSH_MS 1000
+#define WORKER_LINGER_MS 500
+
+/* ---- configuration -------------------------------------------------------- */
+
+static herd_result_t s_copy_config(herd_worker_t *worker,
+                                   const herd_worker_config_t *config)
+{
+  const char *endpoint = config->coord_endpoint ? config->coord_endpoint
+                                                : getenv("HERD_COORD");
+  const char *token = config->token ? config->token : getenv("HERD_TOKEN");
+  const char *job_id = config->job_id ? config->job_id : getenv("HERD_JOB_ID");
+  if (!endpoint || !endpoint[0])
+    return herd_error_set(HERD_EINVAL, "no coordinator address: set "
+                                       "HERD_COORD (tcp://host:port)");
+  if (!token)
+    return herd_error_set(HERD_EINVAL, "no job token: set HERD_TOKEN");
+  worker->endpoint = strdup(endpoint);
+  worker->token = strdup(token);
+  worker->job_id = strdup(job_id && job_id[0] ? job_id : "herd");
+  if (!worker->endpoint || !worker->token || !worker->job_id)
+    return HERD_ENOMEM;
+  worker->launcher_rank = config->launcher_rank;
+  worker->launcher_world_size = config->launcher_world_size;
+  worker->heartbeat_from_config = config->heartbeat_interval_ms > 0;
+  worker->heartbeat_interval_ms = config->heartbeat_interval_ms > 0
+                                      ? config->heartbeat_interval_ms
+                                      : WORKER_DEFAULT_HEARTBEAT_MS;
+  worker->join_timeout_ms = config->join_timeout_ms > 0
+                                ? config->join_timeout_ms
+                                : WORKER_DEFAULT_JOIN_TIMEOUT_MS;
+  return HERD_OK;
+}
+
+/* host:pid:random, unique even when pids repeat across hosts or restarts. */
+static void s_make_identity(herd_worker_t *worker)
+{
+  unsigned random_bits = 0;
+  if (getrandom(&random_bits, sizeof random_bits, GRND_NONBLOCK) !=
+      (ssize_t)sizeof random_bits) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    random_bits = (unsigned)ts.tv_nsec ^ ((unsigned)getpid() << 16);
+  }
+  if (gethostname(worker->host, sizeof worker->host - 1) != 0)
+    snprintf(worker->host, sizeof worker->host, "unknown");
+  worker->pid = (int)getpid();
+  snprintf(worker->routing_id, sizeof worker->routing_id, "%s:%d:%08x",
+           worker->host, worker->pid, random_bits);
+}
+
+/* ---- sockets ---------------------------------------------------------------- */
+
+static herd_result_t s_open_sockets(herd_worker_t *worker)
+{
+  int linger = WORKER_LINGER_MS, hwm = WORKER_QUEUE_HWM, zero = 0;
+  int reconnect_ms = 100, reconnect_max_ms = 1000;
+  char inproc[300];
+  worker->zmq_ctx = zmq_ctx_new();
+  if (!worker->zmq_ctx)
+    return herd_error_set(HERD_ESYS, "zmq_ctx_new: %s", zmq_strerror(errno));
+  worker->dealer = zmq_socket(worker->zmq_ctx, ZMQ_DEALER);
+  worker->queue_in = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
+  worker->queue_out = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
+  if (!worker->dealer || !worker->queue_in || !worker->queue_out)
+    return herd_error_set(HERD_ESYS, "zmq_socket: %s", zmq_strerror(errno));
+  zmq_setsockopt(worker->dealer, ZMQ_ROUTING_ID, worker->routing_id,
+                 strlen(worker->routing_id));
+  zmq_setsockopt(worker->dealer, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(worker->dealer, ZMQ_RECONNECT_IVL, &reconnect_ms,
+                 sizeof reconnect_ms);
+  zmq_setsockopt(worker->dealer, ZMQ_RECONNECT_IVL_MAX, &reconnect_max_ms,
+                 sizeof reconnect_max_ms);
+  zmq_setsockopt(worker->queue_in, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(worker->queue_out, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(worker->queue_in, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(worker->queue_out, ZMQ_LINGER, &zero, sizeof zero);
+  snprintf(inproc, sizeof inproc, "inproc://herd-reports-%p", (void *)worker);
+  if (zmq_bind(worker->queue_out, inproc) != 0 ||
+      zmq_connect(worker->queue_in, inproc) != 0)
+    return herd_error_set(HERD_ESYS, "inproc queue: %s", zmq_strerror(errno));
+  if (zmq_connect(worker->dealer, worker->endpoint) != 0)
+    return herd_error_set(HERD_EINVAL, "cannot connect to '%s': %s",
+                          worker->endpoint, zmq_strerror(errno));
+  return HERD_OK;
+}
+
+static void s_destroy(herd_worker_t *worker)
+{
+  if (!worker)
+    return;
+  if (worker->dealer)
+    zmq_close(worker->dealer);
+  if (worker->queue_in)
+    zmq_close(worker->queue_in);
+  if (worker->queue_out)
+    zmq_close(worker->queue_out);
+  if (worker->zmq_ctx)
+    zmq_ctx_term(worker->zmq_ctx); /* waits up to the DEALER's linger */
+  pthread_cond_destroy(&worker->changed);
+  pthread_mutex_destroy(&worker->lock);
+  free(worker->endpoint);
+  free(worker->token);
+  free(worker->job_id);
+  free(worker);
+}
+
+static void s_stop_thread(herd_worker_t *worker)
+{
+  if (!worker->thread_started)
+    return;
+  atomic_store(&worker->stop, 1);
+  pthread_join(worker->thread, NULL);
+  worker->thread_started = 0;
+}
+
+/* ---- join ------------------------------------------------------------------- */
+
+static herd_worker_t *s_alloc(void)
+{
+  herd_worker_t *worker = calloc(1, sizeof *worker);
+  if (!worker)
+    return NULL;
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&worker->changed, &attr);
+  pthread_condattr_destroy(&attr);
+  pthread_mutex_init(&worker->lock, NULL);
+  atomic_store(&worker->last_step, -1);
+  return worker;
+}
+
+/* Waits for the first roster or a refusal, at most join_timeout_ms. */
+static herd_result_t s_wait_roster(herd_worker_t *worker)
+{
+  herd_result_t rc = HERD_OK;
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += worker->join_timeout_ms / 1000;
+  deadline.tv_nsec += (long)(worker->join_timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&worker->lock);
+  while (!worker->have_roster && !worker->refused && rc == HERD_OK)
+    if (pthread_cond_timedwait(&worker->changed, &worker->lock,
+                               &deadline) == ETIMEDOUT)
+      rc = HERD_ETIMEDOUT;
+  if (worker->refused)
+    rc = herd_error_set(HERD_EAUTH, "coordinator refused the join: %s",
+                        worker->refused_reason);
+  else if (worker->have_roster)
+    rc = HERD_OK;
+  else
+    rc = herd_error_set(HERD_ETIMEDOUT, "no roster from coordinator %s "
+                        "within %g s (is it running, and did the other "
+                        "workers join?)", worker->endpoint,
+                        worker->join_timeout_ms / 1000.0);
+  pthread_mutex_unlock(&worker->lock);
+  return rc;
+}
+
+herd_result_t herd_worker_join(const herd_worker_config_t *config,
+                               herd_worker_t **worker_out)
+{
+  herd_result_t rc = HERD_OK;
+  herd_worker_t *worker = NULL;
+  if (!config || !worker_out || config->version != HERD_WORKER_CONFIG_VERSION)
+    return herd_error_set(HERD_EINVAL, "worker config missing or of "
+                                       "another version");
+  *worker_out = NULL;
+  worker = s_alloc();
+  if (!worker)
+    return HERD_ENOMEM;
+  HERD_TRY(s_copy_config(worker, config));
+  s_make_identity(worker);
+  HERD_TRY(s_open_sockets(worker));
+  if (pthread_create(&worker->thread, NULL, worker_link_main, worker) != 0) {
+    rc = herd_error_set(HERD_ESYS, "cannot start the worker link thread");
+    goto out;
+  }
+  worker->thread_started = 1;
+  HERD_TRY(s_wait_roster(worker));
+  *worker_out = worker;
+  worker = NULL;
+out:
+  if (worker) {
+    s_stop_thread(worker);
+    s_destroy(worker);
+  }
+  return rc;
+}
+
+herd_result_t herd_worker_roster(herd_worker_t *worker, herd_roster_t *out)
+{
+  if (!worker || !out)
+    return HERD_EINVAL;
+  herd_result_t rc = HERD_OK;
+  pthread_mutex_lock(&worker->lock);
+  *out = worker->roster;
+  if (worker->refused)
+    rc = herd_error_set(HERD_ESTATE, "no longer a member: %s",
+                        worker->refused_reason);
+  pthread_mutex_unlock(&worker->lock);
+  return rc;
+}
+
+/* ---- reports ---------------------------------------------------------------- */
+
+static void s_queue(herd_worker_t *worker, Herd__Envelope *env)
+{
+  zmq_msg_t frame;
+  if (herd_wire_pack(env, &frame) != HERD_OK) {
+    atomic_fetch_add(&worker->dropped_reports, 1);
+    return;
+  }
+  if (zmq_msg_send(&frame, worker->queue_in, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&frame);
+    long long dropped = atomic_fetch_add(&worker->dropped_reports, 1) + 1;
+    /* Log the first and then every 1000th, not every drop. */
+    if (dropped % 1000 == 1)
+      HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "report queue full: %lld "
+               "reports dropped", dropped);
+  }
+}
+
+void herd_worker_report_step(herd_worker_t *worker,
+                             const herd_step_report_t *report)
+{
+  if (!worker || !report)
+    return;
+  Herd__Envelope env;
+  Herd__StepReport r = HERD__STEP_REPORT__INIT;
+  worker_envelope_init(worker, &env);
+  r.step = report->step;
+  r.epoch = report->epoch;
+  r.generation = report->generation;
+  r.world_size = report->world_size;
+  r.loss = report->loss;
+  r.samples = report->samples;
+  r.samples_per_second = report->samples_per_second;
+  r.step_seconds = report->step_seconds;
+  r.compute_seconds = report->compute_seconds;
+  r.comm_seconds = report->comm_seconds;
+  r.data_seconds = report->data_seconds;
+  r.sample_begin = report->sample_begin;
+  r.sample_end = report->sample_end;
+  env.body_case = HERD__ENVELOPE__BODY_STEP_REPORT;
+  env.step_report = &r;
+  atomic_store(&worker->last_step, report->step);
+  s_queue(worker, &env);
+}
+
+void herd_worker_report_epoch(herd_worker_t *worker, int64_t epoch,
+                              double test_accuracy, double test_loss)
+{
+  if (!worker)
+    return;
+  Herd__Envelope env;
+  Herd__EpochEnd e = HERD__EPOCH_END__INIT;
+  worker_envelope_init(worker, &env);
+  e.epoch = epoch;
+  e.test_accuracy = test_accuracy;
+  e.test_loss = test_loss;
+  env.body_case = HERD__ENVELOPE__BODY_EPOCH_END;
+  env.epoch_end = &e;
+  s_queue(worker, &env);
+}
+
+void herd_worker_report_checkpoint(herd_worker_t *worker, int64_t step,
+                                   const char *path)
+{
+  if (!worker || !path)
+    return;
+  Herd__Envelope env;
+  Herd__CkptCommitted c = HERD__CKPT_COMMITTED__INIT;
+  worker_envelope_init(worker, &env);
+  c.step = step;
+  c.path = (char *)path;
+  env.body_case = HERD__ENVELOPE__BODY_CKPT_COMMITTED;
+  env.ckpt_committed = &c;
+  s_queue(worker, &env);
+}
+
+void herd_worker_report_done(herd_worker_t *worker,
+                             const herd_done_report_t *report)
+{
+  if (!worker || !report)
+    return;
+  Herd__Envelope env;
+  Herd__Done d = HERD__DONE__INIT;
+  worker_envelope_init(worker, &env);
+  d.final_step = report->final_step;
+  d.epochs = report->epochs;
+  d.test_accuracy = report->test_accuracy;
+  d.samples_per_second = report->samples_per_second;
+  d.world_size = report->world_size;
+  d.resumed_from_step = report->resumed_from_step;
+  env.body_case = HERD__ENVELOPE__BODY_DONE;
+  env.done = &d;
+  s_queue(worker, &env);
+}
+
+/* ---- leave ------------------------------------------------------------------ */
+
+void herd_worker_leave(herd_worker_t **worker_p)
+{
+  if (!worker_p || !*worker_p)
+    return;
+  herd_worker_t *worker = *worker_p;
+  *worker_p = NULL;
+  /* The empty marker queues behind every report; the link thread forwards
+   * them all, sends Leave and exits. Bounded: if the queue stays full or
+   * the thread does not finish in time, stop it anyway. */
+  int timeout_ms = WORKER_LEAVE_FLUSH_MS;
+  zmq_setsockopt(worker->queue_in, ZMQ_SNDTIMEO, &timeout_ms,
+                 sizeof timeout_ms);
+  if (zmq_send(worker->queue_in, "", 0, 0) < 0)
+    atomic_store(&worker->stop, 1);
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += WORKER_LEAVE_FLUSH_MS / 1000 + 1;
+  if (worker->thread_started &&
+      pthread_timedjoin_np(worker->thread, NULL, &deadline) == 0)
+    worker->thread_started = 0;
+  s_stop_thread(worker);
+  long long dropped = atomic_load(&worker->dropped_reports);
+  if (dropped)
+    HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "%lld reports were dropped", dropped);
+  s_destroy(worker);
+}

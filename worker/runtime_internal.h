@@ -1,0 +1,59 @@
+/* Private state of the worker runtime (runtime.c: public API and join;
+ * runtime_link.c: the background thread that owns the DEALER socket).
+ *
+ * Threads and sockets: the caller's thread owns `queue_in` (inproc PAIR) and
+ * only ever sends on it without blocking; the link thread owns `dealer` and
+ * `queue_out`. ZeroMQ sockets are not thread-safe, so nothing else crosses
+ * between the two except through `lock` (roster, refusal) and atomics.
+ */
+#ifndef HERD_RUNTIME_INTERNAL_H
+#define HERD_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "herd/worker.h"
+#include "herd_wire.h"
+
+#define WORKER_LOG "worker"
+#define WORKER_DEFAULT_HEARTBEAT_MS 100
+#define WORKER_DEFAULT_JOIN_TIMEOUT_MS 120000
+/* A roster of a few thousand members fits easily; anything larger is not
+ * from an honest coordinator. */
+#define WORKER_MAX_MESSAGE_BYTES (1u << 20)
+
+struct herd_worker {
+  /* immutable after join */
+  char *endpoint, *token, *job_id;
+  int launcher_rank, launcher_world_size;
+  int join_timeout_ms;
+  int heartbeat_from_config; /* 0: adopt the coordinator's interval */
+  char routing_id[256];
+  char host[200];
+  int pid;
+  void *zmq_ctx;
+  void *dealer;    /* link thread */
+  void *queue_in;  /* caller's thread: reports go in here */
+  void *queue_out; /* link thread: reports come out here */
+  pthread_t thread;
+  int thread_started;
+
+  int heartbeat_interval_ms; /* link thread only after start */
+  atomic_int stop;
+  atomic_llong dropped_reports;
+  atomic_llong last_step;
+
+  pthread_mutex_t lock;
+  pthread_cond_t changed; /* roster or refusal arrived */
+  herd_roster_t roster;
+  int have_roster;
+  int refused;
+  char refused_reason[256];
+};
+
+/* runtime_link.c */
+void *worker_link_main(void *arg);
+void worker_envelope_init(const herd_worker_t *worker, Herd__Envelope *env);
+
+#endif

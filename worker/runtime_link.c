@@ -1,0 +1,199 @@
+/* The worker's link thread: the only user of the DEALER socket.
+ *
+ * It sends Join first, then heartbeats on a steady clock whether or not the
+ * training step is busy (a long step must not look like a dead worker), and
+ * forwards the reports the caller's thread queued on the inproc PAIR. A
+ * zero-length message on that queue means "leave": because the PAIR keeps
+ * order, every report queued before it has been forwarded by then.
+ *
+ * Rosters and refusals from the coordinator are published under
+ * worker->lock and signalled on worker->changed (herd_worker_join waits on
+ * it).
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "herd/herd.h"
+#include "runtime_internal.h"
+
+#define LINK_FORWARD_BATCH 256
+
+static int64_t s_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void worker_envelope_init(const herd_worker_t *worker, Herd__Envelope *env)
+{
+  herd__envelope__init(env);
+  env->version = HERD_PROTOCOL_VERSION;
+  env->job_id = worker->job_id;
+}
+
+static void s_send(herd_worker_t *worker, Herd__Envelope *env)
+{
+  if (herd_wire_send(worker->dealer, NULL, 0, env) != HERD_OK)
+    HERD_LOG(HERD_LOG_DEBUG, WORKER_LOG, "%s not sent: %s",
+             herd_wire_body_name(env), zmq_strerror(errno));
+}
+
+static void s_send_join(herd_worker_t *worker)
+{
+  Herd__Envelope env;
+  Herd__Join join = HERD__JOIN__INIT;
+  worker_envelope_init(worker, &env);
+  join.token = worker->token;
+  join.launcher_rank = worker->launcher_rank;
+  join.launcher_world_size = worker->launcher_world_size;
+  join.pid = worker->pid;
+  join.host = worker->host;
+  env.body_case = HERD__ENVELOPE__BODY_JOIN;
+  env.join = &join;
+  s_send(worker, &env);
+}
+
+static void s_send_heartbeat(herd_worker_t *worker)
+{
+  Herd__Envelope env;
+  Herd__Heartbeat heartbeat = HERD__HEARTBEAT__INIT;
+  worker_envelope_init(worker, &env);
+  heartbeat.step = atomic_load(&worker->last_step);
+  env.body_case = HERD__ENVELOPE__BODY_HEARTBEAT;
+  env.heartbeat = &heartbeat;
+  s_send(worker, &env);
+}
+
+static void s_send_leave(herd_worker_t *worker)
+{
+  Herd__Envelope env;
+  Herd__Leave leave = HERD__LEAVE__INIT;
+  worker_envelope_init(worker, &env);
+  leave.reason = "finished";
+  env.body_case = HERD__ENVELOPE__BODY_LEAVE;
+  env.leave = &leave;
+  s_send(worker, &env);
+}
+
+static void s_apply_roster(herd_worker_t *worker, const Herd__Roster *r)
+{
+  pthread_mutex_lock(&worker->lock);
+  worker->roster.generation = r->generation;
+  worker->roster.rank = r->rank;
+  worker->roster.world_size = r->world_size;
+  worker->roster.state_source_rank = r->state_source_rank;
+  worker->roster.resume_step = r->resume_step;
+  worker->have_roster = 1;
+  pthread_cond_broadcast(&worker->changed);
+  pthread_mutex_unlock(&worker->lock);
+  if (!worker->heartbeat_from_config && r->heartbeat_interval_ms > 0)
+    worker->heartbeat_interval_ms = r->heartbeat_interval_ms;
+  herd_log_set_context(r->rank, r->generation);
+  HERD_LOG(HERD_LOG_INFO, WORKER_LOG, "roster: generation %lld rank %d/%d",
+           (long long)r->generation, r->rank, r->world_size);
+}
+
+static void s_apply_refused(herd_worker_t *worker, const Herd__Refused *r)
+{
+  pthread_mutex_lock(&worker->lock);
+  worker->refused = 1;
+  snprintf(worker->refused_reason, sizeof worker->refused_reason, "%s",
+           r->reason);
+  pthread_cond_broadcast(&worker->changed);
+  pthread_mutex_unlock(&worker->lock);
+  HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "coordinator refused us: %s",
+           r->reason);
+}
+
+static void s_handle_frame(herd_worker_t *worker, const void *data,
+                           size_t size)
+{
+  herd_wire_msg_t msg;
+  if (herd_wire_decode(data, size, WORKER_MAX_MESSAGE_BYTES, &msg) !=
+      HERD_OK) {
+    HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "dropped a malformed message");
+    return;
+  }
+  const Herd__Envelope *env = msg.env;
+  if (env->version != HERD_PROTOCOL_VERSION ||
+      strcmp(env->job_id, worker->job_id) != 0)
+    HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "dropped a message of version %u "
+             "job '%s'", env->version, env->job_id);
+  else if (env->body_case == HERD__ENVELOPE__BODY_ROSTER)
+    s_apply_roster(worker, env->roster);
+  else if (env->body_case == HERD__ENVELOPE__BODY_REFUSED)
+    s_apply_refused(worker, env->refused);
+  else
+    HERD_LOG(HERD_LOG_DEBUG, WORKER_LOG, "ignoring %s",
+             herd_wire_body_name(env));
+  herd_wire_msg_clear(&msg);
+}
+
+static void s_receive_all(herd_worker_t *worker)
+{
+  for (;;) {
+    zmq_msg_t frame;
+    zmq_msg_init(&frame);
+    if (zmq_msg_recv(&frame, worker->dealer, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&frame);
+      return;
+    }
+    s_handle_frame(worker, zmq_msg_data(&frame), zmq_msg_size(&frame));
+    zmq_msg_close(&frame);
+  }
+}
+
+/* Forwards queued reports; returns 1 when the leave marker was seen. */
+static int s_forward_queued(herd_worker_t *worker)
+{
+  for (int i = 0; i < LINK_FORWARD_BATCH; i++) {
+    zmq_msg_t frame;
+    zmq_msg_init(&frame);
+    if (zmq_msg_recv(&frame, worker->queue_out, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&frame);
+      return 0;
+    }
+    if (zmq_msg_size(&frame) == 0) {
+      zmq_msg_close(&frame);
+      return 1;
+    }
+    if (zmq_msg_send(&frame, worker->dealer, ZMQ_DONTWAIT) < 0) {
+      atomic_fetch_add(&worker->dropped_reports, 1);
+      zmq_msg_close(&frame);
+    }
+  }
+  return 0;
+}
+
+void *worker_link_main(void *arg)
+{
+  herd_worker_t *worker = arg;
+  s_send_join(worker);
+  int64_t next_heartbeat_ms = s_now_ms() + worker->heartbeat_interval_ms;
+  while (!atomic_load(&worker->stop)) {
+    int64_t wait_ms = next_heartbeat_ms - s_now_ms();
+    zmq_pollitem_t items[2] = {{worker->dealer, 0, ZMQ_POLLIN, 0},
+                               {worker->queue_out, 0, ZMQ_POLLIN, 0}};
+    /* Short cap so a stop request is seen quickly. */
+    int ready = zmq_poll(items, 2, wait_ms < 0 ? 0 : wait_ms > 50 ? 50
+                                                               : wait_ms);
+    if (ready < 0 && errno == ETERM)
+      break;
+    if (ready > 0 && (items[0].revents & ZMQ_POLLIN))
+      s_receive_all(worker);
+    if (ready > 0 && (items[1].revents & ZMQ_POLLIN) &&
+        s_forward_queued(worker)) {
+      s_send_leave(worker);
+      break;
+    }
+    if (s_now_ms() >= next_heartbeat_ms) {
+      s_send_heartbeat(worker);
+      next_heartbeat_ms = s_now_ms() + worker->heartbeat_interval_ms;
+    }
+  }
+  return NULL;
+}

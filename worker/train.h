@@ -1,0 +1,77 @@
+/* Private to herd-train, the reference trainer: its configuration and the
+ * state one worker holds. The pattern a user's own C training program
+ * follows: join (herd_worker_join), make a communicator (herd_comm_new),
+ * resume (herd_ckpt_find_latest/load + broadcast), then per step compute a
+ * local gradient sum, all-reduce it, update, report (herd_worker_report_*),
+ * and checkpoint every so often (herd_ckpt_save).
+ */
+#ifndef HERD_WORKER_TRAIN_H
+#define HERD_WORKER_TRAIN_H
+
+#include <stdint.h>
+
+#include "herd/herd.h"
+#include "mlp.h"
+#include "optim.h"
+#include "sampler.h"
+
+typedef struct {
+  const char *data;
+  const char *hidden;
+  int64_t epochs;
+  int64_t batch;          /* global batch, whatever the world size */
+  double lr;
+  const char *optimizer;  /* sgd|adamw */
+  double momentum;
+  double weight_decay;
+  const char *schedule;   /* cosine|step|constant */
+  int64_t warmup_steps;
+  int64_t lr_step_every;
+  double lr_gamma;
+  int64_t seed;
+  const char *backend;
+  const char *ckpt_dir;
+  int64_t ckpt_every;
+  int64_t keep;
+  const char *resume;     /* auto|never|PATH */
+  int64_t max_steps;      /* stop after this many steps in total (0: none) */
+} herd_train_config_t;
+
+/* Everything one worker holds while training. */
+typedef struct {
+  herd_train_config_t config;
+  herd_comm_t *comm;
+  herd_worker_t *worker;  /* NULL when no coordinator (HERD_COORD unset) */
+  herd_dataset_t *dataset;
+  herd_mlp_t *mlp;
+  herd_optim_t *optim;
+  herd_sampler_t *sampler;
+  herd_lr_schedule_t schedule;
+  float *params;
+  float *grad;            /* param_count + HERD_TRAIN_EXTRA */
+  size_t param_count;
+  int rank, world_size;
+  int64_t generation;
+  /* progress */
+  int64_t step;           /* completed steps in total */
+  int64_t epoch;
+  int64_t step_in_epoch;
+  int64_t steps_per_epoch;
+  int64_t resumed_from_step; /* -1: fresh */
+  int64_t last_ckpt_step;
+  double test_accuracy;
+  double samples_per_second;
+} herd_train_t;
+
+/* Elements appended to the gradient buffer: loss sum, sample count,
+ * correct count. They ride in the same all-reduce (no extra round trip). */
+#define HERD_TRAIN_EXTRA 3
+
+/* train_state.c: checkpoints and state agreement across ranks. */
+herd_result_t herd_train_resume(herd_train_t *train);
+herd_result_t herd_train_save(herd_train_t *train);
+/* All ranks agree whether everyone succeeded (MIN all-reduce of a flag);
+ * returns HERD_EPEER on ranks whose own rc was OK but a peer failed. */
+herd_result_t herd_train_agree(herd_train_t *train, herd_result_t rc);
+
+#endif

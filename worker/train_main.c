@@ -1,0 +1,370 @@
+/* herd-train: the reference data-parallel trainer (MLP on Fashion-MNIST).
+ *
+ * Every worker runs this program. The global batch is fixed; each step's
+ * batch is split among the ranks by the deterministic global sampler, each
+ * rank adds up its samples' gradients, one all-reduce sums them (with the
+ * loss and counts riding along), and every rank applies the same update.
+ * Options come from the table below, with HERD_* environment fallbacks so
+ * `herd run` can pass the run directory and checkpoint policy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "train.h"
+
+#define S_OFF(field) offsetof(herd_train_config_t, field)
+static const herd_opt_t s_table[] = {
+    {"data", 0, "HERD_DATA", HERD_OPT_STRING, "data/fashion-mnist.h5", 0, 0,
+     NULL, S_OFF(data), "dataset from 'herd data import fashion-mnist'"},
+    {"hidden", 0, "HERD_HIDDEN", HERD_OPT_STRING, "256,128", 0, 0, NULL,
+     S_OFF(hidden), "hidden layer widths, comma separated"},
+    {"epochs", 0, "HERD_EPOCHS", HERD_OPT_INT, "15", 1, 100000, NULL,
+     S_OFF(epochs), "passes over the training set"},
+    {"batch", 0, "HERD_BATCH", HERD_OPT_INT, "128", 1, 1 << 20, NULL,
+     S_OFF(batch), "global batch size (constant whatever the world size)"},
+    {"lr", 0, "HERD_LR", HERD_OPT_DOUBLE, "0.001", 1e-9, 100, NULL, S_OFF(lr),
+     "peak learning rate"},
+    {"optimizer", 0, "HERD_OPTIMIZER", HERD_OPT_CHOICE, "adamw", 0, 0,
+     "sgd|adamw", S_OFF(optimizer), "optimizer"},
+    {"momentum", 0, NULL, HERD_OPT_DOUBLE, "0.9", 0, 0.9999, NULL,
+     S_OFF(momentum), "SGD momentum"},
+    {"weight-decay", 0, NULL, HERD_OPT_DOUBLE, "0.0001", 0, 1, NULL,
+     S_OFF(weight_decay), "weight decay (decoupled for AdamW)"},
+    {"schedule", 0, NULL, HERD_OPT_CHOICE, "cosine", 0, 0,
+     "cosine|step|constant", S_OFF(schedule), "learning-rate schedule"},
+    {"warmup-steps", 0, NULL, HERD_OPT_INT, "200", 0, 1e12, NULL,
+     S_OFF(warmup_steps), "linear warmup steps"},
+    {"lr-step-every", 0, NULL, HERD_OPT_INT, "2000", 1, 1e12, NULL,
+     S_OFF(lr_step_every), "step schedule: decay period in steps"},
+    {"lr-gamma", 0, NULL, HERD_OPT_DOUBLE, "0.5", 1e-6, 1, NULL,
+     S_OFF(lr_gamma), "step schedule: decay factor"},
+    {"seed", 0, "HERD_SEED", HERD_OPT_INT, "42", 0, 9.0e15, NULL, S_OFF(seed),
+     "seed for initialisation and data order"},
+    {"backend", 0, "HERD_BACKEND", HERD_OPT_CHOICE, "mpi", 0, 0,
+     "mpi|gloo|nccl", S_OFF(backend), "collectives backend"},
+    {"ckpt-dir", 0, "HERD_CKPT_DIR", HERD_OPT_STRING, NULL, 0, 0, NULL,
+     S_OFF(ckpt_dir), "checkpoint folder (unset: no checkpoints)"},
+    {"ckpt-every", 0, "HERD_CKPT_EVERY", HERD_OPT_INT, "0", 0, 1e12, NULL,
+     S_OFF(ckpt_every), "checkpoint every S steps (0: only at the end)"},
+    {"keep", 0, "HERD_CKPT_KEEP", HERD_OPT_INT, "3", 0, 1000000, NULL,
+     S_OFF(keep), "checkpoints to keep (0: all)"},
+    {"resume", 0, "HERD_RESUME", HERD_OPT_STRING, "auto", 0, 0, NULL,
+     S_OFF(resume), "auto (newest good checkpoint), never, or a file"},
+    {"max-steps", 0, "HERD_MAX_STEPS", HERD_OPT_INT, "0", 0, 1e12, NULL,
+     S_OFF(max_steps), "stop after this many steps in total (0: no limit)"},
+};
+
+static const char s_usage[] =
+    "usage: herd-train [OPTIONS]\n\n"
+    "Trains an MLP on Fashion-MNIST, data parallel. Start it with\n"
+    "'herd run -n N -- herd-train ...', or under mpirun/srun with HERD_COORD\n"
+    "and HERD_TOKEN pointing at a 'herd coord'.";
+
+static double s_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static herd_result_t s_parse_hidden(const char *text, int *dims, int *n_dims)
+{
+  *n_dims = 0;
+  dims[(*n_dims)++] = HERD_MLP_INPUTS;
+  for (const char *p = text; *p;) {
+    char *end = NULL;
+    long width = strtol(p, &end, 10);
+    if (end == p || width < 1 || width > HERD_MLP_MAX_WIDTH ||
+        *n_dims >= HERD_MLP_MAX_DIMS - 1 || (*end && *end != ','))
+      return herd_error_set(HERD_EINVAL, "--hidden '%s': expected widths "
+                                         "like 256,128", text);
+    dims[(*n_dims)++] = (int)width;
+    p = *end ? end + 1 : end;
+  }
+  dims[(*n_dims)++] = HERD_MLP_CLASSES;
+  return HERD_OK;
+}
+
+static herd_result_t s_make_optim(herd_train_t *train)
+{
+  const herd_train_config_t *c = &train->config;
+  herd_optim_config_t oc = HERD_OPTIM_CONFIG_INIT;
+  oc.kind = strcmp(c->optimizer, "sgd") ? HERD_OPTIM_ADAMW : HERD_OPTIM_SGD;
+  oc.momentum = (float)c->momentum;
+  oc.weight_decay = (float)c->weight_decay;
+  HERD_CHECK(herd_optim_new(&oc, train->param_count, &train->optim));
+  herd_lr_schedule_t s = HERD_LR_SCHEDULE_INIT;
+  s.kind = !strcmp(c->schedule, "cosine") ? HERD_LR_COSINE
+           : !strcmp(c->schedule, "step") ? HERD_LR_STEP
+                                          : HERD_LR_CONSTANT;
+  s.base_lr = c->lr;
+  s.warmup_steps = c->warmup_steps;
+  s.total_steps = c->epochs * train->steps_per_epoch;
+  s.min_ratio = 0.0;
+  s.step_every = c->lr_step_every;
+  s.gamma = c->lr_gamma;
+  train->schedule = s;
+  return herd_lr_validate(&train->schedule);
+}
+
+/* Model, optimizer, sampler and buffers; identical on every rank. */
+static herd_result_t s_make_model(herd_train_t *train)
+{
+  int dims[HERD_MLP_MAX_DIMS], n_dims = 0;
+  HERD_CHECK(s_parse_hidden(train->config.hidden, dims, &n_dims));
+  int max_local = (int)(train->config.batch / train->world_size + 1);
+  HERD_CHECK(herd_mlp_new(dims, n_dims, max_local, &train->mlp));
+  train->param_count = herd_mlp_param_count(train->mlp);
+  train->params = malloc(train->param_count * sizeof(float));
+  train->grad = malloc((train->param_count + HERD_TRAIN_EXTRA) * sizeof(float));
+  size_t train_count = train->dataset->train.count;
+  train->sampler = herd_sampler_new((uint64_t)train->config.seed, train_count);
+  if (!train->params || !train->grad || !train->sampler)
+    return HERD_ENOMEM;
+  train->steps_per_epoch =
+      (int64_t)herd_sampler_steps_per_epoch(train_count, (size_t)train->config.batch);
+  herd_rng_t rng;
+  herd_rng_seed(&rng, (uint64_t)train->config.seed);
+  herd_mlp_init_params(train->mlp, train->params, &rng);
+  return s_make_optim(train);
+}
+
+static herd_result_t s_join(herd_train_t *train)
+{
+  if (!getenv("HERD_COORD")) {
+    HERD_LOG(HERD_LOG_INFO, "train", "HERD_COORD unset: no coordinator");
+    return HERD_OK;
+  }
+  herd_worker_config_t wc = HERD_WORKER_CONFIG_INIT;
+  wc.launcher_rank = train->rank;
+  wc.launcher_world_size = train->world_size;
+  const char *hb = getenv("HERD_HEARTBEAT_MS");
+  wc.heartbeat_interval_ms = hb ? atoi(hb) : 0;
+  HERD_CHECK(herd_worker_join(&wc, &train->worker));
+  herd_roster_t roster;
+  HERD_CHECK(herd_worker_roster(train->worker, &roster));
+  train->generation = roster.generation;
+  herd_log_set_context(train->rank, roster.generation);
+  return HERD_OK;
+}
+
+static herd_result_t s_setup(herd_train_t *train)
+{
+  herd_comm_config_t cc = HERD_COMM_CONFIG_INIT;
+  HERD_CHECK(herd_backend_parse(train->config.backend, &cc.backend));
+  HERD_CHECK(herd_comm_new(&cc, &train->comm));
+  train->rank = herd_comm_rank(train->comm);
+  train->world_size = herd_comm_world_size(train->comm);
+  herd_log_set_context(train->rank, 0);
+  herd_result_t rc = s_join(train);
+  if (rc == HERD_OK)
+    rc = herd_dataset_load(train->config.data, &train->dataset);
+  if (rc == HERD_OK)
+    rc = s_make_model(train);
+  HERD_CHECK(herd_train_agree(train, rc));
+  return herd_train_resume(train);
+}
+
+/* Test-set accuracy; each rank evaluates a slice, one all-reduce sums. */
+static herd_result_t s_evaluate(herd_train_t *train)
+{
+  const herd_data_split_t *test = &train->dataset->test;
+  size_t begin = test->count * (size_t)train->rank / (size_t)train->world_size;
+  size_t end = test->count * (size_t)(train->rank + 1) / (size_t)train->world_size;
+  size_t pixels = (size_t)test->rows * (size_t)test->cols;
+  double sums[2] = {0, 0}; /* loss sum, correct */
+  float *x = malloc((end - begin + 1) * pixels * sizeof(float));
+  if (!x)
+    return HERD_ENOMEM;
+  herd_mlp_normalize_u8(test->images + begin * pixels, (end - begin) * pixels, x);
+  int64_t correct = 0;
+  herd_result_t rc = herd_mlp_evaluate(train->mlp, train->params, x,
+                                       test->labels + begin, end - begin,
+                                       &sums[0], &correct);
+  free(x);
+  sums[1] = (double)correct;
+  HERD_CHECK(herd_train_agree(train, rc));
+  HERD_CHECK(herd_comm_allreduce(train->comm, sums, sums, 2, HERD_DTYPE_F64,
+                                 HERD_OP_SUM));
+  train->test_accuracy = sums[1] / (double)test->count;
+  if (train->rank == 0)
+    printf("herd-train: epoch %lld: test accuracy %.4f, test loss %.4f\n",
+           (long long)train->epoch, train->test_accuracy,
+           sums[0] / (double)test->count);
+  fflush(stdout);
+  if (train->worker)
+    herd_worker_report_epoch(train->worker, train->epoch, train->test_accuracy,
+                             sums[0] / (double)test->count);
+  return HERD_OK;
+}
+
+/* Global throughput over windows of about a second. */
+static void s_update_throughput(herd_train_t *train, double now,
+                                int64_t samples, double *window_start,
+                                int64_t *window_samples)
+{
+  *window_samples += samples;
+  double elapsed = now - *window_start;
+  if (elapsed >= 1.0 || train->samples_per_second == 0) {
+    if (elapsed > 0)
+      train->samples_per_second = (double)*window_samples / elapsed;
+    *window_start = now;
+    *window_samples = 0;
+  }
+}
+
+/* One step: local gradient sum, one all-reduce, identical update. */
+static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
+                            herd_step_report_t *report)
+{
+  const herd_data_split_t *data = &train->dataset->train;
+  size_t pixels = (size_t)data->rows * (size_t)data->cols;
+  size_t begin, end, global_begin, global_end, batch = (size_t)train->config.batch;
+  herd_sampler_step_range(train->sampler, (size_t)train->step_in_epoch, batch,
+                          train->rank, train->world_size, &begin, &end);
+  herd_sampler_global_range(data->count, (size_t)train->step_in_epoch, batch,
+                            &global_begin, &global_end);
+  double t0 = s_now();
+  herd_mlp_gather(data->images, data->labels, pixels,
+                  herd_sampler_perm(train->sampler) + begin, end - begin, x, labels);
+  double t1 = s_now();
+  size_t p = train->param_count;
+  memset(train->grad, 0, (p + HERD_TRAIN_EXTRA) * sizeof(float));
+  double loss_sum = 0;
+  int correct = 0;
+  if (end > begin)
+    HERD_CHECK(herd_mlp_forward_backward(train->mlp, train->params, x, labels,
+                                         (int)(end - begin), train->grad,
+                                         &loss_sum, &correct));
+  train->grad[p] = (float)loss_sum;
+  train->grad[p + 1] = (float)(end - begin);
+  train->grad[p + 2] = (float)correct;
+  double t2 = s_now();
+  HERD_CHECK(herd_comm_allreduce_buckets(train->comm, train->grad,
+                                         p + HERD_TRAIN_EXTRA, HERD_DTYPE_F32,
+                                         HERD_OP_SUM));
+  double t3 = s_now();
+  float inverse = 1.0f / train->grad[p + 1];
+  for (size_t i = 0; i < p; i++)
+    train->grad[i] *= inverse;
+  herd_optim_step(train->optim, train->params, train->grad,
+                  (float)herd_lr_at(&train->schedule, train->step));
+  *report = (herd_step_report_t){
+      .step = train->step + 1, .epoch = train->epoch,
+      .generation = train->generation, .world_size = train->world_size,
+      .loss = train->grad[p] / train->grad[p + 1],
+      .samples = (int64_t)train->grad[p + 1],
+      .data_seconds = t1 - t0, .compute_seconds = (t2 - t1) + (s_now() - t3),
+      .comm_seconds = t3 - t2, .step_seconds = s_now() - t0,
+      .sample_begin = (int64_t)global_begin, .sample_end = (int64_t)global_end};
+  return HERD_OK;
+}
+
+/* Bookkeeping after a committed step: epoch end, reports, checkpoints. */
+static herd_result_t s_after_step(herd_train_t *train, herd_step_report_t *report)
+{
+  train->step++;
+  report->samples_per_second = train->samples_per_second;
+  if (train->worker)
+    herd_worker_report_step(train->worker, report);
+  if (++train->step_in_epoch == train->steps_per_epoch) {
+    HERD_CHECK(s_evaluate(train));
+    train->epoch++;
+    train->step_in_epoch = 0;
+  }
+  if (train->config.ckpt_every > 0 && train->step % train->config.ckpt_every == 0)
+    herd_train_save(train); /* a failed save is logged; training goes on */
+  return HERD_OK;
+}
+
+static herd_result_t s_train(herd_train_t *train)
+{
+  size_t pixels = (size_t)train->dataset->train.rows * train->dataset->train.cols;
+  size_t local_max = (size_t)train->config.batch / (size_t)train->world_size + 1;
+  float *x = malloc(local_max * pixels * sizeof(float));
+  uint8_t *labels = malloc(local_max);
+  herd_result_t rc = x && labels ? HERD_OK : HERD_ENOMEM;
+  double window_start = s_now();
+  int64_t window_samples = 0;
+  int evaluated = 0; /* a resumed, finished run still reports accuracy */
+  while (rc == HERD_OK && train->epoch < train->config.epochs &&
+         (!train->config.max_steps || train->step < train->config.max_steps)) {
+    if (train->step_in_epoch == 0 || herd_sampler_epoch(train->sampler) !=
+                                         (uint64_t)train->epoch)
+      herd_sampler_set_epoch(train->sampler, (uint64_t)train->epoch);
+    herd_step_report_t report;
+    rc = s_step(train, x, labels, &report);
+    if (rc == HERD_OK) {
+      s_update_throughput(train, s_now(), report.samples, &window_start,
+                          &window_samples);
+      rc = s_after_step(train, &report);
+      evaluated = train->step_in_epoch == 0;
+    }
+  }
+  if (rc == HERD_OK && !evaluated)
+    rc = s_evaluate(train);
+  free(x);
+  free(labels);
+  return rc;
+}
+
+static void s_finish(herd_train_t *train)
+{
+  if (train->step != train->last_ckpt_step)
+    herd_train_save(train);
+  if (train->worker && train->rank == 0) {
+    herd_done_report_t done = {
+        .final_step = train->step, .epochs = train->epoch,
+        .test_accuracy = train->test_accuracy,
+        .samples_per_second = train->samples_per_second,
+        .world_size = train->world_size,
+        .resumed_from_step = train->resumed_from_step};
+    herd_worker_report_done(train->worker, &done);
+  }
+}
+
+static void s_cleanup(herd_train_t *train)
+{
+  herd_worker_leave(&train->worker);
+  herd_comm_destroy(&train->comm);
+  herd_mlp_destroy(&train->mlp);
+  herd_optim_destroy(&train->optim);
+  herd_sampler_destroy(&train->sampler);
+  herd_dataset_destroy(&train->dataset);
+  free(train->params);
+  free(train->grad);
+  herd_comm_global_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+  herd_train_t train;
+  memset(&train, 0, sizeof train);
+  train.resumed_from_step = -1;
+  train.last_ckpt_step = -1;
+  int first = argc;
+  herd_result_t rc = herd_opts_parse(s_table, sizeof s_table / sizeof *s_table,
+                                     &train.config, argc, argv, &first);
+  if (rc == HERD_EINTR) {
+    herd_opts_help(stdout, s_usage, s_table, sizeof s_table / sizeof *s_table);
+    return 0;
+  }
+  if (rc == HERD_OK && first < argc)
+    rc = herd_error_set(HERD_EINVAL, "unexpected argument '%s'", argv[first]);
+  if (rc != HERD_OK) {
+    fprintf(stderr, "herd-train: error: %s\n", herd_error_detail());
+    return 2;
+  }
+  rc = s_setup(&train);
+  if (rc == HERD_OK)
+    rc = s_train(&train);
+  if (rc == HERD_OK)
+    s_finish(&train);
+  else if (rc != HERD_EPEER)
+    fprintf(stderr, "herd-train: error (rank %d): %s\n", train.rank,
+            herd_error_detail()[0] ? herd_error_detail() : herd_strerror(rc));
+  s_cleanup(&train);
+  return rc == HERD_OK ? 0 : 1;
+}

@@ -1,0 +1,151 @@
+/* herd-train's durable state: checkpoint save/resume and agreement.
+ *
+ * Rank 0 alone reads and writes checkpoints (data-parallel replicas are
+ * identical); the others receive the state by broadcast, so a resume needs
+ * the checkpoint only where rank 0 runs and every rank starts from exactly
+ * the same bits.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "train.h"
+
+#define S_HEADER_LEN 5 /* found, step, epoch, step_in_epoch, optimizer step */
+
+herd_result_t herd_train_agree(herd_train_t *train, herd_result_t rc)
+{
+  int32_t ok = rc == HERD_OK;
+  herd_result_t comm_rc = herd_comm_allreduce(train->comm, &ok, &ok, 1,
+                                              HERD_DTYPE_I32, HERD_OP_MIN);
+  if (comm_rc != HERD_OK)
+    return comm_rc;
+  if (rc != HERD_OK)
+    return rc;
+  return ok ? HERD_OK
+            : herd_error_set(HERD_EPEER, "another rank failed (see its log)");
+}
+
+/* Tensors of a checkpoint: parameters, optimizer buffers, optimizer step. */
+static size_t s_tensors(herd_train_t *train, herd_tensor_t *tensors,
+                        int64_t *optim_step)
+{
+  size_t n = 0;
+  tensors[n++] = (herd_tensor_t){"params", HERD_DTYPE_F32, train->params,
+                                 train->param_count};
+  for (int i = 0; i < herd_optim_state_buffers(train->optim); i++) {
+    char *name = (char *)herd_optim_state_name(train->optim, i);
+    tensors[n++] = (herd_tensor_t){name, HERD_DTYPE_F32,
+                                   herd_optim_state(train->optim, i),
+                                   herd_optim_count(train->optim)};
+  }
+  tensors[n++] = (herd_tensor_t){"optim/step", HERD_DTYPE_I64, optim_step, 1};
+  return n;
+}
+
+static void s_config_json(const herd_train_t *train, char *out, size_t cap)
+{
+  const herd_train_config_t *c = &train->config;
+  json_t *json = json_pack(
+      "{s:s, s:s, s:I, s:I, s:f, s:s, s:f, s:f, s:s, s:I, s:I, s:s}", "data",
+      c->data, "hidden", c->hidden, "epochs", (json_int_t)c->epochs, "batch",
+      (json_int_t)c->batch, "lr", c->lr, "optimizer", c->optimizer,
+      "momentum", c->momentum, "weight_decay", c->weight_decay, "schedule",
+      c->schedule, "warmup_steps", (json_int_t)c->warmup_steps, "seed",
+      (json_int_t)c->seed, "backend", c->backend);
+  char *text = json ? json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  snprintf(out, cap, "%s", text ? text : "{}");
+  free(text);
+  json_decref(json);
+}
+
+herd_result_t herd_train_save(herd_train_t *train)
+{
+  if (train->rank != 0 || !train->config.ckpt_dir)
+    return HERD_OK;
+  herd_ckpt_meta_t meta;
+  memset(&meta, 0, sizeof meta);
+  meta.step = train->step;
+  meta.epoch = train->epoch;
+  meta.step_in_epoch = train->step_in_epoch;
+  meta.rng_state[0] = (uint64_t)train->config.seed;
+  meta.world_size = train->world_size;
+  s_config_json(train, meta.config_json, sizeof meta.config_json);
+  herd_tensor_t tensors[2 + HERD_OPTIM_MAX_STATE];
+  int64_t optim_step = herd_optim_step_count(train->optim);
+  size_t n = s_tensors(train, tensors, &optim_step);
+  char path[4096];
+  herd_result_t rc = herd_ckpt_save(train->config.ckpt_dir, &meta, tensors, n,
+                                    path, sizeof path);
+  if (rc != HERD_OK) {
+    HERD_LOG(HERD_LOG_ERROR, "train", "checkpoint at step %lld failed: %s",
+             (long long)train->step, herd_error_detail());
+    return rc;
+  }
+  train->last_ckpt_step = train->step;
+  if (train->worker)
+    herd_worker_report_checkpoint(train->worker, train->step, path);
+  if (train->config.keep > 0 &&
+      herd_ckpt_prune(train->config.ckpt_dir, (int)train->config.keep) != HERD_OK)
+    HERD_LOG(HERD_LOG_WARN, "train", "pruning checkpoints: %s",
+             herd_error_detail());
+  return HERD_OK;
+}
+
+/* Rank 0: picks the checkpoint per --resume and loads it. */
+static herd_result_t s_load_rank0(herd_train_t *train, int64_t *header)
+{
+  const char *resume = train->config.resume;
+  char path[4096];
+  if (!strcmp(resume, "never"))
+    return HERD_OK;
+  if (!strcmp(resume, "auto")) {
+    if (!train->config.ckpt_dir)
+      return HERD_OK;
+    herd_result_t rc = herd_ckpt_find_latest(train->config.ckpt_dir, path,
+                                             sizeof path);
+    if (rc == HERD_ENOENT)
+      return HERD_OK;
+    HERD_CHECK(rc);
+  } else {
+    snprintf(path, sizeof path, "%s", resume);
+  }
+  herd_ckpt_meta_t meta;
+  herd_tensor_t tensors[2 + HERD_OPTIM_MAX_STATE];
+  int64_t optim_step = 0;
+  size_t n = s_tensors(train, tensors, &optim_step);
+  herd_result_t rc = herd_ckpt_load(path, &meta, tensors, n);
+  if (rc != HERD_OK)
+    return herd_error_set(rc, "cannot resume from '%s': %s", path,
+                          herd_error_detail());
+  int64_t values[S_HEADER_LEN] = {1, meta.step, meta.epoch, meta.step_in_epoch,
+                                  optim_step};
+  memcpy(header, values, sizeof values);
+  fprintf(stderr, "herd-train: resuming from %s (step %lld, epoch %lld)\n",
+          path, (long long)meta.step, (long long)meta.epoch);
+  return HERD_OK;
+}
+
+herd_result_t herd_train_resume(herd_train_t *train)
+{
+  int64_t header[S_HEADER_LEN] = {0};
+  herd_result_t rc = train->rank == 0 ? s_load_rank0(train, header) : HERD_OK;
+  HERD_CHECK(herd_train_agree(train, rc));
+  HERD_CHECK(herd_comm_broadcast(train->comm, header, S_HEADER_LEN,
+                                 HERD_DTYPE_I64, 0));
+  HERD_CHECK(herd_comm_broadcast(train->comm, train->params,
+                                 train->param_count, HERD_DTYPE_F32, 0));
+  if (!header[0])
+    return HERD_OK; /* fresh start: rank 0's initial parameters */
+  for (int i = 0; i < herd_optim_state_buffers(train->optim); i++)
+    HERD_CHECK(herd_comm_broadcast(train->comm, herd_optim_state(train->optim, i),
+                                   herd_optim_count(train->optim),
+                                   HERD_DTYPE_F32, 0));
+  train->step = header[1];
+  train->epoch = header[2];
+  train->step_in_epoch = header[3];
+  herd_optim_set_step_count(train->optim, header[4]);
+  train->resumed_from_step = train->step;
+  train->last_ckpt_step = train->step;
+  return HERD_OK;
+}
