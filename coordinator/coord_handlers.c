@@ -179,8 +179,10 @@ void coord_handle_frame(herd_coord_t *coord, const void *routing_id,
   herd_result_t rc = coord_codec_decode(&coord->limits, data, size, &msg,
                                         reason, sizeof reason);
   if (rc == HERD_ETOOBIG || rc == HERD_EFORMAT) {
-    coord->stats.malformed_messages++;
-    HERD_LOG(HERD_LOG_WARN, COORD_LOG, "dropped malformed message: %s",
+    /* A flood of garbage must not become a flood of log lines. */
+    int64_t count = ++coord->stats.malformed_messages;
+    HERD_LOG(count % 100 == 1 ? HERD_LOG_WARN : HERD_LOG_DEBUG, COORD_LOG,
+             "dropped malformed message (%lld so far): %s", (long long)count,
              reason);
     return;
   }

@@ -25,6 +25,7 @@
 #include "coord_internal.h"
 #include "herd/herd.h"
 
+/* clang-format off */
 #define NO_ -1
 static const int s_member_table[COORD_MEMBER_STATE_COUNT]
                                [COORD_MEMBER_EV_COUNT] = {
@@ -50,6 +51,7 @@ static const int s_job_table[COORD_JOB_STATE_COUNT][COORD_JOB_EV_COUNT] = {
                             COORD_JOB_FINISHED},
 };
 #undef NO_
+/* clang-format on */
 
 int coord_member_transition(coord_member_state_t state,
                             coord_member_event_t event,

@@ -62,10 +62,14 @@ herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command)
     return herd_error_set(HERD_EINVAL, "command '%s' not found%s", command,
                           strchr(command, '/') ? " or not executable"
                                                : " in PATH");
-  if (herd_cli_mkdirs(opts->run_dir) != HERD_OK ||
-      access(opts->run_dir, W_OK) != 0)
+  if (herd_cli_mkdirs(opts->run_dir) != HERD_OK) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", herd_error_detail());
+    return herd_error_set(HERD_EINVAL, "bad run dir: %s", why);
+  }
+  if (access(opts->run_dir, W_OK) != 0)
     return herd_error_set(HERD_EINVAL, "run dir '%s' is not writable: %s",
-                          opts->run_dir, herd_error_detail());
+                          opts->run_dir, strerror(errno));
   return HERD_OK;
 }
 
@@ -83,7 +87,7 @@ static herd_result_t s_mpirun_argv(const herd_run_opts_t *opts, char **command,
                                    char **argv, char *np, size_t np_cap)
 {
   static const char *const base[] = {
-      "mpirun", "--oversubscribe", "--bind-to", "none", "--mca", "btl",
+      "mpirun", "--quiet", "--oversubscribe", "--bind-to", "none", "--mca", "btl",
       "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none",
       "--mca", "mpi_yield_when_idle", "1", "--mca", "oob_tcp_if_include", "lo"};
   int argc = 0, bad = 0;
@@ -156,18 +160,24 @@ herd_result_t herd_children_launch(const herd_run_opts_t *opts,
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
   }
   char *argv[S_MAX_ARGS], np[32];
+  children->via_mpirun = 1;
   HERD_CHECK(s_mpirun_argv(opts, command, argv, np, sizeof np));
   return s_spawn(argv, 0, &children->pids[0]);
 }
 
-static void s_describe_exit(char *out, size_t cap, pid_t pid, int status)
+static void s_describe_exit(char *out, size_t cap, const herd_children_t *children,
+                            pid_t pid, int status)
 {
-  if (WIFSIGNALED(status))
-    snprintf(out, cap, "worker process %d was killed by signal %d (%s)",
-             (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+  char who[64];
+  if (children->via_mpirun)
+    snprintf(who, sizeof who, "mpirun (a worker failed; see above)");
   else
-    snprintf(out, cap, "worker process %d exited with status %d", (int)pid,
-             WEXITSTATUS(status));
+    snprintf(who, sizeof who, "worker process %d", (int)pid);
+  if (WIFSIGNALED(status))
+    snprintf(out, cap, "%s was killed by signal %d (%s)", who,
+             WTERMSIG(status), strsignal(WTERMSIG(status)));
+  else
+    snprintf(out, cap, "%s exited with status %d", who, WEXITSTATUS(status));
 }
 
 void herd_children_reap(herd_children_t *children, herd_coord_t *coord)
@@ -180,7 +190,7 @@ void herd_children_reap(herd_children_t *children, herd_coord_t *coord)
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
         children->failed_children++ == 0)
       s_describe_exit(children->first_failure, sizeof children->first_failure,
-                      children->pids[i], status);
+                      children, children->pids[i], status);
     children->pids[i] = 0;
   }
 }

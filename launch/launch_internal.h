@@ -25,6 +25,7 @@ typedef struct {
   int count;
   int failed_children;
   char first_failure[256];
+  int via_mpirun;        /* one child: mpirun, which owns the ranks */
   int stopping;          /* a stop signal was sent */
   double stop_deadline;  /* SIGKILL after this (monotonic seconds) */
 } herd_children_t;

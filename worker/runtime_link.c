@@ -119,14 +119,16 @@ static void s_handle_frame(herd_worker_t *worker, const void *data,
     return;
   }
   const Herd__Envelope *env = msg.env;
-  if (env->version != HERD_PROTOCOL_VERSION ||
-      strcmp(env->job_id, worker->job_id) != 0)
+  /* A refusal is understood whatever its version or job id: telling a
+   * worker of another job or version why it is refused is its purpose. */
+  if (env->body_case == HERD__ENVELOPE__BODY_REFUSED)
+    s_apply_refused(worker, env->refused);
+  else if (env->version != HERD_PROTOCOL_VERSION ||
+           strcmp(env->job_id, worker->job_id) != 0)
     HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "dropped a message of version %u "
              "job '%s'", env->version, env->job_id);
   else if (env->body_case == HERD__ENVELOPE__BODY_ROSTER)
     s_apply_roster(worker, env->roster);
-  else if (env->body_case == HERD__ENVELOPE__BODY_REFUSED)
-    s_apply_refused(worker, env->refused);
   else
     HERD_LOG(HERD_LOG_DEBUG, WORKER_LOG, "ignoring %s",
              herd_wire_body_name(env));

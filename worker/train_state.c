@@ -15,15 +15,20 @@
 
 herd_result_t herd_train_agree(herd_train_t *train, herd_result_t rc)
 {
-  int32_t ok = rc == HERD_OK;
-  herd_result_t comm_rc = herd_comm_allreduce(train->comm, &ok, &ok, 1,
-                                              HERD_DTYPE_I32, HERD_OP_MIN);
+  /* MIN over (failed ? rank : world) names the first failing rank; only it
+   * returns its own error, so a failure common to all ranks (a missing data
+   * file) is reported once, not N times. */
+  int32_t first_failed = rc == HERD_OK ? train->world_size : train->rank;
+  herd_result_t comm_rc =
+      herd_comm_allreduce(train->comm, &first_failed, &first_failed, 1,
+                          HERD_DTYPE_I32, HERD_OP_MIN);
   if (comm_rc != HERD_OK)
     return comm_rc;
-  if (rc != HERD_OK)
+  if (first_failed == train->world_size)
+    return HERD_OK;
+  if (first_failed == train->rank)
     return rc;
-  return ok ? HERD_OK
-            : herd_error_set(HERD_EPEER, "another rank failed (see its log)");
+  return herd_error_set(HERD_EPEER, "rank %d failed", (int)first_failed);
 }
 
 /* Tensors of a checkpoint: parameters, optimizer buffers, optimizer step. */

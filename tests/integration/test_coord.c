@@ -37,18 +37,24 @@ static int64_t s_now_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Polls stats until `cond` holds or timeout_ms passes; evaluates to cond. */
-#define WAIT_STATS(coord, stats, cond, timeout_ms)                             \
-  ({                                                                           \
-    int64_t deadline_ = s_now_ms() + (timeout_ms);                             \
-    for (;;) {                                                                 \
-      assert_int_equal(herd_coord_stats((coord), &(stats)), HERD_OK);          \
-      if ((cond) || s_now_ms() > deadline_)                                    \
-        break;                                                                 \
-      usleep(5000);                                                            \
-    }                                                                          \
-    (cond);                                                                    \
-  })
+typedef int (*s_pred_t)(const herd_coord_stats_t *stats);
+static int s_done_at_3(const herd_coord_stats_t *s) { return s->done && s->step == 3; }
+static int s_no_members(const herd_coord_stats_t *s) { return s->members == 0; }
+static int s_failed(const herd_coord_stats_t *s) { return s->failed; }
+static int s_one_failure(const herd_coord_stats_t *s) { return s->failures == 1; }
+
+/* Polls stats until `pred` holds or timeout_ms passes; returns pred. */
+static int s_wait(herd_coord_t *coord, herd_coord_stats_t *stats,
+                  s_pred_t pred, int timeout_ms)
+{
+  int64_t deadline = s_now_ms() + timeout_ms;
+  for (;;) {
+    assert_int_equal(herd_coord_stats(coord, stats), HERD_OK);
+    if (pred(stats) || s_now_ms() > deadline)
+      return pred(stats);
+    usleep(5000);
+  }
+}
 
 typedef struct {
   char dir[64];
@@ -308,7 +314,7 @@ static void test_three_workers_join_and_report(void **state)
   s_report_rank0_rest(rank0);
 
   herd_coord_stats_t stats;
-  assert_true(WAIT_STATS(coord, stats, stats.done && stats.step == 3, 5000));
+  assert_true(s_wait(coord, &stats, s_done_at_3, 5000));
   assert_int_equal(stats.generation, 1);
   assert_int_equal(stats.world_size, 3);
   assert_int_equal(stats.members, 3);
@@ -326,7 +332,7 @@ static void test_three_workers_join_and_report(void **state)
     herd_worker_leave(&joiners[i].worker);
     assert_null(joiners[i].worker);
   }
-  assert_true(WAIT_STATS(coord, stats, stats.members == 0, 3000));
+  assert_true(s_wait(coord, &stats, s_no_members, 3000));
   assert_int_equal(stats.failures, 0);
   assert_int_equal(stats.generation, 1); /* leaving does not re-form */
 
@@ -372,7 +378,7 @@ static void test_join_timeout_fails_job(void **state)
   pthread_t thread;
   assert_int_equal(pthread_create(&thread, NULL, s_join_thread, &lonely), 0);
   herd_coord_stats_t stats;
-  assert_true(WAIT_STATS(coord, stats, stats.failed, 2000));
+  assert_true(s_wait(coord, &stats, s_failed, 2000));
   assert_string_equal(stats.failure, "only 1 of 2 workers joined within 0.3 s");
   assert_int_equal(stats.generation, 0);
   pthread_join(thread, NULL);
@@ -562,7 +568,7 @@ static void test_killed_worker_fails_and_regenerates(void **state)
   s_reap(victim->pid, 2000);
   victim->pid = -1;
   herd_coord_stats_t stats;
-  assert_true(WAIT_STATS(coord, stats, stats.failures == 1, 3000));
+  assert_true(s_wait(coord, &stats, s_one_failure, 3000));
   assert_true(s_now_ms() - killed_ms <= 1000);
   s_next_roster(old_rank0, 3000);
   s_next_roster(old_rank2, 3000);
@@ -573,17 +579,44 @@ static void test_killed_worker_fails_and_regenerates(void **state)
   assert_int_equal(old_rank2->roster.rank, 1);
 
   /* The launcher's exit signal is faster: note_exit fails it at once. */
-  assert_int_equal(kill(old_rank2->pid, SIGKILL), 0);
-  int status = s_reap(old_rank2->pid, 2000);
+  pid_t second = old_rank2->pid;
+  assert_int_equal(kill(second, SIGKILL), 0);
+  int status = s_reap(second, 2000);
   old_rank2->pid = -1;
-  assert_int_equal(herd_coord_note_exit(coord, (int)victim->pid, 0), HERD_OK);
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(herd_coord_note_exit(coord, (int)second, status), HERD_OK);
   assert_int_equal(herd_coord_stats(coord, &stats), HERD_OK);
-  int failures_before = (int)stats.failures;
-  s_child_t killed2 = *old_rank2;
-  (void)killed2;
-  assert_int_equal(herd_coord_note_exit(coord, 0, status), HERD_OK);
-  (void)failures_before;
+  assert_int_equal(stats.failures, 2);
+  s_next_roster(old_rank0, 3000);
+  assert_int_equal(old_rank0->roster.generation, 3);
+  assert_int_equal(old_rank0->roster.world_size, 1);
+  assert_int_equal(old_rank0->roster.rank, 0);
 
+  /* The last survivor leaves cleanly when its command pipe closes. */
+  close(old_rank0->cmd_fd);
+  old_rank0->cmd_fd = -1;
+  status = s_reap(old_rank0->pid, 5000);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_true(s_wait(coord, &stats, s_no_members, 3000));
+
+  assert_int_equal(herd_coord_finish(coord, 0, "two workers killed"),
+                   HERD_OK);
+  s_check_failure_events(tmp.run_dir);
+  char path[160];
+  snprintf(path, sizeof path, "%s/summary.json", tmp.run_dir);
+  json_error_t error;
+  json_t *summary = json_load_file(path, 0, &error);
+  assert_non_null(summary);
+  assert_int_equal(s_int(summary, "generations"), 3);
+  assert_int_equal(s_int(summary, "failures"), 2);
+  assert_true(json_is_false(json_object_get(summary, "ok")));
+  assert_int_equal(s_int(summary, "final_step"), 0); /* no Done arrived */
+  json_decref(summary);
+  for (int i = 0; i < 3; i++) {
+    if (children[i].cmd_fd >= 0)
+      close(children[i].cmd_fd);
+    close(children[i].result_fd);
+  }
   herd_coord_destroy(&coord);
   s_tmp_remove(&tmp);
 }

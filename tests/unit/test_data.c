@@ -257,6 +257,17 @@ static void test_not_gzip_and_missing(void **state)
   fclose(f);
   s_expect_failure(dir, "t10k-images-idx3-ubyte.gz", "");
 
+  /* A wrong CRC in the gzip trailer: only seen when reading to the end. */
+  s_make_valid(dir, sizeof(dir), "crc");
+  snprintf(path, sizeof(path), "%s/train-labels-idx1-ubyte.gz", dir);
+  f = fopen(path, "r+b");
+  fseek(f, -8, SEEK_END);
+  int byte = fgetc(f);
+  fseek(f, -8, SEEK_END);
+  fputc(byte ^ 0x5a, f);
+  fclose(f);
+  s_expect_failure(dir, "train-labels-idx1-ubyte.gz", "corrupt");
+
   s_make_valid(dir, sizeof(dir), "missing");
   snprintf(path, sizeof(path), "%s/t10k-labels-idx1-ubyte.gz", dir);
   assert_int_equal(unlink(path), 0);

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Black-box tests of `herd run` + herd-train: real coordinator, real MPI
+# workers, real HDF5 files. Usage: run_tests.sh BIN_DIR DATA_FILE CASE
+# Every wait is bounded; each case cleans up its temp dir.
+set -euo pipefail
+bin=$1 data=$2 case=$3
+export PATH="$bin:$PATH"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+py=/usr/bin/python3
+tmp=$(mktemp -d /tmp/herd-test.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# json FILE EXPR: evaluates a Python expression over the parsed file `j`.
+json() { "$py" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+# Checks events.jsonl: every line is JSON with ts and event; step events are
+# 1..N in order with consistent sample ranges.
+check_events() {
+  "$py" - "$1" "$2" <<'PY'
+import json, sys
+path, final = sys.argv[1], int(sys.argv[2])
+events = [json.loads(l) for l in open(path)]
+assert all(isinstance(e["ts"], float) and "event" in e for e in events)
+kinds = [e["event"] for e in events]
+for k in ("member_joined", "generation", "step", "checkpoint_committed", "epoch_end", "done"):
+    assert k in kinds, f"no {k} event"
+steps = [e for e in events if e["event"] == "step"]
+nums = [e["step"] for e in steps]
+assert nums == list(range(nums[0], final + 1)), f"steps not consecutive: {nums[:5]}..{nums[-5:]}"
+for e in steps:
+    for f in ("epoch", "generation", "world_size", "loss", "samples_per_second", "sample_begin", "sample_end"):
+        assert f in e, f"step event lacks {f}"
+    assert e["sample_end"] > e["sample_begin"]
+joined = [e for e in events if e["event"] == "member_joined"]
+assert all({"rank", "pid", "host"} <= set(e) for e in joined)
+assert events[-1]["event"] == "done" and events[-1]["ok"] is True
+print("events ok:", len(events), "lines")
+PY
+}
+
+run_short() {
+  herd run -n 2 --run-dir "$tmp/run" --ckpt-every 25 -- herd-train --data "$data" \
+    --epochs 1 --max-steps 60 > "$tmp/out" 2>&1 || { cat "$tmp/out"; fail "herd run failed"; }
+  s="$tmp/run/summary.json"
+  [ "$(json "$s" 'j["final_step"]')" = 60 ] || fail "final_step"
+  [ "$(json "$s" 'j["world_size"]')" = 2 ] || fail "world_size"
+  [ "$(json "$s" 'j["resumed_from_step"]')" = None ] || fail "fresh run has resumed_from_step"
+  [ "$(json "$s" 'j["test_accuracy"] > 0.6')" = True ] || fail "accuracy after 60 steps: $(json "$s" 'j["test_accuracy"]')"
+  [ "$(json "$s" 'len(j["checkpoints"]) >= 3')" = True ] || fail "checkpoints"
+  [ "$(json "$s" 'j["samples_per_second"] > 0')" = True ] || fail "samples_per_second"
+  json "$s" 'j["epochs"]' >/dev/null
+  check_events "$tmp/run/events.jsonl" 60
+  herd ckpt verify "$tmp/run/ckpt" >/dev/null || fail "checkpoints do not verify"
+  grep -q '^herd: done' "$tmp/out" || fail "no final line"
+}
+
+run_resume() {
+  herd run -n 2 --run-dir "$tmp/run" -- herd-train --data "$data" --max-steps 40 >/dev/null 2>&1 || fail "first run"
+  herd run -n 2 --run-dir "$tmp/run" -- herd-train --data "$data" --max-steps 70 > "$tmp/out" 2>&1 \
+    || { cat "$tmp/out"; fail "resumed run failed"; }
+  [ "$(json "$tmp/run/summary.json" 'j["resumed_from_step"]')" = 40 ] || fail "did not resume from 40"
+  [ "$(json "$tmp/run/summary.json" 'j["final_step"]')" = 70 ] || fail "final_step after resume"
+  herd run -n 2 --run-dir "$tmp/run" --resume never -- herd-train --data "$data" --max-steps 30 >/dev/null 2>&1 || fail "never run"
+  [ "$(json "$tmp/run/summary.json" 'j["resumed_from_step"]')" = None ] || fail "--resume never resumed"
+  [ "$(json "$tmp/run/summary.json" 'j["final_step"]')" = 30 ] || fail "--resume never final_step"
+  # An explicit checkpoint file.
+  ck=$(ls "$tmp"/run/ckpt/ckpt-*.h5 | head -1)
+  herd run -n 1 --run-dir "$tmp/run2" --resume "$ck" -- herd-train --data "$data" --max-steps 50 >/dev/null 2>&1 || fail "resume PATH"
+  [ "$(json "$tmp/run2/summary.json" 'j["resumed_from_step"] is not None')" = True ] || fail "resume PATH not used"
+}
+
+run_sigint() {
+  herd run -n 2 --run-dir "$tmp/run" --ckpt-every 20 -- herd-train --data "$data" --epochs 50 \
+    > "$tmp/out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do
+    grep -q checkpoint_committed "$tmp/run/events.jsonl" 2>/dev/null && break
+    sleep 0.1
+  done
+  grep -q checkpoint_committed "$tmp/run/events.jsonl" || { kill -9 $pid; fail "no checkpoint within 60 s"; }
+  kill -INT $pid
+  rc=0
+  for _ in $(seq 1 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  kill -0 $pid 2>/dev/null && { kill -9 $pid; fail "herd run did not stop within 30 s of SIGINT"; }
+  wait $pid || rc=$?
+  [ $rc = 130 ] || { cat "$tmp/out"; fail "exit status $rc after SIGINT, want 130"; }
+  [ "$(json "$tmp/run/summary.json" 'j["ok"]')" = False ] || fail "interrupted run marked ok"
+  last=$(ls "$tmp"/run/ckpt/ckpt-*.h5 | tail -1 | sed 's/.*ckpt-0*\([0-9]*\).h5/\1/')
+  herd run -n 2 --run-dir "$tmp/run" -- herd-train --data "$data" --epochs 50 --max-steps $((last + 10)) \
+    >/dev/null 2>&1 || fail "resume after SIGINT"
+  [ "$(json "$tmp/run/summary.json" 'j["resumed_from_step"]')" = "$last" ] || fail "did not resume from $last"
+}
+
+# expect_error EXPECTED_STATUS PATTERN CMD...: bounded, one clear line, no crash.
+expect_error() {
+  local want=$1 pattern=$2; shift 2
+  rc=0
+  timeout 120 "$@" > "$tmp/out" 2> "$tmp/err" || rc=$?
+  [ $rc != 124 ] || fail "hang: $*"
+  [ $rc -lt 128 ] || fail "crash (status $rc): $*"
+  [ "$want" = any ] && [ $rc != 0 ] || [ $rc = "$want" ] || fail "status $rc, want $want: $*"
+  grep -q -- "$pattern" "$tmp/err" || { cat "$tmp/err"; fail "no '$pattern' in stderr of: $*"; }
+}
+
+bad_input() {
+  expect_error 2 "nproc" herd run -n 0 -- herd-train
+  expect_error 2 "not found" herd run -n 1 --run-dir "$tmp/r" -- no-such-command-herd
+  touch "$tmp/file"
+  expect_error 2 "run dir" herd run -n 1 --run-dir "$tmp/file/sub" -- herd-train
+  expect_error any "missing.h5" herd run -n 2 --run-dir "$tmp/r" -- herd-train --data "$tmp/missing.h5"
+  [ "$(grep -c 'herd-train: error' "$tmp/err")" = 1 ] || { cat "$tmp/err"; fail "missing data: want one worker error line"; }
+  expect_error 2 "unknown option" herd run --bogus -- herd-train
+  expect_error 2 "epochs" herd-train --epochs zero
+  # A corrupt IDX file: import fails, names the file, leaves no output.
+  mkdir "$tmp/idx"
+  for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    cp "/usr/share/datasets/fashion-mnist/$f.gz" "$tmp/idx/"
+  done
+  head -c 100000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz > "$tmp/idx/train-images-idx3-ubyte.gz"
+  expect_error any "train-images-idx3-ubyte.gz" herd data import fashion-mnist --src "$tmp/idx" --out "$tmp/o.h5"
+  [ ! -e "$tmp/o.h5" ] && [ ! -e "$tmp/o.h5.tmp" ] || fail "partial import output left"
+  expect_error any "nonexistent-dir" herd data import fashion-mnist --src /nonexistent-dir --out "$tmp/o.h5"
+}
+
+"$case"
+echo "PASS: $case"
