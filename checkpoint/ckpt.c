@@ -82,8 +82,8 @@ static herd_result_t s_open(const char *path, s_reader_t **reader)
 static herd_result_t s_read_version(s_reader_t *r)
 {
   int32_t version = 0;
-  HERD_CHECK(ckpt_attr_read(r->file, CKPT_A_FORMAT_VERSION, H5T_NATIVE_INT32,
-                            0, &version, r->path));
+  HERD_CHECK(ckpt_attr_read(r->file, CKPT_A_FORMAT_VERSION, H5T_NATIVE_INT32, 0,
+                            &version, r->path));
   if (version > HERD_CKPT_FORMAT_VERSION)
     return herd_error_set(HERD_EUNSUPPORTED,
                           "checkpoint '%s': format_version %d is newer than "
@@ -114,8 +114,8 @@ static herd_result_t s_read_meta(s_reader_t *r, herd_ckpt_meta_t *m)
                             &m->unix_time, p));
   HERD_CHECK(ckpt_attr_read_str(f, CKPT_A_CONFIG_JSON, m->config_json,
                                 sizeof m->config_json, p));
-  return ckpt_attr_read(f, CKPT_A_CHECKSUM, H5T_NATIVE_UINT64, 0,
-                        &r->checksum, p);
+  return ckpt_attr_read(f, CKPT_A_CHECKSUM, H5T_NATIVE_UINT64, 0, &r->checksum,
+                        p);
 }
 
 /* Checks the tensor_names attribute's shape; on HERD_OK *count and *width
@@ -203,16 +203,21 @@ static herd_result_t s_tensor_shape(s_reader_t *r, size_t i, hid_t type,
                                 sizeof dtype_name, r->path));
   if (!ckpt_dtype_parse(dtype_name, &r->dtypes[i]) ||
       !s_type_matches(type, r->dtypes[i]))
-    return herd_error_set(HERD_EFORMAT, "checkpoint '%s': tensor '%s' has "
-                          "a bad type", r->path, name);
+    return herd_error_set(HERD_EFORMAT,
+                          "checkpoint '%s': tensor '%s' has "
+                          "a bad type",
+                          r->path, name);
   if (H5Sget_simple_extent_ndims(space) != 1 ||
       H5Sget_simple_extent_dims(space, dims, NULL) != 1)
-    return herd_error_set(HERD_EFORMAT, "checkpoint '%s': tensor '%s' is "
-                          "not 1-D", r->path, name);
+    return herd_error_set(HERD_EFORMAT,
+                          "checkpoint '%s': tensor '%s' is "
+                          "not 1-D",
+                          r->path, name);
   if (dims[0] > CKPT_TENSOR_BYTES_MAX / ckpt_dtype_size(r->dtypes[i]))
-    return herd_error_set(HERD_ETOOBIG, "checkpoint '%s': tensor '%s' has "
-                          "%llu elements", r->path, name,
-                          (unsigned long long)dims[0]);
+    return herd_error_set(HERD_ETOOBIG,
+                          "checkpoint '%s': tensor '%s' has "
+                          "%llu elements",
+                          r->path, name, (unsigned long long)dims[0]);
   r->counts[i] = (size_t)dims[0];
   return HERD_OK;
 }
@@ -248,14 +253,16 @@ static herd_result_t s_match(s_reader_t *r, const herd_tensor_t *want,
     while (i < r->count && (!t->name || strcmp(r->names[i], t->name) != 0))
       i++;
     if (i == r->count || map[i])
-      return herd_error_set(HERD_EINVAL, "checkpoint '%s': tensor '%s' is "
-                            "missing or requested twice", r->path,
-                            t->name ? t->name : "(null)");
+      return herd_error_set(HERD_EINVAL,
+                            "checkpoint '%s': tensor '%s' is "
+                            "missing or requested twice",
+                            r->path, t->name ? t->name : "(null)");
     if (r->dtypes[i] != t->dtype || r->counts[i] != t->count ||
         (t->count > 0 && !t->data))
-      return herd_error_set(HERD_EINVAL, "checkpoint '%s': tensor '%s' is "
-                            "%s[%zu], caller has dtype %d [%zu]", r->path,
-                            t->name, ckpt_dtype_name(r->dtypes[i]),
+      return herd_error_set(HERD_EINVAL,
+                            "checkpoint '%s': tensor '%s' is "
+                            "%s[%zu], caller has dtype %d [%zu]",
+                            r->path, t->name, ckpt_dtype_name(r->dtypes[i]),
                             r->counts[i], (int)t->dtype, t->count);
     map[i] = t;
   }
@@ -278,8 +285,7 @@ static herd_result_t s_read_tensor(s_reader_t *r, size_t i, void *dest,
                                                    : CKPT_CHUNK_ELEMS};
     void *buf = dest ? (char *)dest + off * elem : scratch;
     if (fspace < 0 || (mspace = H5Screate_simple(1, n, NULL)) < 0 ||
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, n, NULL) <
-            0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, n, NULL) < 0 ||
         H5Dread(r->dsets[i], mem_type, mspace, fspace, H5P_DEFAULT, buf) < 0)
       rc = ckpt_h5_fail(HERD_ECHECKSUM, r->path, r->names[i]);
     else
@@ -308,13 +314,13 @@ static herd_result_t s_read_all(s_reader_t *r, const herd_ckpt_meta_t *meta,
       rc = HERD_ENOMEM;
       goto out;
     }
-    HERD_TRY(s_read_tensor(r, i, map[i] ? map[i]->data : NULL, scratch,
-                           &hash));
+    HERD_TRY(s_read_tensor(r, i, map[i] ? map[i]->data : NULL, scratch, &hash));
   }
   if (hash.state != r->checksum)
-    rc = herd_error_set(HERD_ECHECKSUM, "checkpoint '%s': content checksum "
-                        "%016llx, stored %016llx", r->path,
-                        (unsigned long long)hash.state,
+    rc = herd_error_set(HERD_ECHECKSUM,
+                        "checkpoint '%s': content checksum "
+                        "%016llx, stored %016llx",
+                        r->path, (unsigned long long)hash.state,
                         (unsigned long long)r->checksum);
 out:
   free(scratch);
@@ -328,8 +334,8 @@ static herd_result_t s_check_step_name(const char *path, int64_t step)
   int64_t named;
   base = base ? base + 1 : path;
   if (ckpt_parse_name(base, &named) && named != step)
-    return herd_error_set(HERD_EFORMAT, "checkpoint '%s' holds step %lld",
-                          path, (long long)step);
+    return herd_error_set(HERD_EFORMAT, "checkpoint '%s' holds step %lld", path,
+                          (long long)step);
   return HERD_OK;
 }
 

@@ -30,8 +30,8 @@ static herd_result_t s_read_latest(const char *dir, int64_t *step)
   HERD_CHECK(ckpt_join(path, sizeof path, dir, CKPT_LATEST));
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return herd_error_set(errno == ENOENT ? HERD_ENOENT : HERD_EIO,
-                          "'%s': %s", path, strerror(errno));
+    return herd_error_set(errno == ENOENT ? HERD_ENOENT : HERD_EIO, "'%s': %s",
+                          path, strerror(errno));
   while (len < sizeof buf - 1) {
     ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
     if (n < 0 && errno == EINTR)

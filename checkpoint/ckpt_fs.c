@@ -32,8 +32,8 @@ herd_result_t ckpt_join(char *buf, size_t cap, const char *dir,
 {
   int n = snprintf(buf, cap, "%s/%s", dir, name);
   if (n < 0 || (size_t)n >= cap)
-    return herd_error_set(HERD_EINVAL, "checkpoint path too long: '%s/%s'",
-                          dir, name);
+    return herd_error_set(HERD_EINVAL, "checkpoint path too long: '%s/%s'", dir,
+                          name);
   return HERD_OK;
 }
 
@@ -108,8 +108,7 @@ void ckpt_file_name(int64_t step, char name[CKPT_FILE_NAME_LEN + 1])
 bool ckpt_parse_name(const char *name, int64_t *step)
 {
   if (strnlen(name, CKPT_FILE_NAME_LEN + 1) != CKPT_FILE_NAME_LEN ||
-      strncmp(name, "ckpt-", 5) != 0 ||
-      strcmp(name + 15, ".h5") != 0)
+      strncmp(name, "ckpt-", 5) != 0 || strcmp(name + 15, ".h5") != 0)
     return false;
   int64_t value = 0;
   for (int i = 5; i < 15; i++) {

@@ -42,10 +42,10 @@ void ckpt_lock(void)
 void ckpt_unlock(void) { pthread_mutex_unlock(&s_lock); }
 
 typedef struct {
-  char text[1024];   /* the whole stack, for the debug line */
+  char text[1024]; /* the whole stack, for the debug line */
   size_t len;
-  char first[256];   /* innermost description, for the detail */
-  char nospace[32];  /* "errno = 28," as HDF5's sec2 driver formats it */
+  char first[256];  /* innermost description, for the detail */
+  char nospace[32]; /* "errno = 28," as HDF5's sec2 driver formats it */
   bool saw_nospace;
 } s_stack_t;
 
@@ -69,8 +69,16 @@ static herr_t s_walk_cb(unsigned n, const H5E_error2_t *err, void *data)
   return 0;
 }
 
-herd_result_t ckpt_h5_fail(herd_result_t rc, const char *path,
-                           const char *what)
+/* HDF5 descriptions can embed newlines (ctime() in the sec2 driver's write
+ * errors); a log line and a detail must stay one line. */
+static void s_one_line(char *text)
+{
+  for (; *text; text++)
+    if (*text == '\n' || *text == '\r')
+      *text = ' ';
+}
+
+herd_result_t ckpt_h5_fail(herd_result_t rc, const char *path, const char *what)
 {
   s_stack_t stack;
   memset(&stack, 0, sizeof stack);
@@ -78,6 +86,8 @@ herd_result_t ckpt_h5_fail(herd_result_t rc, const char *path,
   snprintf(stack.nospace, sizeof stack.nospace, "errno = %d,", ENOSPC);
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, s_walk_cb, &stack);
   H5Eclear2(H5E_DEFAULT);
+  s_one_line(stack.text);
+  s_one_line(stack.first);
   HERD_LOG(HERD_LOG_DEBUG, "ckpt", "HDF5 error, %s '%s': %s", what, path,
            stack.text);
   if (rc == HERD_EIO && stack.saw_nospace)
@@ -114,13 +124,20 @@ fail:
 size_t ckpt_dtype_size(herd_dtype_t dtype)
 {
   switch (dtype) {
-  case HERD_DTYPE_F32: return 4;
-  case HERD_DTYPE_F64: return 8;
-  case HERD_DTYPE_F16: return 2;
-  case HERD_DTYPE_BF16: return 2;
-  case HERD_DTYPE_I32: return 4;
-  case HERD_DTYPE_I64: return 8;
-  case HERD_DTYPE_U8: return 1;
+  case HERD_DTYPE_F32:
+    return 4;
+  case HERD_DTYPE_F64:
+    return 8;
+  case HERD_DTYPE_F16:
+    return 2;
+  case HERD_DTYPE_BF16:
+    return 2;
+  case HERD_DTYPE_I32:
+    return 4;
+  case HERD_DTYPE_I64:
+    return 8;
+  case HERD_DTYPE_U8:
+    return 1;
   }
   return 0;
 }
@@ -128,13 +145,20 @@ size_t ckpt_dtype_size(herd_dtype_t dtype)
 const char *ckpt_dtype_name(herd_dtype_t dtype)
 {
   switch (dtype) {
-  case HERD_DTYPE_F32: return "f32";
-  case HERD_DTYPE_F64: return "f64";
-  case HERD_DTYPE_F16: return "f16";
-  case HERD_DTYPE_BF16: return "bf16";
-  case HERD_DTYPE_I32: return "i32";
-  case HERD_DTYPE_I64: return "i64";
-  case HERD_DTYPE_U8: return "u8";
+  case HERD_DTYPE_F32:
+    return "f32";
+  case HERD_DTYPE_F64:
+    return "f64";
+  case HERD_DTYPE_F16:
+    return "f16";
+  case HERD_DTYPE_BF16:
+    return "bf16";
+  case HERD_DTYPE_I32:
+    return "i32";
+  case HERD_DTYPE_I64:
+    return "i64";
+  case HERD_DTYPE_U8:
+    return "u8";
   }
   return NULL;
 }
@@ -159,13 +183,20 @@ bool ckpt_dtype_parse(const char *name, herd_dtype_t *dtype)
 hid_t ckpt_dtype_file_type(herd_dtype_t dtype)
 {
   switch (dtype) {
-  case HERD_DTYPE_F32: return H5T_IEEE_F32LE;
-  case HERD_DTYPE_F64: return H5T_IEEE_F64LE;
-  case HERD_DTYPE_F16: return H5T_STD_U16LE;
-  case HERD_DTYPE_BF16: return H5T_STD_U16LE;
-  case HERD_DTYPE_I32: return H5T_STD_I32LE;
-  case HERD_DTYPE_I64: return H5T_STD_I64LE;
-  case HERD_DTYPE_U8: return H5T_STD_U8LE;
+  case HERD_DTYPE_F32:
+    return H5T_IEEE_F32LE;
+  case HERD_DTYPE_F64:
+    return H5T_IEEE_F64LE;
+  case HERD_DTYPE_F16:
+    return H5T_STD_U16LE;
+  case HERD_DTYPE_BF16:
+    return H5T_STD_U16LE;
+  case HERD_DTYPE_I32:
+    return H5T_STD_I32LE;
+  case HERD_DTYPE_I64:
+    return H5T_STD_I64LE;
+  case HERD_DTYPE_U8:
+    return H5T_STD_U8LE;
   }
   return H5I_INVALID_HID;
 }
@@ -173,13 +204,20 @@ hid_t ckpt_dtype_file_type(herd_dtype_t dtype)
 hid_t ckpt_dtype_mem_type(herd_dtype_t dtype)
 {
   switch (dtype) {
-  case HERD_DTYPE_F32: return H5T_NATIVE_FLOAT;
-  case HERD_DTYPE_F64: return H5T_NATIVE_DOUBLE;
-  case HERD_DTYPE_F16: return H5T_NATIVE_UINT16;
-  case HERD_DTYPE_BF16: return H5T_NATIVE_UINT16;
-  case HERD_DTYPE_I32: return H5T_NATIVE_INT32;
-  case HERD_DTYPE_I64: return H5T_NATIVE_INT64;
-  case HERD_DTYPE_U8: return H5T_NATIVE_UINT8;
+  case HERD_DTYPE_F32:
+    return H5T_NATIVE_FLOAT;
+  case HERD_DTYPE_F64:
+    return H5T_NATIVE_DOUBLE;
+  case HERD_DTYPE_F16:
+    return H5T_NATIVE_UINT16;
+  case HERD_DTYPE_BF16:
+    return H5T_NATIVE_UINT16;
+  case HERD_DTYPE_I32:
+    return H5T_NATIVE_INT32;
+  case HERD_DTYPE_I64:
+    return H5T_NATIVE_INT64;
+  case HERD_DTYPE_U8:
+    return H5T_NATIVE_UINT8;
   }
   return H5I_INVALID_HID;
 }
@@ -190,8 +228,7 @@ herd_result_t ckpt_attr_write(hid_t obj, const char *name, hid_t file_type,
 {
   herd_result_t rc = HERD_OK;
   hsize_t dims[1] = {count};
-  hid_t space = count ? H5Screate_simple(1, dims, NULL)
-                      : H5Screate(H5S_SCALAR);
+  hid_t space = count ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR);
   hid_t attr = H5I_INVALID_HID;
   if (space < 0) {
     rc = ckpt_h5_fail(HERD_EIO, path, "creating a dataspace");
@@ -208,8 +245,8 @@ out:
   return rc;
 }
 
-herd_result_t ckpt_attr_write_str(hid_t obj, const char *name,
-                                  const char *text, const char *path)
+herd_result_t ckpt_attr_write_str(hid_t obj, const char *name, const char *text,
+                                  const char *path)
 {
   herd_result_t rc = HERD_OK;
   hid_t type = H5Tcopy(H5T_C_S1);
@@ -298,8 +335,7 @@ herd_result_t ckpt_attr_read_str(hid_t obj, const char *name, char *buf,
     goto out;
   size_t size = H5Tget_size(type);
   if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0 ||
-      size == 0 || size > cap ||
-      H5Sget_simple_extent_npoints(space) != 1) {
+      size == 0 || size > cap || H5Sget_simple_extent_npoints(space) != 1) {
     rc = s_bad_attr(path, name);
     goto out;
   }

@@ -58,11 +58,11 @@ herd_result_t ckpt_h5_fail(herd_result_t rc, const char *path,
 hid_t ckpt_fapl_new(void);
 
 /* dtype table. */
-size_t ckpt_dtype_size(herd_dtype_t dtype);         /* 0 = unknown dtype */
-const char *ckpt_dtype_name(herd_dtype_t dtype);    /* NULL = unknown */
+size_t ckpt_dtype_size(herd_dtype_t dtype);      /* 0 = unknown dtype */
+const char *ckpt_dtype_name(herd_dtype_t dtype); /* NULL = unknown */
 bool ckpt_dtype_parse(const char *name, herd_dtype_t *dtype);
-hid_t ckpt_dtype_file_type(herd_dtype_t dtype);     /* little-endian */
-hid_t ckpt_dtype_mem_type(herd_dtype_t dtype);      /* native */
+hid_t ckpt_dtype_file_type(herd_dtype_t dtype); /* little-endian */
+hid_t ckpt_dtype_mem_type(herd_dtype_t dtype);  /* native */
 
 /* Attributes. `count` 0 means a scalar. Reads check class, size and shape
  * before touching the value, so garbage files cannot overflow `out`. */
@@ -71,8 +71,8 @@ herd_result_t ckpt_attr_write(hid_t obj, const char *name, hid_t file_type,
                               const char *path);
 herd_result_t ckpt_attr_read(hid_t obj, const char *name, hid_t mem_type,
                              size_t count, void *out, const char *path);
-herd_result_t ckpt_attr_write_str(hid_t obj, const char *name,
-                                  const char *text, const char *path);
+herd_result_t ckpt_attr_write_str(hid_t obj, const char *name, const char *text,
+                                  const char *path);
 /* Reads a fixed-length string attribute into buf, NUL-terminated; one that
  * does not fit in cap bytes with its NUL is HERD_EFORMAT. */
 herd_result_t ckpt_attr_read_str(hid_t obj, const char *name, char *buf,

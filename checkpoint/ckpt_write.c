@@ -37,8 +37,8 @@ static herd_result_t s_check_name(const char *name)
   }
   return HERD_OK;
 bad:
-  return herd_error_set(HERD_EINVAL, "bad tensor name '%.*s'",
-                        CKPT_NAME_MAX, name ? name : "(null)");
+  return herd_error_set(HERD_EINVAL, "bad tensor name '%.*s'", CKPT_NAME_MAX,
+                        name ? name : "(null)");
 }
 
 /* true when a and b are the same name or one is a group of the other. */
@@ -68,8 +68,7 @@ static herd_result_t s_check_tensor(const herd_tensor_t *tensors, size_t i)
   return HERD_OK;
 }
 
-static herd_result_t s_check_args(const char *dir,
-                                  const herd_ckpt_meta_t *meta,
+static herd_result_t s_check_args(const char *dir, const herd_ckpt_meta_t *meta,
                                   const herd_tensor_t *tensors, size_t count)
 {
   if (!dir || !dir[0] || !meta || (count > 0 && !tensors))
@@ -143,24 +142,24 @@ static herd_result_t s_write_meta(hid_t file, const herd_ckpt_meta_t *meta,
 {
   const int32_t version = HERD_CKPT_FORMAT_VERSION;
   hid_t i32 = H5T_STD_I32LE, i64 = H5T_STD_I64LE, u64 = H5T_STD_U64LE;
-  HERD_CHECK(ckpt_attr_write(file, CKPT_A_FORMAT_VERSION, i32,
-                             H5T_NATIVE_INT32, 0, &version, path));
+  HERD_CHECK(ckpt_attr_write(file, CKPT_A_FORMAT_VERSION, i32, H5T_NATIVE_INT32,
+                             0, &version, path));
   HERD_CHECK(ckpt_attr_write(file, CKPT_A_STEP, i64, H5T_NATIVE_INT64, 0,
                              &meta->step, path));
   HERD_CHECK(ckpt_attr_write(file, CKPT_A_EPOCH, i64, H5T_NATIVE_INT64, 0,
                              &meta->epoch, path));
-  HERD_CHECK(ckpt_attr_write(file, CKPT_A_STEP_IN_EPOCH, i64,
-                             H5T_NATIVE_INT64, 0, &meta->step_in_epoch, path));
-  HERD_CHECK(ckpt_attr_write(file, CKPT_A_RNG_STATE, u64, H5T_NATIVE_UINT64,
-                             4, meta->rng_state, path));
-  HERD_CHECK(ckpt_attr_write(file, CKPT_A_WORLD_SIZE, i32, H5T_NATIVE_INT32,
-                             0, &meta->world_size, path));
+  HERD_CHECK(ckpt_attr_write(file, CKPT_A_STEP_IN_EPOCH, i64, H5T_NATIVE_INT64,
+                             0, &meta->step_in_epoch, path));
+  HERD_CHECK(ckpt_attr_write(file, CKPT_A_RNG_STATE, u64, H5T_NATIVE_UINT64, 4,
+                             meta->rng_state, path));
+  HERD_CHECK(ckpt_attr_write(file, CKPT_A_WORLD_SIZE, i32, H5T_NATIVE_INT32, 0,
+                             &meta->world_size, path));
   HERD_CHECK(ckpt_attr_write(file, CKPT_A_UNIX_TIME, H5T_IEEE_F64LE,
                              H5T_NATIVE_DOUBLE, 0, &meta->unix_time, path));
-  HERD_CHECK(ckpt_attr_write_str(file, CKPT_A_CONFIG_JSON, meta->config_json,
-                                 path));
-  HERD_CHECK(ckpt_attr_write_str(file, CKPT_A_HERD_VERSION, HERD_VERSION,
-                                 path));
+  HERD_CHECK(
+      ckpt_attr_write_str(file, CKPT_A_CONFIG_JSON, meta->config_json, path));
+  HERD_CHECK(
+      ckpt_attr_write_str(file, CKPT_A_HERD_VERSION, HERD_VERSION, path));
   return ckpt_attr_write(file, CKPT_A_CHECKSUM, u64, H5T_NATIVE_UINT64, 0,
                          &checksum, path);
 }
@@ -169,7 +168,7 @@ static herd_result_t s_write_meta(hid_t file, const herd_ckpt_meta_t *meta,
  * CKPT_CHUNK_ELEMS per chunk, never pre-filled since every byte is written. */
 static hid_t s_dcpl_new(size_t count)
 {
-  hsize_t chunk[1] = {count == 0 ? 1
+  hsize_t chunk[1] = {count == 0                 ? 1
                       : count < CKPT_CHUNK_ELEMS ? count
                                                  : CKPT_CHUNK_ELEMS};
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -199,8 +198,8 @@ static herd_result_t s_write_tensor(hid_t file, const herd_tensor_t *t,
     rc = ckpt_h5_fail(HERD_EIO, path, t->name);
     goto out;
   }
-  HERD_TRY(ckpt_attr_write_str(dset, CKPT_A_DTYPE, ckpt_dtype_name(t->dtype),
-                               path));
+  HERD_TRY(
+      ckpt_attr_write_str(dset, CKPT_A_DTYPE, ckpt_dtype_name(t->dtype), path));
   if (t->count > 0 && H5Dwrite(dset, ckpt_dtype_mem_type(t->dtype), H5S_ALL,
                                H5S_ALL, H5P_DEFAULT, t->data) < 0)
     rc = ckpt_h5_fail(HERD_EIO, path, t->name);
@@ -309,8 +308,8 @@ herd_result_t herd_ckpt_save(const char *dir, herd_ckpt_meta_t *meta,
   meta->unix_time = s_now();
 
   ckpt_lock();
-  herd_result_t rc = s_commit_file(dir, tmp, final, meta, tensors,
-                                   tensor_count);
+  herd_result_t rc =
+      s_commit_file(dir, tmp, final, meta, tensors, tensor_count);
   if (rc == HERD_OK) {
     rc = s_commit_latest(dir, name);
     if (rc != HERD_OK) {

@@ -70,6 +70,11 @@ herd_result_t herd_comm_new(const herd_comm_config_t *config,
   case HERD_BACKEND_MPI:
     rc = herd_comm_mpi_init(comm);
     break;
+#ifdef HERD_HAVE_NCCL
+  case HERD_BACKEND_NCCL:
+    rc = herd_comm_nccl_init(comm);
+    break;
+#endif
   default:
     rc = herd_error_set(HERD_EUNSUPPORTED, "backend '%s' is not built in",
                         herd_backend_name(config->backend));
@@ -93,6 +98,15 @@ void herd_comm_destroy(herd_comm_t **comm_p)
   comm->ops->destroy(comm);
   free(comm);
   *comm_p = NULL;
+}
+
+int herd_comm_have_nccl(void)
+{
+#ifdef HERD_HAVE_NCCL
+  return 1;
+#else
+  return 0;
+#endif
 }
 
 void herd_comm_global_shutdown(void) { herd_comm_mpi_shutdown(); }

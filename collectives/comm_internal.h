@@ -34,6 +34,11 @@ struct herd_comm {
 /* Backend constructors: fill comm->ops, rank, world_size, backend. */
 herd_result_t herd_comm_mpi_init(herd_comm_t *comm);
 void herd_comm_mpi_shutdown(void);
+/* MPI_Init if needed (the nccl backend bootstraps over MPI in static mode). */
+herd_result_t herd_comm_mpi_ensure(void);
+#ifdef HERD_HAVE_NCCL
+herd_result_t herd_comm_nccl_init(herd_comm_t *comm);
+#endif
 
 /* Elementwise helpers shared by backends that reduce on the host. */
 float herd_half_to_float(uint16_t half);

@@ -47,7 +47,7 @@ HERD_HALF_OP(s_bf16_sum, 1, HERD_OP_SUM)
 HERD_HALF_OP(s_bf16_max, 1, HERD_OP_MAX)
 HERD_HALF_OP(s_bf16_min, 1, HERD_OP_MIN)
 
-static herd_result_t s_ensure_mpi(void)
+herd_result_t herd_comm_mpi_ensure(void)
 {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
@@ -165,7 +165,7 @@ static const herd_comm_ops_t s_mpi_ops = {
 
 herd_result_t herd_comm_mpi_init(herd_comm_t *comm)
 {
-  HERD_CHECK(s_ensure_mpi());
+  HERD_CHECK(herd_comm_mpi_ensure());
   s_mpi_t *mpi = calloc(1, sizeof *mpi);
   if (!mpi)
     return HERD_ENOMEM;

@@ -44,7 +44,8 @@ static void s_drain_extra_parts(void *router)
   while (more) {
     zmq_msg_t part;
     zmq_msg_init(&part);
-    more = zmq_msg_recv(&part, router, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part);
+    more =
+        zmq_msg_recv(&part, router, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part);
     zmq_msg_close(&part);
   }
 }
@@ -95,7 +96,8 @@ static void *s_thread_main(void *arg)
   return NULL;
 }
 
-/* ---- construction --------------------------------------------------------- */
+/* ---- construction ---------------------------------------------------------
+ */
 
 static herd_result_t s_check_config(const herd_coord_config_t *config)
 {
@@ -117,8 +119,8 @@ static herd_result_t s_copy_config(herd_coord_t *coord,
 {
   herd_coord_config_t *c = &coord->config;
   *c = *config;
-  coord->bind_host = strdup(config->bind_host ? config->bind_host
-                                              : "127.0.0.1");
+  coord->bind_host =
+      strdup(config->bind_host ? config->bind_host : "127.0.0.1");
   coord->token = strdup(config->token);
   coord->job_id = strdup(config->job_id ? config->job_id : "herd");
   if (!coord->bind_host || !coord->token || !coord->job_id)
@@ -171,8 +173,8 @@ static herd_result_t s_bind(herd_coord_t *coord)
     return herd_error_set(HERD_EIO, "cannot bind %s: %s", address,
                           zmq_strerror(errno));
   size_t len = sizeof coord->endpoint;
-  if (zmq_getsockopt(coord->router, ZMQ_LAST_ENDPOINT, coord->endpoint,
-                     &len) != 0)
+  if (zmq_getsockopt(coord->router, ZMQ_LAST_ENDPOINT, coord->endpoint, &len) !=
+      0)
     return herd_error_set(HERD_ESYS, "cannot read bound endpoint");
   return HERD_OK;
 }
@@ -193,8 +195,8 @@ herd_result_t herd_coord_new(const herd_coord_config_t *config,
   }
   pthread_mutex_init(&coord->lock, NULL);
   HERD_TRY(s_copy_config(coord, config));
-  coord->members = calloc((size_t)coord->config.max_workers,
-                          sizeof *coord->members);
+  coord->members =
+      calloc((size_t)coord->config.max_workers, sizeof *coord->members);
   if (!coord->members) {
     rc = HERD_ENOMEM;
     goto out;
@@ -239,7 +241,8 @@ void herd_coord_destroy(herd_coord_t **coord_p)
   free(coord);
 }
 
-/* ---- public API ----------------------------------------------------------- */
+/* ---- public API -----------------------------------------------------------
+ */
 
 const char *herd_coord_endpoint(const herd_coord_t *coord)
 {
@@ -322,10 +325,10 @@ herd_result_t herd_coord_finish(herd_coord_t *coord, int job_ok,
     return HERD_EINVAL;
   pthread_mutex_lock(&coord->lock);
   coord_job_apply(coord, COORD_JOB_EV_FINISH);
-  coord_events_write(&coord->events, "done",
-                     json_pack("{s:b, s:o}", "ok", job_ok, "reason",
-                               reason ? coord_json_string(reason)
-                                      : json_null()));
+  coord_events_write(
+      &coord->events, "done",
+      json_pack("{s:b, s:o}", "ok", job_ok, "reason",
+                reason ? coord_json_string(reason) : json_null()));
   herd_result_t rc = coord_events_write_summary(coord, job_ok, reason);
   pthread_mutex_unlock(&coord->lock);
   return rc;

@@ -80,8 +80,7 @@ herd_result_t coord_events_open(coord_events_t *events, const char *run_dir)
   snprintf(path, sizeof path, "%s/events.jsonl", run_dir);
   events->file = fopen(path, "a");
   if (!events->file)
-    rc = herd_error_set(HERD_EIO, "cannot open %s: %s", path,
-                        strerror(errno));
+    rc = herd_error_set(HERD_EIO, "cannot open %s: %s", path, strerror(errno));
 out:
   if (rc != HERD_OK)
     coord_events_close(events);
@@ -106,8 +105,7 @@ static double s_unix_seconds(void)
   return (double)tv.tv_sec + tv.tv_usec / 1e6;
 }
 
-void coord_events_write(coord_events_t *events, const char *event,
-                        void *fields)
+void coord_events_write(coord_events_t *events, const char *event, void *fields)
 {
   json_t *extra = fields;
   json_t *line = NULL;
@@ -156,8 +154,9 @@ static json_t *s_summary_json(herd_coord_t *coord, int job_ok,
                               const char *reason)
 {
   const herd_coord_stats_t *s = &coord->stats;
-  herd_done_report_t d = {s->step, s->epoch, s->test_accuracy,
-                          s->samples_per_second, s->world_size, -1};
+  herd_done_report_t d = {s->step,          s->epoch,
+                          s->test_accuracy, s->samples_per_second,
+                          s->world_size,    -1};
   if (coord->have_done)
     d = coord->done_report;
   json_t *paths = json_array();
@@ -166,13 +165,11 @@ static json_t *s_summary_json(herd_coord_t *coord, int job_ok,
                           coord_json_string(coord->events.checkpoints[i]));
   json_t *summary = json_pack(
       "{s:I, s:I, s:o, s:o, s:i, s:o, s:o, s:I, s:I, s:b}", "final_step",
-      (json_int_t)d.final_step, "epochs", (json_int_t)d.epochs,
-      "test_accuracy",
+      (json_int_t)d.final_step, "epochs", (json_int_t)d.epochs, "test_accuracy",
       d.test_accuracy < 0 ? json_null() : coord_json_real(d.test_accuracy),
-      "samples_per_second", coord_json_real(d.samples_per_second),
-      "world_size", d.world_size, "resumed_from_step",
-      d.resumed_from_step < 0 ? json_null()
-                              : json_integer(d.resumed_from_step),
+      "samples_per_second", coord_json_real(d.samples_per_second), "world_size",
+      d.world_size, "resumed_from_step",
+      d.resumed_from_step < 0 ? json_null() : json_integer(d.resumed_from_step),
       "checkpoints", paths ? paths : json_array(), "generations",
       (json_int_t)s->generation, "failures", (json_int_t)s->failures, "ok",
       job_ok);
@@ -197,8 +194,7 @@ static herd_result_t s_write_atomically(const char *path, const char *text)
   int failed = fputs(text, file) < 0 || fputc('\n', file) < 0 ||
                fflush(file) != 0 || fsync(fileno(file)) != 0;
   if (fclose(file) != 0 || failed) {
-    rc = herd_error_set(HERD_EIO, "cannot write %s: %s", tmp,
-                        strerror(errno));
+    rc = herd_error_set(HERD_EIO, "cannot write %s: %s", tmp, strerror(errno));
     goto out;
   }
   if (rename(tmp, path) != 0)

@@ -57,9 +57,8 @@ static void s_handle_step(herd_coord_t *coord, const Herd__StepReport *r)
                 (json_int_t)r->step, "epoch", (json_int_t)r->epoch,
                 "generation", (json_int_t)r->generation, "world_size",
                 r->world_size, "loss", coord_json_real(r->loss),
-                "samples_per_second",
-                coord_json_real(r->samples_per_second), "sample_begin",
-                (json_int_t)r->sample_begin, "sample_end",
+                "samples_per_second", coord_json_real(r->samples_per_second),
+                "sample_begin", (json_int_t)r->sample_begin, "sample_end",
                 (json_int_t)r->sample_end));
 }
 
@@ -68,8 +67,8 @@ static void s_handle_epoch(herd_coord_t *coord, const Herd__EpochEnd *e)
   coord->stats.epoch = e->epoch;
   coord->stats.test_accuracy = e->test_accuracy;
   coord_events_write(&coord->events, "epoch_end",
-                     json_pack("{s:I, s:o, s:o}", "epoch",
-                               (json_int_t)e->epoch, "test_accuracy",
+                     json_pack("{s:I, s:o, s:o}", "epoch", (json_int_t)e->epoch,
+                               "test_accuracy",
                                coord_json_real(e->test_accuracy), "test_loss",
                                coord_json_real(e->test_loss)));
 }
@@ -99,8 +98,7 @@ static void s_handle_done(herd_coord_t *coord, const Herd__Done *d)
     coord->stats.step = d->final_step;
 }
 
-static void s_handle_peer_failed(herd_coord_t *coord,
-                                 const Herd__PeerFailed *p)
+static void s_handle_peer_failed(herd_coord_t *coord, const Herd__PeerFailed *p)
 {
   if (p->generation != coord->stats.generation)
     return; /* about an old generation: already handled */
@@ -113,8 +111,7 @@ static void s_handle_peer_failed(herd_coord_t *coord,
 }
 
 /* Reports from a member; rank-0-only ones are filtered here. */
-static void s_handle_member_message(herd_coord_t *coord,
-                                    coord_member_t *member,
+static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
                                     const Herd__Envelope *env)
 {
   int is_rank0 = member->state == COORD_MEMBER_ACTIVE && member->rank == 0;

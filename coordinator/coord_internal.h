@@ -58,11 +58,11 @@ typedef enum {
 } coord_job_state_t;
 
 typedef enum {
-  COORD_JOB_EV_QUORUM = 0,    /* enough members to form a generation */
-  COORD_JOB_EV_MEMBER_LOST,   /* an admitted member failed */
-  COORD_JOB_EV_REFORMED,      /* survivors got generation g+1 */
-  COORD_JOB_EV_JOIN_TIMEOUT,  /* min_workers never joined */
-  COORD_JOB_EV_FINISH,        /* the launcher ended the job */
+  COORD_JOB_EV_QUORUM = 0,   /* enough members to form a generation */
+  COORD_JOB_EV_MEMBER_LOST,  /* an admitted member failed */
+  COORD_JOB_EV_REFORMED,     /* survivors got generation g+1 */
+  COORD_JOB_EV_JOIN_TIMEOUT, /* min_workers never joined */
+  COORD_JOB_EV_FINISH,       /* the launcher ended the job */
   COORD_JOB_EV_COUNT
 } coord_job_event_t;
 
@@ -73,18 +73,18 @@ typedef struct {
   size_t routing_id_len;
   int pid;
   char host[COORD_HOST_MAX];
-  int launcher_rank;     /* -1 unknown */
-  int rank;              /* rank in the current generation, -1 none */
-  int64_t join_seq;      /* join order: newcomers rank after survivors */
-  int64_t last_seen_ms;  /* monotonic; any message counts as a heartbeat */
+  int launcher_rank;    /* -1 unknown */
+  int rank;             /* rank in the current generation, -1 none */
+  int64_t join_seq;     /* join order: newcomers rank after survivors */
+  int64_t last_seen_ms; /* monotonic; any message counts as a heartbeat */
 } coord_member_t;
 
 /* ---- events.jsonl / summary.json --------------------------------------- */
 
 typedef struct {
-  FILE *file;          /* events.jsonl, NULL without a run dir */
+  FILE *file; /* events.jsonl, NULL without a run dir */
   char *run_dir;
-  char **checkpoints;  /* committed paths, in order */
+  char **checkpoints; /* committed paths, in order */
   size_t n_checkpoints, cap_checkpoints;
 } coord_events_t;
 

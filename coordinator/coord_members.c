@@ -26,30 +26,40 @@
 #include "herd/herd.h"
 
 /* clang-format off */
-#define NO_ -1
+#define NO_  -1
+#define ACT_ COORD_MEMBER_ACTIVE
+#define LVG_ COORD_MEMBER_LEAVING
+#define FLD_ COORD_MEMBER_FAILED
 static const int s_member_table[COORD_MEMBER_STATE_COUNT]
                                [COORD_MEMBER_EV_COUNT] = {
-    /*               ADMIT                 LEAVE                 FAIL */
-    [COORD_MEMBER_JOINING] = {COORD_MEMBER_ACTIVE, COORD_MEMBER_LEAVING,
-                              COORD_MEMBER_FAILED},
-    [COORD_MEMBER_ACTIVE] = {COORD_MEMBER_ACTIVE, COORD_MEMBER_LEAVING,
-                             COORD_MEMBER_FAILED},
-    [COORD_MEMBER_LEAVING] = {NO_, NO_, NO_},
-    [COORD_MEMBER_FAILED] = {NO_, NO_, NO_},
+  /*                          ADMIT  LEAVE  FAIL */
+  [COORD_MEMBER_JOINING] = { ACT_,  LVG_,  FLD_ },
+  [COORD_MEMBER_ACTIVE]  = { ACT_,  LVG_,  FLD_ },
+  [COORD_MEMBER_LEAVING] = { NO_,   NO_,   NO_  },
+  [COORD_MEMBER_FAILED]  = { NO_,   NO_,   NO_  },
 };
+#undef ACT_
+#undef LVG_
+#undef FLD_
 
+#define FRM_ COORD_JOB_FORMING
+#define RUN_ COORD_JOB_RUNNING
+#define RCF_ COORD_JOB_RECONFIGURING
+#define JFL_ COORD_JOB_FAILED
+#define FIN_ COORD_JOB_FINISHED
 static const int s_job_table[COORD_JOB_STATE_COUNT][COORD_JOB_EV_COUNT] = {
-    /*            QUORUM  MEMBER_LOST  REFORMED  JOIN_TIMEOUT  FINISH */
-    [COORD_JOB_FORMING] = {COORD_JOB_RUNNING, COORD_JOB_FORMING, NO_,
-                           COORD_JOB_FAILED, COORD_JOB_FINISHED},
-    [COORD_JOB_RUNNING] = {NO_, COORD_JOB_RECONFIGURING, NO_, NO_,
-                           COORD_JOB_FINISHED},
-    [COORD_JOB_RECONFIGURING] = {NO_, COORD_JOB_RECONFIGURING,
-                                 COORD_JOB_RUNNING, NO_, COORD_JOB_FINISHED},
-    [COORD_JOB_FAILED] = {NO_, COORD_JOB_FAILED, NO_, NO_, COORD_JOB_FINISHED},
-    [COORD_JOB_FINISHED] = {NO_, COORD_JOB_FINISHED, NO_, NO_,
-                            COORD_JOB_FINISHED},
+  /*                            QUORUM LOST  REFORMED TIMEOUT FINISH */
+  [COORD_JOB_FORMING]       = { RUN_,  FRM_, NO_,     JFL_,   FIN_ },
+  [COORD_JOB_RUNNING]       = { NO_,   RCF_, NO_,     NO_,    FIN_ },
+  [COORD_JOB_RECONFIGURING] = { NO_,   RCF_, RUN_,    NO_,    FIN_ },
+  [COORD_JOB_FAILED]        = { NO_,   JFL_, NO_,     NO_,    FIN_ },
+  [COORD_JOB_FINISHED]      = { NO_,   FIN_, NO_,     NO_,    FIN_ },
 };
+#undef FRM_
+#undef RUN_
+#undef RCF_
+#undef JFL_
+#undef FIN_
 #undef NO_
 /* clang-format on */
 
@@ -177,11 +187,11 @@ void coord_member_leave(herd_coord_t *coord, coord_member_t *member)
   if (!coord_member_transition(member->state, COORD_MEMBER_EV_LEAVE, &next))
     return;
   member->state = next;
-  HERD_LOG(HERD_LOG_INFO, COORD_LOG, "member rank %d pid %d left",
-           member->rank, member->pid);
-  coord_events_write(&coord->events, "member_left",
-                     json_pack("{s:i, s:i}", "rank", member->rank, "pid",
-                               member->pid));
+  HERD_LOG(HERD_LOG_INFO, COORD_LOG, "member rank %d pid %d left", member->rank,
+           member->pid);
+  coord_events_write(
+      &coord->events, "member_left",
+      json_pack("{s:i, s:i}", "rank", member->rank, "pid", member->pid));
   s_member_remove(coord, member);
 }
 
@@ -218,8 +228,8 @@ void coord_send_roster(herd_coord_t *coord, coord_member_t *member)
   coord_codec_envelope_init(coord, &env);
   env.body_case = HERD__ENVELOPE__BODY_ROSTER;
   env.roster = &roster;
-  if (herd_wire_send(coord->router, member->routing_id,
-                     member->routing_id_len, &env) != HERD_OK)
+  if (herd_wire_send(coord->router, member->routing_id, member->routing_id_len,
+                     &env) != HERD_OK)
     HERD_LOG(HERD_LOG_WARN, COORD_LOG, "roster to rank %d not delivered",
              member->rank);
 out:
@@ -273,8 +283,8 @@ static int s_collect(herd_coord_t *coord, coord_member_t **list)
   int n = 0;
   for (int i = 0; i < coord->config.max_workers; i++) {
     coord_member_t *m = &coord->members[i];
-    if (m->in_use && (m->state == COORD_MEMBER_ACTIVE ||
-                      m->state == COORD_MEMBER_JOINING))
+    if (m->in_use &&
+        (m->state == COORD_MEMBER_ACTIVE || m->state == COORD_MEMBER_JOINING))
       list[n++] = m;
   }
   qsort(list, (size_t)n, sizeof *list, s_by_rank_then_join);
@@ -290,15 +300,15 @@ static void s_admit(herd_coord_t *coord, coord_member_t *member)
   member->state = next;
   if (newcomer)
     coord_events_write(&coord->events, "member_joined",
-                       json_pack("{s:i, s:i, s:o}", "rank", member->rank,
-                                 "pid", member->pid, "host",
+                       json_pack("{s:i, s:i, s:o}", "rank", member->rank, "pid",
+                                 member->pid, "host",
                                  coord_json_string(member->host)));
 }
 
 static void s_form_generation(herd_coord_t *coord, coord_job_event_t event)
 {
-  coord_member_t **list = calloc((size_t)coord->config.max_workers,
-                                 sizeof *list);
+  coord_member_t **list =
+      calloc((size_t)coord->config.max_workers, sizeof *list);
   if (!list)
     return; /* retried on the next tick */
   int n = s_collect(coord, list);

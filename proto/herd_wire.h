@@ -39,8 +39,8 @@ typedef struct {
  * caller calls herd_wire_msg_clear(). On failure msg is already clear.
  * Protocol version and job id are not checked here (the caller decides
  * whether a mismatch earns a Refused reply). Thread-safe. */
-herd_result_t herd_wire_decode(const void *data, size_t size,
-                               size_t max_bytes, herd_wire_msg_t *msg);
+herd_result_t herd_wire_decode(const void *data, size_t size, size_t max_bytes,
+                               herd_wire_msg_t *msg);
 /* Frees a decoded message; safe on a cleared or zeroed msg. */
 void herd_wire_msg_clear(herd_wire_msg_t *msg);
 

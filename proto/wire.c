@@ -33,8 +33,8 @@ static void s_budget_free(void *data, void *pointer)
   free(pointer);
 }
 
-herd_result_t herd_wire_decode(const void *data, size_t size,
-                               size_t max_bytes, herd_wire_msg_t *msg)
+herd_result_t herd_wire_decode(const void *data, size_t size, size_t max_bytes,
+                               herd_wire_msg_t *msg)
 {
   memset(msg, 0, sizeof *msg);
   if (size > max_bytes)
@@ -80,8 +80,8 @@ herd_result_t herd_wire_send(void *socket, const void *routing_id,
   herd_result_t rc = herd_wire_pack(env, &payload);
   if (rc != HERD_OK)
     return rc;
-  if (routing_id &&
-      zmq_send(socket, routing_id, routing_id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+  if (routing_id && zmq_send(socket, routing_id, routing_id_len,
+                             ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
     zmq_msg_close(&payload);
     return HERD_EIO;
   }
@@ -95,20 +95,35 @@ herd_result_t herd_wire_send(void *socket, const void *routing_id,
 const char *herd_wire_body_name(const Herd__Envelope *env)
 {
   switch (env ? env->body_case : HERD__ENVELOPE__BODY__NOT_SET) {
-  case HERD__ENVELOPE__BODY_JOIN: return "join";
-  case HERD__ENVELOPE__BODY_ROSTER: return "roster";
-  case HERD__ENVELOPE__BODY_REFUSED: return "refused";
-  case HERD__ENVELOPE__BODY_HEARTBEAT: return "heartbeat";
-  case HERD__ENVELOPE__BODY_STEP_REPORT: return "step_report";
-  case HERD__ENVELOPE__BODY_EPOCH_END: return "epoch_end";
-  case HERD__ENVELOPE__BODY_CKPT_COMMITTED: return "ckpt_committed";
-  case HERD__ENVELOPE__BODY_DONE: return "done";
-  case HERD__ENVELOPE__BODY_LEAVE: return "leave";
-  case HERD__ENVELOPE__BODY_PEER_FAILED: return "peer_failed";
-  case HERD__ENVELOPE__BODY_ABORT: return "abort";
-  case HERD__ENVELOPE__BODY_KV_SET: return "kv_set";
-  case HERD__ENVELOPE__BODY_KV_GET: return "kv_get";
-  case HERD__ENVELOPE__BODY_KV_VALUE: return "kv_value";
-  default: return "none";
+  case HERD__ENVELOPE__BODY_JOIN:
+    return "join";
+  case HERD__ENVELOPE__BODY_ROSTER:
+    return "roster";
+  case HERD__ENVELOPE__BODY_REFUSED:
+    return "refused";
+  case HERD__ENVELOPE__BODY_HEARTBEAT:
+    return "heartbeat";
+  case HERD__ENVELOPE__BODY_STEP_REPORT:
+    return "step_report";
+  case HERD__ENVELOPE__BODY_EPOCH_END:
+    return "epoch_end";
+  case HERD__ENVELOPE__BODY_CKPT_COMMITTED:
+    return "ckpt_committed";
+  case HERD__ENVELOPE__BODY_DONE:
+    return "done";
+  case HERD__ENVELOPE__BODY_LEAVE:
+    return "leave";
+  case HERD__ENVELOPE__BODY_PEER_FAILED:
+    return "peer_failed";
+  case HERD__ENVELOPE__BODY_ABORT:
+    return "abort";
+  case HERD__ENVELOPE__BODY_KV_SET:
+    return "kv_set";
+  case HERD__ENVELOPE__BODY_KV_GET:
+    return "kv_get";
+  case HERD__ENVELOPE__BODY_KV_VALUE:
+    return "kv_value";
+  default:
+    return "none";
   }
 }

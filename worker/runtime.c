@@ -26,13 +26,14 @@
 #define WORKER_LEAVE_FLUSH_MS 1000
 #define WORKER_LINGER_MS 500
 
-/* ---- configuration -------------------------------------------------------- */
+/* ---- configuration --------------------------------------------------------
+ */
 
 static herd_result_t s_copy_config(herd_worker_t *worker,
                                    const herd_worker_config_t *config)
 {
-  const char *endpoint = config->coord_endpoint ? config->coord_endpoint
-                                                : getenv("HERD_COORD");
+  const char *endpoint =
+      config->coord_endpoint ? config->coord_endpoint : getenv("HERD_COORD");
   const char *token = config->token ? config->token : getenv("HERD_TOKEN");
   const char *job_id = config->job_id ? config->job_id : getenv("HERD_JOB_ID");
   if (!endpoint || !endpoint[0])
@@ -74,7 +75,8 @@ static void s_make_identity(herd_worker_t *worker)
            worker->host, worker->pid, random_bits);
 }
 
-/* ---- sockets ---------------------------------------------------------------- */
+/* ---- sockets ----------------------------------------------------------------
+ */
 
 static herd_result_t s_open_sockets(herd_worker_t *worker)
 {
@@ -139,7 +141,8 @@ static void s_stop_thread(herd_worker_t *worker)
   worker->thread_started = 0;
 }
 
-/* ---- join ------------------------------------------------------------------- */
+/* ---- join -------------------------------------------------------------------
+ */
 
 static herd_worker_t *s_alloc(void)
 {
@@ -170,8 +173,8 @@ static herd_result_t s_wait_roster(herd_worker_t *worker)
   }
   pthread_mutex_lock(&worker->lock);
   while (!worker->have_roster && !worker->refused && rc == HERD_OK)
-    if (pthread_cond_timedwait(&worker->changed, &worker->lock,
-                               &deadline) == ETIMEDOUT)
+    if (pthread_cond_timedwait(&worker->changed, &worker->lock, &deadline) ==
+        ETIMEDOUT)
       rc = HERD_ETIMEDOUT;
   if (worker->refused)
     rc = herd_error_set(HERD_EAUTH, "coordinator refused the join: %s",
@@ -179,10 +182,11 @@ static herd_result_t s_wait_roster(herd_worker_t *worker)
   else if (worker->have_roster)
     rc = HERD_OK;
   else
-    rc = herd_error_set(HERD_ETIMEDOUT, "no roster from coordinator %s "
+    rc = herd_error_set(HERD_ETIMEDOUT,
+                        "no roster from coordinator %s "
                         "within %g s (is it running, and did the other "
-                        "workers join?)", worker->endpoint,
-                        worker->join_timeout_ms / 1000.0);
+                        "workers join?)",
+                        worker->endpoint, worker->join_timeout_ms / 1000.0);
   pthread_mutex_unlock(&worker->lock);
   return rc;
 }
@@ -232,7 +236,8 @@ herd_result_t herd_worker_roster(herd_worker_t *worker, herd_roster_t *out)
   return rc;
 }
 
-/* ---- reports ---------------------------------------------------------------- */
+/* ---- reports ----------------------------------------------------------------
+ */
 
 static void s_queue(herd_worker_t *worker, Herd__Envelope *env)
 {
@@ -246,8 +251,10 @@ static void s_queue(herd_worker_t *worker, Herd__Envelope *env)
     long long dropped = atomic_fetch_add(&worker->dropped_reports, 1) + 1;
     /* Log the first and then every 1000th, not every drop. */
     if (dropped % 1000 == 1)
-      HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "report queue full: %lld "
-               "reports dropped", dropped);
+      HERD_LOG(HERD_LOG_WARN, WORKER_LOG,
+               "report queue full: %lld "
+               "reports dropped",
+               dropped);
   }
 }
 
@@ -328,7 +335,8 @@ void herd_worker_report_done(herd_worker_t *worker,
   s_queue(worker, &env);
 }
 
-/* ---- leave ------------------------------------------------------------------ */
+/* ---- leave ------------------------------------------------------------------
+ */
 
 void herd_worker_leave(herd_worker_t **worker_p)
 {

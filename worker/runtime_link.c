@@ -105,16 +105,13 @@ static void s_apply_refused(herd_worker_t *worker, const Herd__Refused *r)
            r->reason);
   pthread_cond_broadcast(&worker->changed);
   pthread_mutex_unlock(&worker->lock);
-  HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "coordinator refused us: %s",
-           r->reason);
+  HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "coordinator refused us: %s", r->reason);
 }
 
-static void s_handle_frame(herd_worker_t *worker, const void *data,
-                           size_t size)
+static void s_handle_frame(herd_worker_t *worker, const void *data, size_t size)
 {
   herd_wire_msg_t msg;
-  if (herd_wire_decode(data, size, WORKER_MAX_MESSAGE_BYTES, &msg) !=
-      HERD_OK) {
+  if (herd_wire_decode(data, size, WORKER_MAX_MESSAGE_BYTES, &msg) != HERD_OK) {
     HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "dropped a malformed message");
     return;
   }
@@ -125,8 +122,10 @@ static void s_handle_frame(herd_worker_t *worker, const void *data,
     s_apply_refused(worker, env->refused);
   else if (env->version != HERD_PROTOCOL_VERSION ||
            strcmp(env->job_id, worker->job_id) != 0)
-    HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "dropped a message of version %u "
-             "job '%s'", env->version, env->job_id);
+    HERD_LOG(HERD_LOG_WARN, WORKER_LOG,
+             "dropped a message of version %u "
+             "job '%s'",
+             env->version, env->job_id);
   else if (env->body_case == HERD__ENVELOPE__BODY_ROSTER)
     s_apply_roster(worker, env->roster);
   else
@@ -181,8 +180,10 @@ void *worker_link_main(void *arg)
     zmq_pollitem_t items[2] = {{worker->dealer, 0, ZMQ_POLLIN, 0},
                                {worker->queue_out, 0, ZMQ_POLLIN, 0}};
     /* Short cap so a stop request is seen quickly. */
-    int ready = zmq_poll(items, 2, wait_ms < 0 ? 0 : wait_ms > 50 ? 50
-                                                               : wait_ms);
+    int ready = zmq_poll(items, 2,
+                         wait_ms < 0    ? 0
+                         : wait_ms > 50 ? 50
+                                        : wait_ms);
     if (ready < 0 && errno == ETERM)
       break;
     if (ready > 0 && (items[0].revents & ZMQ_POLLIN))

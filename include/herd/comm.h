@@ -1,8 +1,9 @@
 /* herd_comm: collectives for one generation of workers.
  *
  * A communicator spans the ranks of one generation. Backends: `mpi` (CPU
- * buffers, static world, MPI_ERRORS_RETURN), later `gloo` and `nccl`. Callers
- * never see the backend: the same calls work for all of them.
+ * buffers, static world, MPI_ERRORS_RETURN), `nccl` (GPU buffers: every
+ * pointer passed is device memory; non-blocking communicator, abortable),
+ * later `gloo`. Callers never see the backend: the same calls work for all.
  *
  * Thread safety: one thread drives collectives on a communicator;
  * herd_comm_abort() may be called from any other thread, after which
@@ -55,10 +56,14 @@ typedef struct {
   int64_t generation;
   size_t bucket_bytes;         /* fusion bucket size, 0 = default 25 MiB */
   size_t first_bucket_bytes;   /* 0 = default 1 MiB */
+  int cuda_device;             /* nccl: -1 = local rank modulo device count */
 } herd_comm_config_t;
 
 #define HERD_COMM_CONFIG_INIT                                                  \
-  { HERD_COMM_CONFIG_VERSION, HERD_BACKEND_MPI, -1, -1, 0, 0, 0 }
+  { HERD_COMM_CONFIG_VERSION, HERD_BACKEND_MPI, -1, -1, 0, 0, 0, -1 }
+
+/* 1 when this build has the nccl backend (CUDA toolkit found at build). */
+int herd_comm_have_nccl(void);
 
 /* Creates a communicator; for `mpi` initialises MPI on first use (threaded).
  * Caller owns *comm_out; returns HERD_EBACKEND/HERD_EUNSUPPORTED on failure. */

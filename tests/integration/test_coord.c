@@ -38,14 +38,20 @@ static int64_t s_now_ms(void)
 }
 
 typedef int (*s_pred_t)(const herd_coord_stats_t *stats);
-static int s_done_at_3(const herd_coord_stats_t *s) { return s->done && s->step == 3; }
+static int s_done_at_3(const herd_coord_stats_t *s)
+{
+  return s->done && s->step == 3;
+}
 static int s_no_members(const herd_coord_stats_t *s) { return s->members == 0; }
 static int s_failed(const herd_coord_stats_t *s) { return s->failed; }
-static int s_one_failure(const herd_coord_stats_t *s) { return s->failures == 1; }
+static int s_one_failure(const herd_coord_stats_t *s)
+{
+  return s->failures == 1;
+}
 
 /* Polls stats until `pred` holds or timeout_ms passes; returns pred. */
-static int s_wait(herd_coord_t *coord, herd_coord_stats_t *stats,
-                  s_pred_t pred, int timeout_ms)
+static int s_wait(herd_coord_t *coord, herd_coord_stats_t *stats, s_pred_t pred,
+                  int timeout_ms)
 {
   int64_t deadline = s_now_ms() + timeout_ms;
   for (;;) {
@@ -94,8 +100,7 @@ static herd_coord_t *s_coord_start(const char *run_dir, int min_workers,
   herd_coord_t *coord = NULL;
   assert_int_equal(herd_coord_new(&config, &coord), HERD_OK);
   assert_non_null(coord);
-  assert_true(strncmp(herd_coord_endpoint(coord), "tcp://127.0.0.1:", 16) ==
-              0);
+  assert_true(strncmp(herd_coord_endpoint(coord), "tcp://127.0.0.1:", 16) == 0);
   return coord;
 }
 
@@ -152,7 +157,8 @@ static double s_num(json_t *object, const char *key)
   return json_number_value(value);
 }
 
-/* ---- thread workers ---------------------------------------------------------- */
+/* ---- thread workers
+ * ---------------------------------------------------------- */
 
 typedef struct {
   const char *endpoint;
@@ -293,8 +299,14 @@ static void test_three_workers_join_and_report(void **state)
   s_joiner_t joiners[3];
   const int launcher_ranks[3] = {2, 0, 1};
   for (int i = 0; i < 3; i++)
-    joiners[i] = (s_joiner_t){herd_coord_endpoint(coord), TOKEN, JOB,
-                              launcher_ranks[i], 10000, NULL, HERD_OK, ""};
+    joiners[i] = (s_joiner_t){herd_coord_endpoint(coord),
+                              TOKEN,
+                              JOB,
+                              launcher_ranks[i],
+                              10000,
+                              NULL,
+                              HERD_OK,
+                              ""};
   s_join_all(joiners, 3);
 
   herd_worker_t *rank0 = NULL;
@@ -348,15 +360,21 @@ static void test_three_workers_join_and_report(void **state)
 static void test_wrong_token_and_job_refused(void **state)
 {
   herd_coord_t *coord = s_coord_start(NULL, 1, 10000);
-  s_joiner_t bad_token = {herd_coord_endpoint(coord), "guess", JOB, -1,
-                          5000, NULL, HERD_OK, ""};
+  s_joiner_t bad_token = {
+      herd_coord_endpoint(coord), "guess", JOB, -1, 5000, NULL, HERD_OK, ""};
   s_join_all(&bad_token, 1);
   assert_int_equal(bad_token.rc, HERD_EAUTH);
   assert_null(bad_token.worker);
   assert_non_null(strstr(bad_token.detail, "token"));
 
-  s_joiner_t bad_job = {herd_coord_endpoint(coord), TOKEN, "other-job", -1,
-                        5000, NULL, HERD_OK, ""};
+  s_joiner_t bad_job = {herd_coord_endpoint(coord),
+                        TOKEN,
+                        "other-job",
+                        -1,
+                        5000,
+                        NULL,
+                        HERD_OK,
+                        ""};
   s_join_all(&bad_job, 1);
   assert_int_equal(bad_job.rc, HERD_EAUTH);
   assert_non_null(strstr(bad_job.detail, "job id"));
@@ -373,8 +391,8 @@ static void test_join_timeout_fails_job(void **state)
   s_tmp_t tmp;
   s_tmp_make(&tmp);
   herd_coord_t *coord = s_coord_start(tmp.run_dir, 2, 300);
-  s_joiner_t lonely = {herd_coord_endpoint(coord), TOKEN, JOB, -1, 1500,
-                       NULL, HERD_OK, ""};
+  s_joiner_t lonely = {
+      herd_coord_endpoint(coord), TOKEN, JOB, -1, 1500, NULL, HERD_OK, ""};
   pthread_t thread;
   assert_int_equal(pthread_create(&thread, NULL, s_join_thread, &lonely), 0);
   herd_coord_stats_t stats;
@@ -399,7 +417,8 @@ static void test_join_timeout_fails_job(void **state)
   s_tmp_remove(&tmp);
 }
 
-/* ---- forked workers ------------------------------------------------------------ */
+/* ---- forked workers
+ * ------------------------------------------------------------ */
 
 typedef struct {
   int64_t generation;
@@ -486,8 +505,7 @@ static void s_next_roster(s_child_t *child, int timeout_ms)
 {
   struct pollfd pfd = {child->result_fd, POLLIN, 0};
   assert_int_equal(poll(&pfd, 1, timeout_ms), 1);
-  assert_int_equal(read(child->result_fd, &child->roster,
-                        sizeof child->roster),
+  assert_int_equal(read(child->result_fd, &child->roster, sizeof child->roster),
                    (ssize_t)sizeof child->roster);
 }
 
@@ -523,11 +541,11 @@ static void s_check_failure_events(const char *run_dir)
   assert_int_equal(count, 2);
   json_t *first = s_event(events, "member_failed", 0, NULL);
   assert_int_equal(s_int(first, "rank"), 1);
-  assert_non_null(strstr(json_string_value(json_object_get(first, "reason")),
-                         "heartbeat"));
+  assert_non_null(
+      strstr(json_string_value(json_object_get(first, "reason")), "heartbeat"));
   json_t *second = s_event(events, "member_failed", 1, NULL);
-  assert_non_null(strstr(json_string_value(json_object_get(second, "reason")),
-                         "signal 9"));
+  assert_non_null(
+      strstr(json_string_value(json_object_get(second, "reason")), "signal 9"));
   const int world[3] = {3, 2, 1};
   for (size_t g = 0; g < 3; g++) {
     json_t *generation = s_event(events, "generation", g, &count);
@@ -599,8 +617,7 @@ static void test_killed_worker_fails_and_regenerates(void **state)
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   assert_true(s_wait(coord, &stats, s_no_members, 3000));
 
-  assert_int_equal(herd_coord_finish(coord, 0, "two workers killed"),
-                   HERD_OK);
+  assert_int_equal(herd_coord_finish(coord, 0, "two workers killed"), HERD_OK);
   s_check_failure_events(tmp.run_dir);
   char path[160];
   snprintf(path, sizeof path, "%s/summary.json", tmp.run_dir);

@@ -377,8 +377,8 @@ static void test_find_latest_garbled_pointer(void **state)
   s_path(latest, dir, "latest");
   s_save_simple(dir, 1, 10);
   s_save_simple(dir, 2, 10);
-  const char *garbage[] = {"../../etc/passwd\n", "ckpt-0000000002.h5.tmp\n",
-                           "ckpt-000000000x.h5\n", "",
+  const char *garbage[] = {"../../etc/passwd\n",    "ckpt-0000000002.h5.tmp\n",
+                           "ckpt-000000000x.h5\n",  "",
                            "ckpt-0000000009.h5\n", /* dangling */
                            "ckpt-0000000001.h5\n\n"};
   for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
@@ -407,8 +407,8 @@ static long s_chunk_middle(const char *path, const char *dataset)
   unsigned mask;
   haddr_t addr;
   hsize_t size;
-  assert_true(H5Dget_chunk_info(dset, space, 0, offset, &mask, &addr,
-                                &size) >= 0);
+  assert_true(H5Dget_chunk_info(dset, space, 0, offset, &mask, &addr, &size) >=
+              0);
   H5Sclose(space);
   H5Dclose(dset);
   H5Fclose(file);
@@ -451,8 +451,7 @@ static void test_find_latest_skips_corrupted_newest(void **state)
   s_step_path(path, dir, 1);
   s_flip_byte(path, (long)st.st_size / 2);
   assert_int_equal(s_found_step(dir), -1);
-  assert_int_equal(herd_ckpt_find_latest(dir, path, sizeof path),
-                   HERD_ENOENT);
+  assert_int_equal(herd_ckpt_find_latest(dir, path, sizeof path), HERD_ENOENT);
 }
 
 static void test_tmp_never_returned(void **state)
@@ -603,10 +602,9 @@ int main(int argc, char **argv)
       cmocka_unit_test_setup_teardown(test_bad_names_refused, s_setup,
                                       s_teardown),
       cmocka_unit_test_setup_teardown(test_load_mismatch, s_setup, s_teardown),
-      cmocka_unit_test_setup_teardown(test_latest_pointer, s_setup,
+      cmocka_unit_test_setup_teardown(test_latest_pointer, s_setup, s_teardown),
+      cmocka_unit_test_setup_teardown(test_find_latest_garbled_pointer, s_setup,
                                       s_teardown),
-      cmocka_unit_test_setup_teardown(test_find_latest_garbled_pointer,
-                                      s_setup, s_teardown),
       cmocka_unit_test_setup_teardown(test_flip_in_tensor_data_detected,
                                       s_setup, s_teardown),
       cmocka_unit_test_setup_teardown(test_find_latest_skips_corrupted_newest,

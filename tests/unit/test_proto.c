@@ -43,7 +43,8 @@ static herd_result_t s_roundtrip(const Herd__Envelope *env,
   return rc;
 }
 
-/* ---- round trips ---------------------------------------------------------- */
+/* ---- round trips ----------------------------------------------------------
+ */
 
 static void test_roundtrip_join_roster_refused(void **state)
 {
@@ -143,8 +144,7 @@ static void test_roundtrip_reports(void **state)
   env.body_case = HERD__ENVELOPE__BODY_CKPT_COMMITTED;
   env.ckpt_committed = &ckpt;
   assert_int_equal(s_roundtrip(&env, &msg), HERD_OK);
-  assert_string_equal(msg.env->ckpt_committed->path,
-                      "runs/x/ckpt/step-100.h5");
+  assert_string_equal(msg.env->ckpt_committed->path, "runs/x/ckpt/step-100.h5");
   herd_wire_msg_clear(&msg);
 
   Herd__Done done = HERD__DONE__INIT;
@@ -252,7 +252,8 @@ static void test_large_roster_within_budget(void **state)
   free(ptrs);
 }
 
-/* ---- hostile input --------------------------------------------------------- */
+/* ---- hostile input ---------------------------------------------------------
+ */
 
 static void test_random_bytes_rejected(void **state)
 {
@@ -372,25 +373,26 @@ static void test_token_compare(void **state)
 static void test_state_tables(void **state)
 {
   coord_member_state_t m;
-  assert_true(coord_member_transition(COORD_MEMBER_JOINING,
-                                      COORD_MEMBER_EV_ADMIT, &m));
+  assert_true(
+      coord_member_transition(COORD_MEMBER_JOINING, COORD_MEMBER_EV_ADMIT, &m));
   assert_int_equal(m, COORD_MEMBER_ACTIVE);
-  assert_true(coord_member_transition(COORD_MEMBER_ACTIVE,
-                                      COORD_MEMBER_EV_FAIL, &m));
+  assert_true(
+      coord_member_transition(COORD_MEMBER_ACTIVE, COORD_MEMBER_EV_FAIL, &m));
   assert_int_equal(m, COORD_MEMBER_FAILED);
-  assert_false(coord_member_transition(COORD_MEMBER_FAILED,
-                                       COORD_MEMBER_EV_LEAVE, &m));
+  assert_false(
+      coord_member_transition(COORD_MEMBER_FAILED, COORD_MEMBER_EV_LEAVE, &m));
   coord_job_state_t j;
   assert_true(coord_job_transition(COORD_JOB_FORMING, COORD_JOB_EV_QUORUM, &j));
   assert_int_equal(j, COORD_JOB_RUNNING);
-  assert_true(coord_job_transition(COORD_JOB_RUNNING,
-                                   COORD_JOB_EV_MEMBER_LOST, &j));
+  assert_true(
+      coord_job_transition(COORD_JOB_RUNNING, COORD_JOB_EV_MEMBER_LOST, &j));
   assert_int_equal(j, COORD_JOB_RECONFIGURING);
-  assert_false(coord_job_transition(COORD_JOB_RUNNING,
-                                    COORD_JOB_EV_JOIN_TIMEOUT, &j));
+  assert_false(
+      coord_job_transition(COORD_JOB_RUNNING, COORD_JOB_EV_JOIN_TIMEOUT, &j));
 }
 
-/* ---- a live coordinator fed garbage ------------------------------------------ */
+/* ---- a live coordinator fed garbage
+ * ------------------------------------------ */
 
 static int64_t s_now_ms(void)
 {
