@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "herd/result.h"
 
@@ -41,10 +42,14 @@ herd_result_t herd_error_set(herd_result_t result, const char *fmt, ...)
     snprintf(s_detail, sizeof s_detail, "%s", herd_strerror(result));
     return result;
   }
+  /* Format into a scratch buffer first: callers may pass the current
+   * detail as an argument ("cannot resume: %s", herd_error_detail()). */
+  char scratch[sizeof s_detail];
   va_list args;
   va_start(args, fmt);
-  vsnprintf(s_detail, sizeof s_detail, fmt, args);
+  vsnprintf(scratch, sizeof scratch, fmt, args);
   va_end(args);
+  memcpy(s_detail, scratch, sizeof s_detail);
   return result;
 }
 
