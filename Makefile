@@ -44,7 +44,8 @@ test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DHERD_SANITIZE=ON -DHERD_CUDA=OFF $(CMAKE_ARGS)
 	cmake --build $(BUILD_ASAN) -j$(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:fast_unwind_on_malloc=0 \
+	  OMPI_MCA_mca_base_component_disable_dlclose=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -L 'unit|integration' --timeout 900
 
