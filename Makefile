@@ -13,7 +13,7 @@ CMAKE_ARGS ?=
 export OMPI_ALLOW_RUN_AS_ROOT = 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
-.PHONY: all deps build demo data test test-asan clean
+.PHONY: all deps build demo data test test-asan fuzz clean
 
 all: build
 
@@ -38,6 +38,7 @@ demo: build $(DATA)
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
 	$(MAKE) test-asan
+	$(MAKE) fuzz
 
 # Unit and integration tests under AddressSanitizer + UBSan.
 test-asan: deps
@@ -49,5 +50,11 @@ test-asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -L 'unit|integration' --timeout 900
 
+# libFuzzer targets (clang, ASan + UBSan) for the wire decoder and the
+# coordinator's message handling, each run FUZZ_SECONDS (30) from a seed
+# corpus of valid messages; builds into build-fuzz.
+fuzz: deps
+	JOBS=$(JOBS) tests/fuzz/run.sh
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

@@ -7,7 +7,9 @@
  * Everything read from the file is bounded before it is used: the file may
  * be truncated, bit-flipped or not HDF5 at all, and the answer must then be
  * an error, never a crash. A failed load leaves the caller's buffers
- * unspecified, never `meta`.
+ * unspecified, never `meta`. Load and verify first check the whole-file
+ * seal (ckpt_seal.c), so a change to any byte of the file is an error even
+ * where HDF5 would never read it; read_meta and list_tensors skip it.
  */
 #include "ckpt_internal.h"
 
@@ -44,7 +46,8 @@ static void s_close(s_reader_t *r)
 }
 
 /* A temp file "does not exist" for readers, whatever its content. */
-static herd_result_t s_open(const char *path, s_reader_t **reader)
+static herd_result_t s_open(const char *path, bool sealed,
+                             s_reader_t **reader)
 {
   struct stat st;
   if (!path)
@@ -57,6 +60,8 @@ static herd_result_t s_open(const char *path, s_reader_t **reader)
                           "checkpoint '%s': %s", path, strerror(errno));
   if (!S_ISREG(st.st_mode))
     return herd_error_set(HERD_EFORMAT, "checkpoint '%s': not a file", path);
+  if (sealed)
+    HERD_CHECK(ckpt_seal_check(path));
   s_reader_t *r = calloc(1, sizeof *r);
   if (!r)
     return HERD_ENOMEM;
@@ -93,6 +98,11 @@ static herd_result_t s_read_version(s_reader_t *r)
     return herd_error_set(HERD_EFORMAT,
                           "checkpoint '%s': bad format_version %d", r->path,
                           (int)version);
+  if (version < HERD_CKPT_FORMAT_VERSION)
+    return herd_error_set(HERD_EUNSUPPORTED,
+                          "checkpoint '%s': format_version %d predates the "
+                          "v2 checksums and is not read",
+                          r->path, (int)version);
   return HERD_OK;
 }
 
@@ -110,6 +120,10 @@ static herd_result_t s_read_meta(s_reader_t *r, herd_ckpt_meta_t *m)
                             m->rng_state, p));
   HERD_CHECK(ckpt_attr_read(f, CKPT_A_WORLD_SIZE, H5T_NATIVE_INT32, 0,
                             &m->world_size, p));
+  HERD_CHECK(ckpt_attr_read(f, CKPT_A_VIRTUAL_SHARDS, H5T_NATIVE_INT32, 0,
+                            &m->virtual_shards, p));
+  HERD_CHECK(ckpt_attr_read_str(f, CKPT_A_LR_SCHEDULE, m->lr_schedule_json,
+                                sizeof m->lr_schedule_json, p));
   HERD_CHECK(ckpt_attr_read(f, CKPT_A_UNIX_TIME, H5T_NATIVE_DOUBLE, 0,
                             &m->unix_time, p));
   HERD_CHECK(ckpt_attr_read_str(f, CKPT_A_CONFIG_JSON, m->config_json,
@@ -316,11 +330,11 @@ static herd_result_t s_read_all(s_reader_t *r, const herd_ckpt_meta_t *meta,
     }
     HERD_TRY(s_read_tensor(r, i, map[i] ? map[i]->data : NULL, scratch, &hash));
   }
-  if (hash.state != r->checksum)
+  if (ckpt_hash_final(&hash) != r->checksum)
     rc = herd_error_set(HERD_ECHECKSUM,
                         "checkpoint '%s': content checksum "
                         "%016llx, stored %016llx",
-                        r->path, (unsigned long long)hash.state,
+                        r->path, (unsigned long long)ckpt_hash_final(&hash),
                         (unsigned long long)r->checksum);
 out:
   free(scratch);
@@ -350,7 +364,7 @@ static herd_result_t s_load(const char *path, herd_ckpt_meta_t *meta_out,
     rc = HERD_ENOMEM;
     goto out;
   }
-  HERD_TRY(s_open(path, &r));
+  HERD_TRY(s_open(path, true, &r));
   HERD_TRY(s_read_meta(r, meta));
   HERD_TRY(s_check_step_name(path, meta->step));
   HERD_TRY(s_read_names(r));
@@ -401,7 +415,7 @@ herd_result_t herd_ckpt_read_meta(const char *path, herd_ckpt_meta_t *meta)
     goto out;
   }
   ckpt_lock();
-  rc = s_open(path, &r);
+  rc = s_open(path, false, &r);
   if (rc == HERD_OK)
     rc = s_read_meta(r, tmp);
   if (r)
@@ -411,5 +425,40 @@ herd_result_t herd_ckpt_read_meta(const char *path, herd_ckpt_meta_t *meta)
     *meta = *tmp;
 out:
   free(tmp);
+  return rc;
+}
+
+static herd_result_t s_list(const char *path, herd_ckpt_tensor_info_t *out,
+                            size_t cap, size_t *count_out)
+{
+  s_reader_t *r = NULL;
+  herd_result_t rc = s_open(path, false, &r);
+  if (rc == HERD_OK)
+    rc = s_read_version(r);
+  if (rc == HERD_OK)
+    rc = s_read_names(r);
+  for (size_t i = 0; rc == HERD_OK && i < r->count; i++)
+    rc = s_open_tensor(r, i);
+  for (size_t i = 0; rc == HERD_OK && i < r->count && i < cap; i++) {
+    memcpy(out[i].name, r->names[i], sizeof out[i].name);
+    out[i].dtype = r->dtypes[i];
+    out[i].count = r->counts[i];
+  }
+  if (rc == HERD_OK)
+    *count_out = r->count;
+  if (r)
+    s_close(r);
+  return rc;
+}
+
+herd_result_t herd_ckpt_list_tensors(const char *path,
+                                     herd_ckpt_tensor_info_t *out, size_t cap,
+                                     size_t *count_out)
+{
+  if (!count_out || (cap > 0 && !out))
+    return herd_error_set(HERD_EINVAL, "herd_ckpt_list_tensors: bad argument");
+  ckpt_lock();
+  herd_result_t rc = s_list(path, out, cap, count_out);
+  ckpt_unlock();
   return rc;
 }

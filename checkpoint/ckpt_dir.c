@@ -1,7 +1,8 @@
 /* Checkpoint directory logic: herd_ckpt_find_latest and herd_ckpt_prune.
  *
- * `latest` is only a hint that saves a directory scan: it is trusted after
- * the file it names verifies. A missing, garbled or dangling pointer, or a
+ * `latest` is only a hint: it is trusted when it names the newest committed
+ * file and that file verifies (a kill between the rename and the pointer
+ * update leaves it one behind; the renamed file is committed and wins). A missing, garbled or dangling pointer, or a
  * damaged newest file, falls back to the committed files, newest step first.
  * Only names of the exact form ckpt-NNNNNNNNNN.h5 count as committed, so a
  * temp file can never be picked up. Every skipped candidate is logged at
@@ -83,6 +84,17 @@ static herd_result_t s_scan(const char *dir, int64_t skip_step, char *path,
   return HERD_OK;
 }
 
+/* Newest committed step in dir, -1 when none or unreadable. */
+static int64_t s_newest_step(const char *dir)
+{
+  int64_t *steps = NULL, newest = -1;
+  size_t count = 0;
+  if (ckpt_list_steps(dir, &steps, &count) == HERD_OK && count > 0)
+    newest = steps[0];
+  free(steps);
+  return newest;
+}
+
 herd_result_t herd_ckpt_find_latest(const char *dir, char *path_out,
                                     size_t path_cap)
 {
@@ -94,6 +106,14 @@ herd_result_t herd_ckpt_find_latest(const char *dir, char *path_out,
     return herd_error_set(HERD_EINVAL, "path_out too small for '%s'", dir);
   ckpt_lock();
   herd_result_t rc = s_read_latest(dir, &step);
+  if (rc == HERD_OK && step < s_newest_step(dir)) {
+    /* A kill between the rename and the pointer update leaves `latest`
+     * one behind: the renamed file is committed, so it wins. */
+    HERD_LOG(HERD_LOG_INFO, "ckpt", "'latest' names step %lld, a newer "
+             "checkpoint is committed", (long long)step);
+    rc = HERD_ENOENT;
+    step = -1;
+  }
   if (rc == HERD_OK) {
     rc = s_try_step(dir, step, path, sizeof path);
     if (rc != HERD_OK)

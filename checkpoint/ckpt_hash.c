@@ -1,11 +1,15 @@
-/* Content checksum of a checkpoint: FNV-1a 64 over a canonical byte stream
- * of the metadata and every tensor (exact layout in FORMAT.md).
+/* Checksums of a checkpoint: herd-fnv4x64, a 4-lane word-wise variant of
+ * FNV-1a 64 (exact definition in FORMAT.md, "Checksums").
  *
- * Fletcher32 already guards each chunk; this sum covers what Fletcher32
- * cannot: a chunk swapped or lost as a whole, attributes, and the pairing of
- * names with data. The stream is defined in little-endian so the value does
- * not depend on the host that wrote or reads the file. FNV-1a was chosen
- * because it is tiny, has no dependency and its definition fits in a line.
+ * Used twice: the content checksum (a canonical byte stream of metadata and
+ * every tensor, stored as an attribute) and the whole-file seal (every byte
+ * of the file after the user block, stored in the user block, ckpt_seal.c).
+ * Format version 1 hashed one byte per multiply (~1 GB/s, slower than the
+ * disk). Version 2 takes 8 bytes per multiply in four independent lanes, so
+ * the multiplies overlap and the hash runs near memory speed. Each lane step
+ * `lane = rotl((lane ^ word) * prime, 29)` is a bijection of the lane for a
+ * fixed word and injective in the word, so any change confined to one word
+ * always changes the result; the rotation spreads high bits downwards.
  */
 #include "ckpt_internal.h"
 
@@ -14,17 +18,76 @@
 #define FNV64_OFFSET UINT64_C(0xcbf29ce484222325)
 #define FNV64_PRIME UINT64_C(0x100000001b3)
 
-void ckpt_hash_init(ckpt_hash_t *hash) { hash->state = FNV64_OFFSET; }
+static inline uint64_t s_rotl(uint64_t x, int r)
+{
+  return (x << r) | (x >> (64 - r));
+}
 
-static void s_bytes(ckpt_hash_t *hash, const void *data, size_t len)
+static inline uint64_t s_load_le(const unsigned char *p)
+{
+  uint64_t w;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(&w, p, 8);
+#else
+  w = 0;
+  for (int i = 7; i >= 0; i--)
+    w = (w << 8) | p[i];
+#endif
+  return w;
+}
+
+static inline void s_block(uint64_t lanes[4], const unsigned char *p)
+{
+  for (int j = 0; j < 4; j++)
+    lanes[j] = s_rotl((lanes[j] ^ s_load_le(p + 8 * j)) * FNV64_PRIME, 29);
+}
+
+void ckpt_hash_init(ckpt_hash_t *hash)
+{
+  memset(hash, 0, sizeof *hash);
+  for (int j = 0; j < 4; j++)
+    hash->lanes[j] = FNV64_OFFSET + (uint64_t)j;
+}
+
+void ckpt_hash_bytes(ckpt_hash_t *hash, const void *data, size_t len)
 {
   const unsigned char *p = data;
-  uint64_t h = hash->state;
-  for (size_t i = 0; i < len; i++) {
-    h ^= p[i];
-    h *= FNV64_PRIME;
+  hash->total += len;
+  if (hash->buf_len > 0) {
+    size_t take = CKPT_HASH_BLOCK - hash->buf_len;
+    take = take < len ? take : len;
+    memcpy(hash->buf + hash->buf_len, p, take);
+    hash->buf_len += take;
+    p += take;
+    len -= take;
+    if (hash->buf_len < CKPT_HASH_BLOCK)
+      return;
+    s_block(hash->lanes, hash->buf);
+    hash->buf_len = 0;
   }
-  hash->state = h;
+  uint64_t lanes[4] = {hash->lanes[0], hash->lanes[1], hash->lanes[2],
+                       hash->lanes[3]};
+  for (; len >= CKPT_HASH_BLOCK; p += CKPT_HASH_BLOCK, len -= CKPT_HASH_BLOCK)
+    s_block(lanes, p);
+  memcpy(hash->lanes, lanes, sizeof lanes);
+  memcpy(hash->buf, p, len);
+  hash->buf_len = len;
+}
+
+uint64_t ckpt_hash_final(const ckpt_hash_t *hash)
+{
+  uint64_t lanes[4];
+  memcpy(lanes, hash->lanes, sizeof lanes);
+  if (hash->buf_len > 0) {
+    unsigned char tail[CKPT_HASH_BLOCK] = {0};
+    memcpy(tail, hash->buf, hash->buf_len);
+    s_block(lanes, tail);
+  }
+  uint64_t h = FNV64_OFFSET;
+  for (int j = 0; j < 4; j++)
+    h = s_rotl((h ^ lanes[j]) * FNV64_PRIME, 29);
+  h = (h ^ hash->total) * FNV64_PRIME;
+  return h ^ (h >> 32);
 }
 
 /* Integers enter the stream little-endian, whatever the host. */
@@ -33,14 +96,14 @@ static void s_le(ckpt_hash_t *hash, uint64_t value, size_t width)
   unsigned char bytes[8];
   for (size_t i = 0; i < width; i++)
     bytes[i] = (unsigned char)(value >> (8 * i));
-  s_bytes(hash, bytes, width);
+  ckpt_hash_bytes(hash, bytes, width);
 }
 
 static void s_string(ckpt_hash_t *hash, const char *text)
 {
   size_t len = strlen(text);
   s_le(hash, len, 8);
-  s_bytes(hash, text, len);
+  ckpt_hash_bytes(hash, text, len);
 }
 
 void ckpt_hash_meta(ckpt_hash_t *hash, const herd_ckpt_meta_t *meta,
@@ -55,8 +118,10 @@ void ckpt_hash_meta(ckpt_hash_t *hash, const herd_ckpt_meta_t *meta,
   for (int i = 0; i < 4; i++)
     s_le(hash, meta->rng_state[i], 8);
   s_le(hash, (uint32_t)meta->world_size, 4);
+  s_le(hash, (uint32_t)meta->virtual_shards, 4);
   s_le(hash, time_bits, 8);
   s_string(hash, meta->config_json);
+  s_string(hash, meta->lr_schedule_json);
   s_le(hash, tensor_count, 4);
 }
 
@@ -73,11 +138,11 @@ void ckpt_hash_elems(ckpt_hash_t *hash, const void *data, size_t count,
                      size_t elem_size)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  s_bytes(hash, data, count * elem_size);
+  ckpt_hash_bytes(hash, data, count * elem_size);
 #else
   const unsigned char *p = data;
   for (size_t i = 0; i < count; i++, p += elem_size)
     for (size_t b = elem_size; b-- > 0;)
-      s_bytes(hash, p + b, 1);
+      ckpt_hash_bytes(hash, p + b, 1);
 #endif
 }

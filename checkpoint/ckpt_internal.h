@@ -32,6 +32,8 @@
 #define CKPT_A_STEP_IN_EPOCH "step_in_epoch"
 #define CKPT_A_RNG_STATE "rng_state"
 #define CKPT_A_WORLD_SIZE "world_size"
+#define CKPT_A_VIRTUAL_SHARDS "virtual_shards"
+#define CKPT_A_LR_SCHEDULE "lr_schedule_json"
 #define CKPT_A_UNIX_TIME "unix_time"
 #define CKPT_A_CONFIG_JSON "config_json"
 #define CKPT_A_HERD_VERSION "herd_version"
@@ -78,13 +80,19 @@ herd_result_t ckpt_attr_write_str(hid_t obj, const char *name, const char *text,
 herd_result_t ckpt_attr_read_str(hid_t obj, const char *name, char *buf,
                                  size_t cap, const char *path);
 
-/* --- ckpt_hash.c: content checksum (FNV-1a 64, see FORMAT.md) ------------ */
+/* --- ckpt_hash.c: herd-fnv4x64 checksums (see FORMAT.md) ---------------- */
 
+#define CKPT_HASH_BLOCK 32
 typedef struct {
-  uint64_t state;
+  uint64_t lanes[4];
+  uint64_t total; /* bytes hashed */
+  unsigned char buf[CKPT_HASH_BLOCK];
+  size_t buf_len;
 } ckpt_hash_t;
 
 void ckpt_hash_init(ckpt_hash_t *hash);
+void ckpt_hash_bytes(ckpt_hash_t *hash, const void *data, size_t len);
+uint64_t ckpt_hash_final(const ckpt_hash_t *hash);
 void ckpt_hash_meta(ckpt_hash_t *hash, const herd_ckpt_meta_t *meta,
                     size_t tensor_count);
 void ckpt_hash_tensor_head(ckpt_hash_t *hash, const char *name,
@@ -114,6 +122,24 @@ bool ckpt_parse_name(const char *name, int64_t *step);
 /* Committed steps found in dir, newest first. Caller frees *steps_out. */
 herd_result_t ckpt_list_steps(const char *dir, int64_t **steps_out,
                               size_t *count_out);
+
+/* --- ckpt_seal.c: whole-file checksum in the HDF5 user block ------------- */
+
+/* Bytes reserved at the start of every file (HDF5 user block). */
+#define CKPT_USERBLOCK 512
+/* Hashes every byte after the user block of the closed file `path`, writes
+ * the seal header into the user block, fsyncs and closes. */
+herd_result_t ckpt_seal_write(const char *path);
+/* HERD_OK when the seal is intact and matches every byte of the file;
+ * HERD_ECHECKSUM otherwise (also for a truncated or extended file). */
+herd_result_t ckpt_seal_check(const char *path);
+
+/* --- fault injection (tests only) ---------------------------------------- */
+
+/* When HERD_CKPT_FAULT is "<point>" or "<point>:<n>", the n-th (default
+ * first) time the writer passes `point` the process SIGKILLs itself. Points
+ * are listed in FORMAT.md ("Fault points"). No effect when unset. */
+void ckpt_fault_point(const char *point);
 
 /* --- ckpt.c: reader, used by the directory logic ------------------------ */
 

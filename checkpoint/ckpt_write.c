@@ -7,6 +7,9 @@
  * state or the new one, never a half-written file under a final name. On
  * any failure the temp file (and a final file this call renamed into place)
  * is removed, so the error return means "this checkpoint does not exist".
+ * Before the fsync the file is sealed (ckpt_seal.c): a whole-file checksum
+ * goes into the HDF5 user block. ckpt_fault_point() marks the places the
+ * kill -9 tests (tests/fault) stop the process at.
  */
 #include "ckpt_internal.h"
 
@@ -15,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "herd/herd.h"
+#include "herd/log.h"
 
 /* A name becomes an HDF5 path: "a/b" makes group "a". Reject what HDF5 would
  * read differently ("/x", "a//b", ".", "..") or refuse late. */
@@ -79,8 +84,13 @@ static herd_result_t s_check_args(const char *dir, const herd_ckpt_meta_t *meta,
   if (meta->step < 0 || meta->step > CKPT_STEP_MAX)
     return herd_error_set(HERD_EINVAL, "step %lld out of range",
                           (long long)meta->step);
-  if (!memchr(meta->config_json, '\0', sizeof meta->config_json))
-    return herd_error_set(HERD_EINVAL, "config_json is not terminated");
+  if (!memchr(meta->config_json, '\0', sizeof meta->config_json) ||
+      !memchr(meta->lr_schedule_json, '\0', sizeof meta->lr_schedule_json))
+    return herd_error_set(HERD_EINVAL, "config_json or lr_schedule_json is "
+                                       "not terminated");
+  if (meta->virtual_shards < 0 || meta->world_size < 0)
+    return herd_error_set(HERD_EINVAL, "negative world_size or "
+                                       "virtual_shards");
   for (size_t i = 0; i < count; i++)
     HERD_CHECK(s_check_tensor(tensors, i));
   return HERD_OK;
@@ -97,7 +107,7 @@ static uint64_t s_checksum(const herd_ckpt_meta_t *meta,
     ckpt_hash_tensor_head(&hash, t->name, t->dtype, t->count);
     ckpt_hash_elems(&hash, t->data, t->count, ckpt_dtype_size(t->dtype));
   }
-  return hash.state;
+  return ckpt_hash_final(&hash);
 }
 
 /* tensor_names: 1-D array of fixed-length strings, file order; an empty
@@ -154,6 +164,11 @@ static herd_result_t s_write_meta(hid_t file, const herd_ckpt_meta_t *meta,
                              meta->rng_state, path));
   HERD_CHECK(ckpt_attr_write(file, CKPT_A_WORLD_SIZE, i32, H5T_NATIVE_INT32, 0,
                              &meta->world_size, path));
+  HERD_CHECK(ckpt_attr_write(file, CKPT_A_VIRTUAL_SHARDS, i32,
+                             H5T_NATIVE_INT32, 0, &meta->virtual_shards,
+                             path));
+  HERD_CHECK(ckpt_attr_write_str(file, CKPT_A_LR_SCHEDULE,
+                                 meta->lr_schedule_json, path));
   HERD_CHECK(ckpt_attr_write(file, CKPT_A_UNIX_TIME, H5T_IEEE_F64LE,
                              H5T_NATIVE_DOUBLE, 0, &meta->unix_time, path));
   HERD_CHECK(
@@ -190,11 +205,16 @@ static herd_result_t s_write_tensor(hid_t file, const herd_tensor_t *t,
   hsize_t dims[1] = {t->count};
   hsize_t maxdims[1] = {t->count ? t->count : H5S_UNLIMITED};
   hid_t dcpl = s_dcpl_new(t->count), lcpl = H5Pcreate(H5P_LINK_CREATE);
+  hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
   hid_t space = H5Screate_simple(1, dims, maxdims), dset = H5I_INVALID_HID;
-  if (dcpl < 0 || lcpl < 0 || space < 0 ||
+  /* No chunk cache: chunks go to the file inside H5Dwrite, so a full disk
+   * fails there, not in the final flush (after which HDF5 1.10 cannot close
+   * the file, see s_abandon), and no extra copy of the data is made. */
+  if (dcpl < 0 || lcpl < 0 || dapl < 0 || space < 0 ||
       H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+      H5Pset_chunk_cache(dapl, 0, 0, 1.0) < 0 ||
       (dset = H5Dcreate2(file, t->name, ckpt_dtype_file_type(t->dtype), space,
-                         lcpl, dcpl, H5P_DEFAULT)) < 0) {
+                         lcpl, dcpl, dapl)) < 0) {
     rc = ckpt_h5_fail(HERD_EIO, path, t->name);
     goto out;
   }
@@ -210,9 +230,51 @@ out:
     H5Sclose(space);
   if (lcpl >= 0)
     H5Pclose(lcpl);
+  if (dapl >= 0)
+    H5Pclose(dapl);
   if (dcpl >= 0)
     H5Pclose(dcpl);
   return rc;
+}
+
+/* After a failed write HDF5 must still close the file: one it cannot close
+ * stays open inside the library, and its exit-time cleanup crashes on it.
+ * The temp file is deleted anyway, so give the close room on a full disk:
+ * truncate it through HDF5's own descriptor (sec2 driver: an int), then
+ * close; the close only writes metadata. A failed *flush* of metadata
+ * cannot be recovered in HDF5 1.10.8 ("slist already enabled?"): the file
+ * stays open; the free-space preflight makes that case rare. */
+static void s_abandon(hid_t file)
+{
+  void *handle = NULL;
+  if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) >= 0 && handle)
+    (void)!ftruncate(*(int *)handle, 0);
+  if (H5Fclose(file) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    HERD_LOG(HERD_LOG_WARN, "ckpt", "HDF5 kept a failed checkpoint open");
+  }
+}
+
+/* Refuses a save that cannot fit before HDF5 starts (a clean ENOSPC instead
+ * of a half-written temp file). Tensor bytes plus 1 MiB of HDF5 metadata;
+ * HERD_CKPT_PREFLIGHT=0 turns the check off (tests use it to exercise
+ * HDF5's own ENOSPC path). */
+static herd_result_t s_preflight(const char *dir, const herd_tensor_t *tensors,
+                                 size_t count)
+{
+  const char *env = getenv("HERD_CKPT_PREFLIGHT");
+  struct statvfs vfs;
+  if ((env && !strcmp(env, "0")) || statvfs(dir, &vfs) != 0)
+    return HERD_OK;
+  uint64_t need = UINT64_C(1) << 20;
+  for (size_t i = 0; i < count; i++)
+    need += (uint64_t)tensors[i].count * ckpt_dtype_size(tensors[i].dtype);
+  uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+  if (avail < need)
+    return herd_error_set(HERD_ENOSPC, "checkpoint dir '%s': need about %llu "
+                          "bytes, %llu free: No space left on device", dir,
+                          (unsigned long long)need, (unsigned long long)avail);
+  return HERD_OK;
 }
 
 /* HDF5 part of the save: on HERD_OK the file is flushed and closed. */
@@ -221,29 +283,34 @@ static herd_result_t s_write_h5(const char *path, const herd_ckpt_meta_t *meta,
 {
   herd_result_t rc = HERD_OK;
   hid_t file = H5I_INVALID_HID;
-  hid_t fapl = ckpt_fapl_new();
-  if (fapl < 0 ||
-      (file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
+  hid_t fapl = ckpt_fapl_new(), fcpl = H5Pcreate(H5P_FILE_CREATE);
+  if (fapl < 0 || fcpl < 0 || H5Pset_userblock(fcpl, CKPT_USERBLOCK) < 0 ||
+      (file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl)) < 0) {
     rc = ckpt_h5_fail(HERD_EIO, path, "create");
     goto out;
   }
   HERD_TRY(s_write_meta(file, meta, s_checksum(meta, tensors, count), path));
   HERD_TRY(s_write_names(file, tensors, count, path));
-  for (size_t i = 0; i < count; i++)
+  for (size_t i = 0; i < count; i++) {
     HERD_TRY(s_write_tensor(file, &tensors[i], path));
+    if (i == count / 2)
+      ckpt_fault_point("h5_mid");
+  }
   if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
     rc = ckpt_h5_fail(HERD_EIO, path, "flush");
     goto out;
   }
-  herr_t closed = H5Fclose(file);
-  file = H5I_INVALID_HID;
-  if (closed < 0)
+  if (H5Fclose(file) < 0)
     rc = ckpt_h5_fail(HERD_EIO, path, "close");
+  else
+    file = H5I_INVALID_HID;
 out:
   if (file >= 0)
-    H5Fclose(file);
+    s_abandon(file);
   if (fapl >= 0)
     H5Pclose(fapl);
+  if (fcpl >= 0)
+    H5Pclose(fcpl);
   return rc;
 }
 
@@ -254,14 +321,20 @@ static herd_result_t s_commit_file(const char *dir, const char *tmp,
                                    const herd_tensor_t *tensors, size_t count)
 {
   herd_result_t rc = s_write_h5(tmp, meta, tensors, count);
-  if (rc == HERD_OK)
-    rc = ckpt_fsync_path(tmp, false);
-  if (rc == HERD_OK && rename(tmp, final) != 0)
-    rc = ckpt_errno_fail(errno, final, "rename");
+  if (rc == HERD_OK) {
+    ckpt_fault_point("h5_closed");
+    rc = ckpt_seal_write(tmp); /* seal, fsync, close */
+  }
+  if (rc == HERD_OK) {
+    ckpt_fault_point("synced");
+    if (rename(tmp, final) != 0)
+      rc = ckpt_errno_fail(errno, final, "rename");
+  }
   if (rc != HERD_OK) {
     unlink(tmp);
     return rc;
   }
+  ckpt_fault_point("renamed");
   rc = ckpt_fsync_path(dir, true);
   if (rc != HERD_OK)
     unlink(final);
@@ -276,12 +349,16 @@ static herd_result_t s_commit_latest(const char *dir, const char *name)
   HERD_CHECK(ckpt_join(tmp, sizeof tmp, dir, CKPT_LATEST CKPT_TMP_SUFFIX));
   snprintf(line, sizeof line, "%s\n", name);
   herd_result_t rc = ckpt_write_small_file(tmp, line, strlen(line));
-  if (rc == HERD_OK && rename(tmp, latest) != 0)
-    rc = ckpt_errno_fail(errno, latest, "rename");
+  if (rc == HERD_OK) {
+    ckpt_fault_point("latest_tmp");
+    if (rename(tmp, latest) != 0)
+      rc = ckpt_errno_fail(errno, latest, "rename");
+  }
   if (rc != HERD_OK) {
     unlink(tmp);
     return rc;
   }
+  ckpt_fault_point("latest_renamed");
   return ckpt_fsync_path(dir, true);
 }
 
@@ -305,12 +382,16 @@ herd_result_t herd_ckpt_save(const char *dir, herd_ckpt_meta_t *meta,
   if (path_out && strlen(final) >= path_cap)
     return herd_error_set(HERD_EINVAL, "path_out too small for '%s'", final);
   HERD_CHECK(ckpt_mkdir_p(dir));
+  HERD_CHECK(s_preflight(dir, tensors, tensor_count));
   meta->unix_time = s_now();
+  if (meta->virtual_shards == 0)
+    meta->virtual_shards = HERD_CKPT_VIRTUAL_SHARDS_DEFAULT;
 
   ckpt_lock();
   herd_result_t rc =
       s_commit_file(dir, tmp, final, meta, tensors, tensor_count);
   if (rc == HERD_OK) {
+    ckpt_fault_point("committed");
     rc = s_commit_latest(dir, name);
     if (rc != HERD_OK) {
       /* Keep the promise of the header: failed save, no final file. A

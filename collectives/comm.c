@@ -5,6 +5,7 @@
  * handled here once, so `abort` behaves the same whatever the backend.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,15 +53,57 @@ herd_result_t herd_backend_parse(const char *name, herd_backend_t *backend)
                         name ? name : "");
 }
 
+herd_backend_t herd_comm_default_backend(int gpu_buffers, int elastic)
+{
+  herd_backend_t backend;
+  const char *env = getenv("HERD_BACKEND");
+  if (env && *env && herd_backend_parse(env, &backend) == HERD_OK)
+    return backend;
+  if (gpu_buffers)
+    return HERD_BACKEND_NCCL;
+  return elastic ? HERD_BACKEND_GLOO : HERD_BACKEND_MPI;
+}
+
+void herd_comm_store_destroy(herd_comm_store_t **store_p)
+{
+  if (!store_p || !*store_p)
+    return;
+  if ((*store_p)->destroy)
+    (*store_p)->destroy((*store_p)->ctx);
+  free(*store_p);
+  *store_p = NULL;
+}
+
+/* Copies a version 1 or 2 config; fields a v1 caller lacks keep defaults. */
+static herd_result_t s_copy_config(const herd_comm_config_t *config,
+                                   herd_comm_config_t *out)
+{
+  if (!config)
+    return herd_error_set(HERD_EINVAL, "herd_comm_new: NULL config");
+  herd_comm_config_t defaults = HERD_COMM_CONFIG_INIT;
+  *out = defaults;
+  if (config->version == 1)
+    memcpy(out, config, offsetof(herd_comm_config_t, store));
+  else if (config->version == HERD_COMM_CONFIG_VERSION)
+    *out = *config;
+  else
+    return herd_error_set(HERD_EINVAL, "herd_comm_new: config version %d",
+                          config->version);
+  out->version = HERD_COMM_CONFIG_VERSION;
+  return HERD_OK;
+}
+
 herd_result_t herd_comm_new(const herd_comm_config_t *config,
                             herd_comm_t **comm_out)
 {
-  if (!config || !comm_out || config->version != HERD_COMM_CONFIG_VERSION)
-    return herd_error_set(HERD_EINVAL, "herd_comm_new: bad config");
+  herd_comm_config_t copy;
+  if (!comm_out)
+    return herd_error_set(HERD_EINVAL, "herd_comm_new: NULL comm_out");
+  HERD_CHECK(s_copy_config(config, &copy));
   herd_comm_t *comm = calloc(1, sizeof *comm);
   if (!comm)
     return HERD_ENOMEM;
-  comm->config = *config;
+  comm->config = copy;
   if (!comm->config.bucket_bytes)
     comm->config.bucket_bytes = HERD_DEFAULT_BUCKET_BYTES;
   if (!comm->config.first_bucket_bytes)
@@ -73,6 +116,11 @@ herd_result_t herd_comm_new(const herd_comm_config_t *config,
 #ifdef HERD_HAVE_NCCL
   case HERD_BACKEND_NCCL:
     rc = herd_comm_nccl_init(comm);
+    break;
+#endif
+#ifdef HERD_HAVE_GLOO
+  case HERD_BACKEND_GLOO:
+    rc = herd_comm_gloo_init(comm);
     break;
 #endif
   default:
@@ -95,9 +143,21 @@ void herd_comm_destroy(herd_comm_t **comm_p)
   if (!comm_p || !*comm_p)
     return;
   herd_comm_t *comm = *comm_p;
+  herd_comm_async_stop(comm);
   comm->ops->destroy(comm);
+  free(comm->stage[0]);
+  free(comm->stage[1]);
   free(comm);
   *comm_p = NULL;
+}
+
+int herd_comm_have_gloo(void)
+{
+#ifdef HERD_HAVE_GLOO
+  return 1;
+#else
+  return 0;
+#endif
 }
 
 int herd_comm_have_nccl(void)
@@ -125,6 +185,30 @@ static herd_result_t s_check_call(herd_comm_t *comm, const void *buf,
     return herd_error_set(HERD_EINVAL, "collective: bad arguments");
   if (atomic_load(&comm->aborted))
     return herd_error_set(HERD_EABORTED, "communicator was aborted");
+  herd_comm_async_drain(comm); /* queued iallreduce calls go first */
+  return HERD_OK;
+}
+
+herd_result_t herd_comm_allreduce_now(herd_comm_t *comm, const void *send,
+                                      void *recv, size_t count,
+                                      herd_dtype_t dtype, herd_op_t op)
+{
+  if (atomic_load(&comm->aborted))
+    return herd_error_set(HERD_EABORTED, "communicator was aborted");
+  herd_result_t rc = comm->ops->allreduce(comm, send, recv, count, dtype, op);
+  if (rc == HERD_OK && atomic_load(&comm->aborted))
+    rc = herd_error_set(HERD_EABORTED, "communicator was aborted");
+  return rc;
+}
+
+herd_result_t herd_comm_allreduce_args(herd_comm_t *comm, const void *send,
+                                       void *recv, size_t count,
+                                       herd_dtype_t dtype, herd_op_t op)
+{
+  if (!comm || (count && (!send || !recv)) || herd_dtype_size(dtype) == 0)
+    return herd_error_set(HERD_EINVAL, "allreduce: bad arguments");
+  if ((unsigned)op > HERD_OP_MIN)
+    return herd_error_set(HERD_EINVAL, "allreduce: unknown op %d", (int)op);
   return HERD_OK;
 }
 
@@ -137,10 +221,7 @@ herd_result_t herd_comm_allreduce(herd_comm_t *comm, const void *send,
     return herd_error_set(HERD_EINVAL, "allreduce: NULL send buffer");
   if ((unsigned)op > HERD_OP_MIN)
     return herd_error_set(HERD_EINVAL, "allreduce: unknown op %d", (int)op);
-  herd_result_t rc = comm->ops->allreduce(comm, send, recv, count, dtype, op);
-  if (rc == HERD_OK && atomic_load(&comm->aborted))
-    rc = HERD_EABORTED;
-  return rc;
+  return herd_comm_allreduce_now(comm, send, recv, count, dtype, op);
 }
 
 herd_result_t herd_comm_allreduce_buckets(herd_comm_t *comm, void *buf,

@@ -23,6 +23,7 @@ typedef struct {
 } s_mpi_t;
 
 static int s_we_initialized;
+static int s_ops_created;
 static MPI_Op s_half_ops[2][3]; /* [bf16][sum,max,min] */
 
 static herd_result_t s_mpi_error(int code, const char *what)
@@ -54,18 +55,22 @@ herd_result_t herd_comm_mpi_ensure(void)
   MPI_Finalized(&finalized);
   if (finalized)
     return herd_error_set(HERD_ESTATE, "MPI was already finalized");
-  if (initialized)
+  if (!initialized) {
+    int provided = 0;
+    int code = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
+    if (code != MPI_SUCCESS)
+      return herd_error_set(HERD_EBACKEND, "MPI_Init_thread failed (%d)", code);
+    s_we_initialized = 1;
+  }
+  if (s_ops_created)
     return HERD_OK;
-  int provided = 0;
-  int code = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
-  if (code != MPI_SUCCESS)
-    return herd_error_set(HERD_EBACKEND, "MPI_Init_thread failed (%d)", code);
-  s_we_initialized = 1;
+  /* Also when the application initialised MPI itself. */
   MPI_User_function *fns[2][3] = {{s_f16_sum, s_f16_max, s_f16_min},
                                   {s_bf16_sum, s_bf16_max, s_bf16_min}};
   for (int b = 0; b < 2; b++)
     for (int o = 0; o < 3; o++)
       MPI_Op_create(fns[b][o], 1, &s_half_ops[b][o]);
+  s_ops_created = 1;
   return HERD_OK;
 }
 
@@ -197,8 +202,9 @@ void herd_comm_mpi_shutdown(void)
   MPI_Finalized(&finalized);
   if (!s_we_initialized || !initialized || finalized)
     return;
-  for (int b = 0; b < 2; b++)
+  for (int b = 0; b < 2 && s_ops_created; b++)
     for (int o = 0; o < 3; o++)
       MPI_Op_free(&s_half_ops[b][o]);
+  s_ops_created = 0;
   MPI_Finalize();
 }

@@ -11,6 +11,12 @@
  * are counted and dropped before decoding (coord_codec.c), and ZMQ_MAXMSGSIZE
  * makes libzmq disconnect a peer that sends something absurdly large, so
  * such a frame is never even buffered.
+ *
+ * Each wake-up reads a batch of messages first, then the ROUTER monitor's
+ * connection events, then handles the batch. That order lets a closed
+ * connection be pinned on the right member even when the kernel reuses its
+ * fd at once: every message in the batch was read after the events of the
+ * connection it came from were emitted (coord_members.c, coord_detect.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +33,7 @@
 #include "herd/herd.h"
 
 #define COORD_DRAIN_BATCH 256
+#define COORD_SCAN_MS 5
 #define COORD_HARD_MAX_BYTES ((int64_t)1 << 20)
 
 int64_t coord_now_ms(void)
@@ -50,49 +57,104 @@ static void s_drain_extra_parts(void *router)
   }
 }
 
-/* Receives and handles one message; returns 0 when none was waiting. */
-static int s_receive_one(herd_coord_t *coord)
-{
+typedef struct {
   zmq_msg_t id, body;
-  zmq_msg_init(&id);
-  zmq_msg_init(&body);
-  if (zmq_msg_recv(&id, coord->router, ZMQ_DONTWAIT) < 0) {
-    zmq_msg_close(&id);
-    zmq_msg_close(&body);
+  int ok; /* exactly two parts */
+} s_frame_t;
+
+/* Receives one message into *frame; returns 0 when none was waiting. */
+static int s_receive_one(herd_coord_t *coord, s_frame_t *frame)
+{
+  zmq_msg_init(&frame->id);
+  zmq_msg_init(&frame->body);
+  if (zmq_msg_recv(&frame->id, coord->router, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&frame->id);
+    zmq_msg_close(&frame->body);
     return 0;
   }
   /* Parts of a multipart message arrive together: no wait needed. */
-  int ok = zmq_msg_more(&id) &&
-           zmq_msg_recv(&body, coord->router, ZMQ_DONTWAIT) >= 0;
-  if (ok && zmq_msg_more(&body)) {
+  frame->ok = zmq_msg_more(&frame->id) &&
+              zmq_msg_recv(&frame->body, coord->router, ZMQ_DONTWAIT) >= 0;
+  if (frame->ok && zmq_msg_more(&frame->body)) {
     s_drain_extra_parts(coord->router);
-    ok = 0; /* a worker sends exactly one frame */
+    frame->ok = 0; /* a worker sends exactly one frame */
   }
-  if (ok)
-    coord_handle_frame(coord, zmq_msg_data(&id), zmq_msg_size(&id),
-                       zmq_msg_data(&body), zmq_msg_size(&body));
-  else
-    coord->stats.malformed_messages++;
-  zmq_msg_close(&id);
-  zmq_msg_close(&body);
   return 1;
+}
+
+static void s_handle_one(herd_coord_t *coord, s_frame_t *frame)
+{
+  if (frame->ok) {
+    coord->current_fd = zmq_msg_get(&frame->body, ZMQ_SRCFD);
+    coord_handle_frame(coord, zmq_msg_data(&frame->id),
+                       zmq_msg_size(&frame->id), zmq_msg_data(&frame->body),
+                       zmq_msg_size(&frame->body));
+  } else {
+    coord->stats.malformed_messages++;
+  }
+  zmq_msg_close(&frame->id);
+  zmq_msg_close(&frame->body);
+}
+
+/* Connection events: [u16 event][u32 value = fd] + an endpoint frame. */
+static void s_drain_monitor(herd_coord_t *coord, int64_t now_ms)
+{
+  for (int i = 0; i < COORD_DRAIN_BATCH; i++) {
+    zmq_msg_t event;
+    zmq_msg_init(&event);
+    if (zmq_msg_recv(&event, coord->monitor, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&event);
+      return;
+    }
+    int more = zmq_msg_more(&event);
+    if (zmq_msg_size(&event) >= 6) {
+      uint16_t id;
+      uint32_t value;
+      memcpy(&id, zmq_msg_data(&event), sizeof id);
+      memcpy(&value, (char *)zmq_msg_data(&event) + 2, sizeof value);
+      if (id == ZMQ_EVENT_DISCONNECTED)
+        coord_member_disconnected(coord, (int)value, now_ms);
+    }
+    zmq_msg_close(&event);
+    if (more)
+      s_drain_extra_parts(coord->monitor);
+  }
+}
+
+static void s_run_batch(herd_coord_t *coord, s_frame_t *batch)
+{
+  int n = 0;
+  while (n < COORD_DRAIN_BATCH && s_receive_one(coord, &batch[n]))
+    n++;
+  coord->router_drained = n < COORD_DRAIN_BATCH;
+  pthread_mutex_lock(&coord->lock);
+  int64_t now_ms = coord_now_ms();
+  s_drain_monitor(coord, now_ms);
+  for (int i = 0; i < n; i++)
+    s_handle_one(coord, &batch[i]);
+  coord->current_fd = -1;
+  coord_members_tick(coord, now_ms);
+  coord_kv_service(coord, now_ms);
+  pthread_mutex_unlock(&coord->lock);
 }
 
 static void *s_thread_main(void *arg)
 {
   herd_coord_t *coord = arg;
+  s_frame_t *batch = calloc(COORD_DRAIN_BATCH, sizeof *batch);
+  if (!batch) {
+    HERD_LOG(HERD_LOG_ERROR, COORD_LOG, "no memory for the receive batch");
+    return NULL;
+  }
   while (!atomic_load(&coord->stop)) {
-    zmq_pollitem_t item = {coord->router, 0, ZMQ_POLLIN, 0};
-    int ready = zmq_poll(&item, 1, coord->poll_timeout_ms);
+    zmq_pollitem_t items[2] = {{coord->router, 0, ZMQ_POLLIN, 0},
+                               {coord->monitor, 0, ZMQ_POLLIN, 0}};
+    int ready = zmq_poll(items, 2, coord->poll_timeout_ms);
     if (ready < 0 && errno == ETERM)
       break;
-    pthread_mutex_lock(&coord->lock);
-    for (int i = 0; ready > 0 && i < COORD_DRAIN_BATCH; i++)
-      if (!s_receive_one(coord))
-        break;
-    coord_members_tick(coord, coord_now_ms());
-    pthread_mutex_unlock(&coord->lock);
+    s_run_batch(coord, batch);
   }
+  free(batch);
   return NULL;
 }
 
@@ -108,9 +170,29 @@ static herd_result_t s_check_config(const herd_coord_config_t *config)
     return herd_error_set(HERD_EINVAL, "coordinator needs a job token");
   if (config->min_workers < 1 || config->heartbeat_interval_ms < 0 ||
       config->heartbeat_misses < 0 || config->join_timeout_ms < 0 ||
-      config->port < 0 || config->port > 65535)
+      config->port < 0 || config->port > 65535 ||
+      config->max_workers > 1000000 || config->min_workers > 1000000)
     return herd_error_set(HERD_EINVAL, "coordinator config out of range");
   return HERD_OK;
+}
+
+/* Zero means "default"; -1 means "off" (stored as 0 or -1 below). */
+static void s_fill_elastic_defaults(herd_coord_config_t *c)
+{
+  if (c->last_call_ms == 0)
+    c->last_call_ms = 500;
+  if (c->disconnect_is_failure == 0)
+    c->disconnect_is_failure = 1;
+  if (c->watchdog_multiple == 0)
+    c->watchdog_multiple = 10;
+  if (c->watchdog_min_ms <= 0)
+    c->watchdog_min_ms = 1000;
+  if (c->host_cooldown_failures == 0)
+    c->host_cooldown_failures = 3;
+  if (c->host_cooldown_ms <= 0)
+    c->host_cooldown_ms = 10000;
+  if (c->rejoin_window_ms <= 0)
+    c->rejoin_window_ms = 2000;
 }
 
 /* Copies the config, filling defaults; strings are owned by coord. */
@@ -136,12 +218,14 @@ static herd_result_t s_copy_config(herd_coord_t *coord,
   if (c->heartbeat_misses == 0)
     c->heartbeat_misses = 3;
   if (c->max_message_bytes == 0)
-    c->max_message_bytes = 65536;
+    c->max_message_bytes = 69632;
+  s_fill_elastic_defaults(c);
   coord->limits.job_id = coord->job_id;
   coord->limits.token = coord->token;
   coord->limits.max_message_bytes = c->max_message_bytes;
   int poll_ms = c->heartbeat_interval_ms / 4;
   coord->poll_timeout_ms = poll_ms < 5 ? 5 : poll_ms > 50 ? 50 : poll_ms;
+  coord->scan_interval_ms = COORD_SCAN_MS;
   return HERD_OK;
 }
 
@@ -169,6 +253,16 @@ static herd_result_t s_bind(herd_coord_t *coord)
              coord->config.port);
   else
     snprintf(address, sizeof address, "tcp://%s:*", coord->bind_host);
+  snprintf(coord->monitor_endpoint, sizeof coord->monitor_endpoint,
+           "inproc://herd-coord-monitor-%p", (void *)coord);
+  coord->monitor = zmq_socket(coord->zmq_ctx, ZMQ_PAIR);
+  if (!coord->monitor ||
+      zmq_socket_monitor(coord->router, coord->monitor_endpoint,
+                         ZMQ_EVENT_DISCONNECTED) != 0 ||
+      zmq_connect(coord->monitor, coord->monitor_endpoint) != 0)
+    return herd_error_set(HERD_ESYS, "router monitor: %s",
+                          zmq_strerror(errno));
+  zmq_setsockopt(coord->monitor, ZMQ_LINGER, &zero, sizeof zero);
   if (zmq_bind(coord->router, address) != 0)
     return herd_error_set(HERD_EIO, "cannot bind %s: %s", address,
                           zmq_strerror(errno));
@@ -195,15 +289,15 @@ herd_result_t herd_coord_new(const herd_coord_config_t *config,
   }
   pthread_mutex_init(&coord->lock, NULL);
   HERD_TRY(s_copy_config(coord, config));
-  coord->members =
-      calloc((size_t)coord->config.max_workers, sizeof *coord->members);
-  if (!coord->members) {
-    rc = HERD_ENOMEM;
-    goto out;
-  }
+  HERD_TRY(coord_members_init(coord));
+  HERD_TRY(coord_kv_init(&coord->kv));
   coord->stats.test_accuracy = -1;
   coord->started_ms = coord_now_ms();
+  coord->forming_since_ms = coord->started_ms;
+  coord->current_fd = -1;
   HERD_TRY(coord_events_open(&coord->events, config->run_dir));
+  coord_events_recover(&coord->events, &coord->file_generation,
+                       &coord->stats.step);
   HERD_TRY(s_bind(coord));
   if (pthread_create(&coord->thread, NULL, s_thread_main, coord) != 0) {
     rc = herd_error_set(HERD_ESYS, "cannot start the coordinator thread");
@@ -211,6 +305,36 @@ herd_result_t herd_coord_new(const herd_coord_config_t *config,
   }
   coord->thread_started = 1;
   HERD_LOG(HERD_LOG_INFO, COORD_LOG, "listening on %s", coord->endpoint);
+  *coord_out = coord;
+  coord = NULL;
+out:
+  herd_coord_destroy(&coord);
+  return rc;
+}
+
+/* Everything herd_coord_new builds except sockets and thread: for the fuzz
+ * target, which calls coord_handle_frame and the tick directly (sends go to
+ * a NULL socket and fail harmlessly). */
+herd_result_t coord_new_detached(const herd_coord_config_t *config,
+                                 herd_coord_t **coord_out)
+{
+  herd_result_t rc = HERD_OK;
+  herd_coord_t *coord = NULL;
+  *coord_out = NULL;
+  HERD_TRY(s_check_config(config));
+  coord = calloc(1, sizeof *coord);
+  if (!coord) {
+    rc = HERD_ENOMEM;
+    goto out;
+  }
+  pthread_mutex_init(&coord->lock, NULL);
+  HERD_TRY(s_copy_config(coord, config));
+  HERD_TRY(coord_members_init(coord));
+  HERD_TRY(coord_kv_init(&coord->kv));
+  coord->stats.test_accuracy = -1;
+  coord->started_ms = coord_now_ms();
+  coord->forming_since_ms = coord->started_ms;
+  coord->current_fd = -1;
   *coord_out = coord;
   coord = NULL;
 out:
@@ -228,13 +352,18 @@ void herd_coord_destroy(herd_coord_t **coord_p)
     atomic_store(&coord->stop, 1);
     pthread_join(coord->thread, NULL);
   }
-  if (coord->router)
+  if (coord->router) {
+    zmq_socket_monitor(coord->router, NULL, 0);
     zmq_close(coord->router);
+  }
+  if (coord->monitor)
+    zmq_close(coord->monitor);
   if (coord->zmq_ctx)
     zmq_ctx_term(coord->zmq_ctx);
   coord_events_close(&coord->events);
   pthread_mutex_destroy(&coord->lock);
-  free(coord->members);
+  coord_members_free(coord);
+  coord_kv_free(&coord->kv);
   free(coord->bind_host);
   free(coord->token);
   free(coord->job_id);
@@ -264,12 +393,7 @@ static coord_member_t *s_local_member(herd_coord_t *coord, int pid)
 {
   char host[COORD_HOST_MAX] = "";
   gethostname(host, sizeof host - 1);
-  for (int i = 0; i < coord->config.max_workers; i++) {
-    coord_member_t *m = &coord->members[i];
-    if (m->in_use && m->pid == pid && strcmp(m->host, host) == 0)
-      return m;
-  }
-  return NULL;
+  return coord_member_by_pid(coord, pid, host);
 }
 
 herd_result_t herd_coord_note_exit(herd_coord_t *coord, int pid, int status)
@@ -279,7 +403,7 @@ herd_result_t herd_coord_note_exit(herd_coord_t *coord, int pid, int status)
   pthread_mutex_lock(&coord->lock);
   coord_member_t *member = s_local_member(coord, pid);
   if (member && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    /* Exited cleanly without a Leave: gone all the same. */
+    /* Exited cleanly without a Leave: finished, gone all the same. */
     coord_member_leave(coord, member);
   } else if (member) {
     char reason[96];

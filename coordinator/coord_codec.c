@@ -3,7 +3,7 @@
  * Order of checks matters: the size cap comes before protobuf-c sees a byte
  * (herd_wire_decode), then the protocol version and job id (so a worker of
  * another job or version gets a Refused with a reason instead of silence),
- * and the token last and only for Join, compared in constant time so the
+ * and the token last and only for Join and StatusRequest, compared in constant time so the
  * reply latency does not leak how much of a guess was right.
  */
 #include <stdio.h>
@@ -42,6 +42,11 @@ static herd_result_t s_check_header(const coord_codec_limits_t *limits,
   }
   if (env->body_case == HERD__ENVELOPE__BODY_JOIN &&
       !coord_codec_token_equal(env->join->token, limits->token)) {
+    snprintf(reason, reason_size, "wrong job token");
+    return HERD_EAUTH;
+  }
+  if (env->body_case == HERD__ENVELOPE__BODY_STATUS_REQUEST &&
+      !coord_codec_token_equal(env->status_request->token, limits->token)) {
     snprintf(reason, reason_size, "wrong job token");
     return HERD_EAUTH;
   }

@@ -228,3 +228,62 @@ out:
   json_decref(summary);
   return rc;
 }
+
+/* ---- recovery after a coordinator restart --------------------------------- */
+
+#define COORD_RECOVER_TAIL_BYTES ((long)4 << 20)
+
+static void s_recover_line(coord_events_t *events, const char *line,
+                           int64_t *generation, int64_t *step)
+{
+  json_error_t error;
+  json_t *obj = json_loads(line, 0, &error);
+  const char *name = json_string_value(json_object_get(obj, "event"));
+  if (!name) {
+    json_decref(obj);
+    return;
+  }
+  json_t *g = json_object_get(obj, "generation");
+  if (json_is_integer(g) && json_integer_value(g) > *generation)
+    *generation = json_integer_value(g);
+  json_t *s = json_object_get(obj, "step");
+  if (!strcmp(name, "step") && json_is_integer(s) &&
+      json_integer_value(s) > *step)
+    *step = json_integer_value(s);
+  const char *path = json_string_value(json_object_get(obj, "path"));
+  if (!strcmp(name, "checkpoint_committed") && path &&
+      coord_events_add_checkpoint(events, path) != HERD_OK)
+    HERD_LOG(HERD_LOG_WARN, COORD_LOG, "checkpoint list full");
+  json_decref(obj);
+}
+
+void coord_events_recover(coord_events_t *events, int64_t *generation_out,
+                          int64_t *step_out)
+{
+  char path[4200], line[8192];
+  *generation_out = 0;
+  *step_out = 0;
+  if (!events->run_dir)
+    return;
+  snprintf(path, sizeof path, "%s/events.jsonl", events->run_dir);
+  FILE *file = fopen(path, "r");
+  if (!file)
+    return;
+  /* Bounded: only the tail; the first (partial) line there is skipped. */
+  if (fseek(file, 0, SEEK_END) == 0 && ftell(file) > COORD_RECOVER_TAIL_BYTES) {
+    fseek(file, -COORD_RECOVER_TAIL_BYTES, SEEK_END);
+    if (!fgets(line, sizeof line, file))
+      line[0] = '\0';
+  } else {
+    fseek(file, 0, SEEK_SET);
+  }
+  while (fgets(line, sizeof line, file))
+    if (strstr(line, "\"generation\"") || strstr(line, "checkpoint_committed"))
+      s_recover_line(events, line, generation_out, step_out);
+  fclose(file);
+  if (*generation_out > 0)
+    HERD_LOG(HERD_LOG_INFO, COORD_LOG,
+             "run dir: last generation %lld, step %lld, %zu checkpoints",
+             (long long)*generation_out, (long long)*step_out,
+             events->n_checkpoints);
+}

@@ -5,9 +5,14 @@
  * because data-parallel ranks report the same global numbers and one line
  * per step is what `herd top` and the summary want. Any message from a
  * member refreshes its heartbeat clock: a busy worker need not also send a
- * Heartbeat to stay alive.
+ * Heartbeat to stay alive, and the step it carries feeds the progress
+ * watchdog. A message from an unknown sender (evicted, or from before a
+ * coordinator restart) earns a Rejoin: the worker re-registers with the
+ * generation and rank it holds, which is how a restarted coordinator
+ * rebuilds its membership.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -40,9 +45,85 @@ static void s_handle_join(herd_coord_t *coord, const void *id, size_t id_len,
     coord_codec_send_refused(coord, id, id_len, reason);
     return;
   }
+  coord_member_note_fd(coord, member, coord->current_fd);
   /* member_joined is logged on admission, when the rank is known. */
-  HERD_LOG(HERD_LOG_INFO, COORD_LOG, "worker pid %d on %s joined", join->pid,
-           member->host);
+  HERD_LOG(HERD_LOG_DEBUG, COORD_LOG,
+           "worker pid %d on %s joined (claims generation %lld rank %d)",
+           join->pid, member->host, (long long)join->generation, join->rank);
+  coord_generation_on_join(coord, member);
+}
+
+static void s_send_kv_value(herd_coord_t *coord, const void *id, size_t id_len,
+                            const char *key, uint64_t request_id, int found,
+                            const coord_kv_entry_t *entry)
+{
+  Herd__Envelope env;
+  Herd__KvValue value = HERD__KV_VALUE__INIT;
+  coord_codec_envelope_init(coord, &env);
+  value.key = (char *)key;
+  value.found = found;
+  value.request_id = request_id;
+  if (entry) {
+    value.value.data = entry->value;
+    value.value.len = entry->len;
+  }
+  env.body_case = HERD__ENVELOPE__BODY_KV_VALUE;
+  env.kv_value = &value;
+  herd_wire_send(coord->router, id, id_len, &env);
+}
+
+void coord_kv_reply(herd_coord_t *coord, const coord_kv_wait_t *wait)
+{
+  const coord_kv_entry_t *e =
+      coord_kv_get(&coord->kv, wait->generation, wait->key);
+  s_send_kv_value(coord, wait->routing_id, wait->routing_id_len, wait->key,
+                  wait->request_id, e != NULL, e);
+}
+
+void coord_kv_service(herd_coord_t *coord, int64_t now_ms)
+{
+  coord_kv_wait_t wait;
+  /* Gets of a generation older than the current one can never be served. */
+  int64_t min_generation = coord->stats.generation;
+  for (int i = 0; i < COORD_KV_MAX_WAITS &&
+                  coord_kv_wait_take(&coord->kv, now_ms, min_generation, &wait);
+       i++)
+    coord_kv_reply(coord, &wait);
+}
+
+static void s_handle_kv_set(herd_coord_t *coord, coord_member_t *member,
+                            const Herd__KvSet *set)
+{
+  herd_result_t rc = coord_kv_set(&coord->kv, set->generation, set->key,
+                                  set->value.data, set->value.len);
+  if (rc != HERD_OK)
+    HERD_LOG(HERD_LOG_WARN, COORD_LOG, "KV set of '%.64s' from pid %d: %s",
+             set->key, member->pid, herd_error_detail());
+  coord->stats.kv_keys = (int64_t)coord->kv.count;
+  if (set->request_id)
+    s_send_kv_value(coord, member->routing_id, member->routing_id_len,
+                    set->key, set->request_id, rc == HERD_OK, NULL);
+  if (rc == HERD_OK)
+    coord_kv_service(coord, coord_now_ms());
+}
+
+static void s_handle_kv_get(herd_coord_t *coord, coord_member_t *member,
+                            const Herd__KvGet *get)
+{
+  coord_kv_wait_t wait;
+  size_t key_len = strlen(get->key);
+  memcpy(wait.routing_id, member->routing_id, member->routing_id_len);
+  wait.routing_id_len = member->routing_id_len;
+  wait.generation = get->generation;
+  wait.request_id = get->request_id;
+  snprintf(wait.key, sizeof wait.key, "%s", get->key);
+  int wait_ms = get->wait_ms < 0 ? 0 : get->wait_ms > 600000 ? 600000
+                                                             : get->wait_ms;
+  wait.deadline_ms = coord_now_ms() + wait_ms;
+  if (key_len > COORD_KV_KEY_MAX ||
+      coord_kv_get(&coord->kv, wait.generation, wait.key) || wait_ms == 0 ||
+      coord_kv_wait_add(&coord->kv, &wait) != HERD_OK)
+    coord_kv_reply(coord, &wait);
 }
 
 static void s_handle_step(herd_coord_t *coord, const Herd__StepReport *r)
@@ -117,8 +198,10 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
   int is_rank0 = member->state == COORD_MEMBER_ACTIVE && member->rank == 0;
   switch (env->body_case) {
   case HERD__ENVELOPE__BODY_HEARTBEAT:
+    coord_detect_step(coord, member, env->heartbeat->step, coord_now_ms());
     break;
   case HERD__ENVELOPE__BODY_STEP_REPORT:
+    coord_detect_step(coord, member, env->step_report->step, coord_now_ms());
     if (is_rank0)
       s_handle_step(coord, env->step_report);
     break;
@@ -133,18 +216,43 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
     if (is_rank0)
       s_handle_done(coord, env->done);
     break;
-  case HERD__ENVELOPE__BODY_LEAVE:
+  case HERD__ENVELOPE__BODY_LEAVE: {
+    int was_admitted = member->state == COORD_MEMBER_ACTIVE;
     coord_member_leave(coord, member);
+    /* Leaving mid-job shrinks the job; leaving at its end ("finished",
+     * what herd_worker_leave sends, possibly before rank 0's Done has
+     * arrived) does not, or every job would end in a cascade of rosters. */
+    if (was_admitted && !coord->stats.done &&
+        strcmp(env->leave->reason, "finished") != 0)
+      coord_generation_on_lost(coord);
     break;
+  }
   case HERD__ENVELOPE__BODY_PEER_FAILED:
     s_handle_peer_failed(coord, env->peer_failed);
     break;
+  case HERD__ENVELOPE__BODY_KV_SET:
+    s_handle_kv_set(coord, member, env->kv_set);
+    break;
+  case HERD__ENVELOPE__BODY_KV_GET:
+    s_handle_kv_get(coord, member, env->kv_get);
+    break;
   default:
-    /* KV and coordinator-to-worker bodies: not served yet. */
+    /* Coordinator-to-worker bodies. */
     HERD_LOG(HERD_LOG_DEBUG, COORD_LOG, "ignoring %s from pid %d",
              herd_wire_body_name(env), member->pid);
     break;
   }
+}
+
+static void s_send_rejoin(herd_coord_t *coord, const void *id, size_t id_len)
+{
+  Herd__Envelope env;
+  Herd__Rejoin rejoin = HERD__REJOIN__INIT;
+  coord_codec_envelope_init(coord, &env);
+  rejoin.reason = "not a member of this job: re-register";
+  env.body_case = HERD__ENVELOPE__BODY_REJOIN;
+  env.rejoin = &rejoin;
+  herd_wire_send(coord->router, id, id_len, &env);
 }
 
 static void s_dispatch(herd_coord_t *coord, const void *id, size_t id_len,
@@ -154,17 +262,20 @@ static void s_dispatch(herd_coord_t *coord, const void *id, size_t id_len,
     s_handle_join(coord, id, id_len, env->join);
     return;
   }
+  if (env->body_case == HERD__ENVELOPE__BODY_STATUS_REQUEST) {
+    coord_status_reply(coord, id, id_len);
+    return;
+  }
   coord_member_t *member = coord_member_find(coord, id, id_len);
   if (!member) {
-    /* Evicted (declared dead) or from before a coordinator restart: tell
-     * it, so the worker does not believe it is still in the job. Leave
-     * from a stranger needs no answer. */
+    /* Evicted (declared dead) or from before a coordinator restart: ask it
+     * to re-register. Leave from a stranger needs no answer. */
     if (env->body_case != HERD__ENVELOPE__BODY_LEAVE)
-      coord_codec_send_refused(coord, id, id_len,
-                               "not a member of this job (evicted?)");
+      s_send_rejoin(coord, id, id_len);
     return;
   }
   member->last_seen_ms = coord_now_ms();
+  coord_member_note_fd(coord, member, coord->current_fd);
   s_handle_member_message(coord, member, env);
 }
 

@@ -1,7 +1,10 @@
 /* Private state of the coordinator, shared by its files:
  *
  *   coord.c          lifecycle, the coordinator thread's loop, public API
- *   coord_members.c  member table, worker/job state machines, generations
+ *   coord_members.c  member table (hashed), worker/job state machines
+ *   coord_generation.c forming, last call, admission, restart adoption
+ *   coord_detect.c   heartbeats, lost connections, watchdog, host cool-down
+ *   coord_kv.c       the rendezvous store (per-generation keys, waiting gets)
  *   coord_handlers.c what each decoded message does
  *   coord_events.c   events.jsonl and summary.json
  *   coord_codec.c    frame -> checked Envelope, Envelope -> frame
@@ -27,22 +30,28 @@
 
 #define COORD_LOG "coord"
 #define COORD_HOST_MAX 256
+#define COORD_MAX_HOSTS 4096 /* distinct hosts remembered for cool-downs */
 #define COORD_ROUTING_ID_MAX 255 /* ZeroMQ's limit */
 
 /* ---- worker (member) state machine ------------------------------------ */
 
 typedef enum {
-  COORD_MEMBER_JOINING = 0, /* registered, waiting for a generation */
+  COORD_MEMBER_JOINING = 0, /* registered before any generation formed */
   COORD_MEMBER_ACTIVE,      /* holds a rank in the current generation */
   COORD_MEMBER_LEAVING,     /* sent Leave; slot freed after the event */
   COORD_MEMBER_FAILED,      /* declared dead; slot freed after the event */
+  COORD_MEMBER_WAITING,     /* registered while a generation runs (or held
+                               out): admitted at the next generation */
   COORD_MEMBER_STATE_COUNT
 } coord_member_state_t;
 
 typedef enum {
   COORD_MEMBER_EV_ADMIT = 0, /* placed in a (new) generation */
   COORD_MEMBER_EV_LEAVE,     /* clean Leave */
-  COORD_MEMBER_EV_FAIL,      /* heartbeat timeout, bad exit, peer report */
+  COORD_MEMBER_EV_FAIL,      /* heartbeat timeout, lost connection, bad exit,
+                                peer report, progress watchdog */
+  COORD_MEMBER_EV_DEFER,     /* a generation formed without it (full, or its
+                                host is cooling down) */
   COORD_MEMBER_EV_COUNT
 } coord_member_event_t;
 
@@ -51,18 +60,23 @@ typedef enum {
 typedef enum {
   COORD_JOB_FORMING = 0,   /* waiting for min_workers joins */
   COORD_JOB_RUNNING,       /* a generation is live */
-  COORD_JOB_RECONFIGURING, /* a member was lost; next tick forms g+1 */
+  COORD_JOB_RECONFIGURING, /* membership changed; next tick forms g+1 */
   COORD_JOB_FAILED,        /* gave up (join timeout) */
   COORD_JOB_FINISHED,      /* herd_coord_finish was called */
+  COORD_JOB_LAST_CALL,     /* min reached; a short window for more joiners */
   COORD_JOB_STATE_COUNT
 } coord_job_state_t;
 
 typedef enum {
   COORD_JOB_EV_QUORUM = 0,   /* enough members to form a generation */
-  COORD_JOB_EV_MEMBER_LOST,  /* an admitted member failed */
-  COORD_JOB_EV_REFORMED,     /* survivors got generation g+1 */
+  COORD_JOB_EV_MEMBER_LOST,  /* an admitted member failed or left */
+  COORD_JOB_EV_REFORMED,     /* a generation formed */
   COORD_JOB_EV_JOIN_TIMEOUT, /* min_workers never joined */
   COORD_JOB_EV_FINISH,       /* the launcher ended the job */
+  COORD_JOB_EV_ADMIT,        /* waiting workers can be admitted */
+  COORD_JOB_EV_BELOW_MIN,    /* too few members left to re-form */
+  COORD_JOB_EV_ADOPTED,      /* a restarted coordinator adopted the
+                                re-registered members' generation */
   COORD_JOB_EV_COUNT
 } coord_job_event_t;
 
@@ -73,11 +87,70 @@ typedef struct {
   size_t routing_id_len;
   int pid;
   char host[COORD_HOST_MAX];
+  int host_index;       /* into coord->hosts, -1 none */
   int launcher_rank;    /* -1 unknown */
   int rank;             /* rank in the current generation, -1 none */
   int64_t join_seq;     /* join order: newcomers rank after survivors */
   int64_t last_seen_ms; /* monotonic; any message counts as a heartbeat */
+  int fd;               /* connection its messages came from, -1 unknown */
+  int64_t disconnected_ms; /* its connection closed at, 0: connected */
+  /* re-registration claim (Join.generation/rank/world_size) */
+  int64_t claimed_generation;
+  int claimed_rank, claimed_world;
+  /* progress watchdog */
+  int64_t step;             /* last step seen, -1 none */
+  int64_t step_advanced_ms; /* when step last grew */
+  double step_ms_avg;       /* moving average of ms per step, 0 unknown */
 } coord_member_t;
+
+/* Routing id -> member slot: open addressing, linear probing, backward
+ * shift deletion; 2x the slots so probes stay short. */
+typedef struct {
+  int32_t *slots; /* member index, -1 empty */
+  size_t mask;
+} coord_index_t;
+
+/* Per-host failure record for the cool-down. */
+typedef struct {
+  char name[COORD_HOST_MAX];
+  int failures;            /* within the current window */
+  int64_t window_start_ms;
+  int strikes;             /* cool-downs so far */
+  int64_t cooldown_until_ms;
+} coord_host_t;
+
+/* ---- rendezvous KV store ---------------------------------------------- */
+
+#define COORD_KV_KEY_MAX 256
+#define COORD_KV_VALUE_MAX 65536
+#define COORD_KV_MAX_KEYS 65536
+#define COORD_KV_MAX_BYTES ((size_t)64 << 20)
+#define COORD_KV_MAX_WAITS 65536
+
+typedef struct coord_kv_entry {
+  struct coord_kv_entry *next;
+  int64_t generation;
+  char *key;
+  uint8_t *value;
+  size_t len;
+} coord_kv_entry_t;
+
+typedef struct {
+  uint8_t routing_id[COORD_ROUTING_ID_MAX];
+  size_t routing_id_len;
+  int64_t generation;
+  char key[COORD_KV_KEY_MAX + 1];
+  uint64_t request_id;
+  int64_t deadline_ms;
+} coord_kv_wait_t;
+
+typedef struct {
+  coord_kv_entry_t **buckets;
+  size_t n_buckets; /* power of two */
+  size_t count, bytes;
+  coord_kv_wait_t *waits;
+  size_t n_waits, cap_waits;
+} coord_kv_t;
 
 /* ---- events.jsonl / summary.json --------------------------------------- */
 
@@ -109,11 +182,39 @@ struct herd_coord {
   int poll_timeout_ms;
   coord_codec_limits_t limits;
 
+  void *monitor; /* PAIR: the ROUTER's connection events */
+  char monitor_endpoint[64];
+
   pthread_mutex_t lock;
   coord_job_state_t job_state;
-  coord_member_t *members; /* capacity = config.max_workers */
+  coord_member_t *members; /* capacity = member_capacity */
+  int member_capacity;     /* max_workers plus room for waiting workers */
+  int n_members;           /* slots in use */
+  int32_t *free_slots;     /* stack of unused member indices */
+  int n_free;
+  coord_index_t index;     /* routing id -> member */
+  int32_t *fd_owner;       /* fd -> member index + 1 (0 none) */
+  int fd_owner_cap;
+  coord_host_t *hosts;
+  int n_hosts;
+  coord_kv_t kv;
   int64_t join_seq;
   int64_t started_ms;
+  int64_t forming_since_ms;  /* join timeout counts from here */
+  int64_t last_call_until_ms;
+  int64_t admit_at_ms;       /* waiting workers: admit at this time, 0 none */
+  int64_t next_scan_ms;      /* heartbeat/watchdog scans are rate-limited */
+  int scan_interval_ms;
+  int64_t next_watchdog_ms;
+  int router_drained;        /* last receive found the ROUTER empty */
+  int current_fd;            /* connection of the message being handled */
+  int formed_here;           /* a generation formed or was adopted here */
+  int64_t file_generation;   /* newest generation found in events.jsonl */
+  int64_t adopt_generation;  /* restart: generation re-registrations claim */
+  int64_t adopt_deadline_ms;
+  int state_source_rank;     /* of the current generation, -1 none */
+  int64_t formed_count;      /* generations formed or adopted here */
+  double *scratch;           /* watchdog median */
   herd_coord_stats_t stats;
   int have_done;
   herd_done_report_t done_report;
@@ -123,8 +224,19 @@ struct herd_coord {
 
 /* coord.c */
 int64_t coord_now_ms(void);
+/* A coordinator without sockets or thread (fuzzing); destroy as usual. */
+herd_result_t coord_new_detached(const herd_coord_config_t *config,
+                                 herd_coord_t **coord_out);
 
 /* coord_members.c (all with coord->lock held) */
+herd_result_t coord_members_init(herd_coord_t *coord);
+void coord_members_free(herd_coord_t *coord);
+const char *coord_member_state_name(coord_member_state_t state);
+const char *coord_job_state_name(coord_job_state_t state);
+void coord_member_note_fd(herd_coord_t *coord, coord_member_t *member, int fd);
+void coord_member_disconnected(herd_coord_t *coord, int fd, int64_t now_ms);
+coord_member_t *coord_member_by_pid(herd_coord_t *coord, int pid,
+                                    const char *host);
 int coord_member_transition(coord_member_state_t state,
                             coord_member_event_t event,
                             coord_member_state_t *next);
@@ -141,7 +253,46 @@ void coord_member_fail(herd_coord_t *coord, coord_member_t *member,
 void coord_member_leave(herd_coord_t *coord, coord_member_t *member);
 int coord_member_count(const herd_coord_t *coord);
 void coord_members_tick(herd_coord_t *coord, int64_t now_ms);
+
+/* coord_generation.c (coord->lock held) */
 void coord_send_roster(herd_coord_t *coord, coord_member_t *member);
+void coord_generation_tick(herd_coord_t *coord, int64_t now_ms);
+void coord_generation_on_join(herd_coord_t *coord, coord_member_t *member);
+void coord_generation_on_lost(herd_coord_t *coord);
+int coord_host_cooling(const herd_coord_t *coord, const coord_member_t *m,
+                       int64_t now_ms);
+
+/* coord_detect.c (coord->lock held): failure detection */
+void coord_detect_tick(herd_coord_t *coord, int64_t now_ms);
+void coord_detect_step(herd_coord_t *coord, coord_member_t *member,
+                       int64_t step, int64_t now_ms);
+void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,
+                              int64_t now_ms);
+int coord_host_intern(herd_coord_t *coord, const char *host);
+
+/* coord_kv.c (coord->lock held) */
+herd_result_t coord_kv_init(coord_kv_t *kv);
+void coord_kv_free(coord_kv_t *kv);
+/* Stores a copy; HERD_ETOOBIG past the key/value/total limits. */
+herd_result_t coord_kv_set(coord_kv_t *kv, int64_t generation, const char *key,
+                           const void *value, size_t len);
+const coord_kv_entry_t *coord_kv_get(const coord_kv_t *kv, int64_t generation,
+                                     const char *key);
+/* Drops every namespace older than `generation`. */
+void coord_kv_prune(coord_kv_t *kv, int64_t generation);
+herd_result_t coord_kv_wait_add(coord_kv_t *kv, const coord_kv_wait_t *wait);
+/* Removes and returns (through *out) one wait that is satisfied by the
+ * store or expired at now_ms, or older than min_generation; 0: none. */
+int coord_kv_wait_take(coord_kv_t *kv, int64_t now_ms, int64_t min_generation,
+                       coord_kv_wait_t *out);
+
+/* coord_handlers.c */
+void coord_kv_reply(herd_coord_t *coord, const coord_kv_wait_t *wait);
+/* Answers parked gets whose key arrived or whose time is up. */
+void coord_kv_service(herd_coord_t *coord, int64_t now_ms);
+/* The StatusReply for `herd status` (coord_status.c). */
+void coord_status_reply(herd_coord_t *coord, const void *routing_id,
+                        size_t routing_id_len);
 
 /* coord_handlers.c (coord->lock held) */
 void coord_handle_frame(herd_coord_t *coord, const void *routing_id,
@@ -157,6 +308,11 @@ herd_result_t coord_events_add_checkpoint(coord_events_t *events,
                                           const char *path);
 herd_result_t coord_events_write_summary(herd_coord_t *coord, int job_ok,
                                          const char *reason);
+/* Newest generation number and step in the last 4 MiB of events.jsonl, and
+ * the committed checkpoints there (added to events->checkpoints); 0 / 0
+ * without a file. */
+void coord_events_recover(coord_events_t *events, int64_t *generation_out,
+                          int64_t *step_out);
 /* json_t * of a wire string, made valid UTF-8 if needed; never NULL. */
 void *coord_json_string(const char *text);
 /* json_t * of a double; null when not finite (JSON has no NaN). */

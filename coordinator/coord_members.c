@@ -1,18 +1,15 @@
-/* Member table, the worker and job state machines, and generations.
+/* Member table and the worker and job state machines.
  *
  * Both state machines are explicit tables (state x event -> next state, or
- * -1 for "not allowed") so the elastic work that follows can add states and
- * events by adding rows instead of editing scattered ifs. An event that is
+ * -1 for "not allowed") so behaviour is read off one place. An event that is
  * not allowed in a state is ignored and logged, never asserted: it can be
  * caused by the network (a Leave racing a heartbeat timeout).
  *
- * Generations: the first forms when min_workers have joined, honouring the
- * launcher's ranks where they are unique and in range. After a failure, the
- * survivors keep their relative order and are re-ranked 0..n-1, so the
- * lowest-ranked survivor (the state source) becomes rank 0. A clean Leave
- * does not start a new generation: at the end of a job ranks leave in any
- * order, and re-forming for each would only produce churn (elastic shrink on
- * purpose comes with the elastic issue).
+ * The table is sized for 10,000+ workers heartbeating ten times a second,
+ * so nothing on the per-message path is O(members): the routing id is
+ * hashed to its slot (coord_index_t), free slots are a stack, the member
+ * count is kept, and the connection a member's messages arrive on (its fd)
+ * maps back to the member so a closed connection fails it at once.
  *
  * Every function here runs with coord->lock held.
  */
@@ -25,41 +22,50 @@
 #include "coord_internal.h"
 #include "herd/herd.h"
 
+#define COORD_FD_OWNER_MAX (1 << 20)
+
 /* clang-format off */
 #define NO_  -1
 #define ACT_ COORD_MEMBER_ACTIVE
 #define LVG_ COORD_MEMBER_LEAVING
 #define FLD_ COORD_MEMBER_FAILED
+#define WAI_ COORD_MEMBER_WAITING
 static const int s_member_table[COORD_MEMBER_STATE_COUNT]
                                [COORD_MEMBER_EV_COUNT] = {
-  /*                          ADMIT  LEAVE  FAIL */
-  [COORD_MEMBER_JOINING] = { ACT_,  LVG_,  FLD_ },
-  [COORD_MEMBER_ACTIVE]  = { ACT_,  LVG_,  FLD_ },
-  [COORD_MEMBER_LEAVING] = { NO_,   NO_,   NO_  },
-  [COORD_MEMBER_FAILED]  = { NO_,   NO_,   NO_  },
+  /*                          ADMIT  LEAVE  FAIL   DEFER */
+  [COORD_MEMBER_JOINING] = { ACT_,  LVG_,  FLD_,  WAI_ },
+  [COORD_MEMBER_ACTIVE]  = { ACT_,  LVG_,  FLD_,  NO_  },
+  [COORD_MEMBER_LEAVING] = { NO_,   NO_,   NO_,   NO_  },
+  [COORD_MEMBER_FAILED]  = { NO_,   NO_,   NO_,   NO_  },
+  [COORD_MEMBER_WAITING] = { ACT_,  LVG_,  FLD_,  WAI_ },
 };
 #undef ACT_
 #undef LVG_
 #undef FLD_
+#undef WAI_
 
 #define FRM_ COORD_JOB_FORMING
 #define RUN_ COORD_JOB_RUNNING
 #define RCF_ COORD_JOB_RECONFIGURING
 #define JFL_ COORD_JOB_FAILED
 #define FIN_ COORD_JOB_FINISHED
+#define LST_ COORD_JOB_LAST_CALL
 static const int s_job_table[COORD_JOB_STATE_COUNT][COORD_JOB_EV_COUNT] = {
-  /*                            QUORUM LOST  REFORMED TIMEOUT FINISH */
-  [COORD_JOB_FORMING]       = { RUN_,  FRM_, NO_,     JFL_,   FIN_ },
-  [COORD_JOB_RUNNING]       = { NO_,   RCF_, NO_,     NO_,    FIN_ },
-  [COORD_JOB_RECONFIGURING] = { NO_,   RCF_, RUN_,    NO_,    FIN_ },
-  [COORD_JOB_FAILED]        = { NO_,   JFL_, NO_,     NO_,    FIN_ },
-  [COORD_JOB_FINISHED]      = { NO_,   FIN_, NO_,     NO_,    FIN_ },
+  /*                       QUORUM LOST  REFORMED TIMEOUT FINISH ADMIT BELOW ADOPTED */
+  [COORD_JOB_FORMING]  = { LST_,  FRM_, RUN_,    JFL_,   FIN_,  NO_,  FRM_, RUN_ },
+  [COORD_JOB_LAST_CALL]= { LST_,  LST_, RUN_,    NO_,    FIN_,  NO_,  FRM_, RUN_ },
+  [COORD_JOB_RUNNING]  = { NO_,   RCF_, NO_,     NO_,    FIN_,  RCF_, NO_,  NO_  },
+  [COORD_JOB_RECONFIGURING]
+                       = { NO_,   RCF_, RUN_,    NO_,    FIN_,  RCF_, FRM_, NO_  },
+  [COORD_JOB_FAILED]   = { NO_,   JFL_, NO_,     NO_,    FIN_,  NO_,  NO_,  NO_  },
+  [COORD_JOB_FINISHED] = { NO_,   FIN_, NO_,     NO_,    FIN_,  NO_,  NO_,  NO_  },
 };
 #undef FRM_
 #undef RUN_
 #undef RCF_
 #undef JFL_
 #undef FIN_
+#undef LST_
 #undef NO_
 /* clang-format on */
 
@@ -89,30 +95,129 @@ void coord_job_apply(herd_coord_t *coord, coord_job_event_t event)
 {
   coord_job_state_t next;
   if (!coord_job_transition(coord->job_state, event, &next)) {
-    HERD_LOG(HERD_LOG_DEBUG, COORD_LOG, "job event %d ignored in state %d",
-             (int)event, (int)coord->job_state);
+    HERD_LOG(HERD_LOG_DEBUG, COORD_LOG, "job event %d ignored in state %s",
+             (int)event, coord_job_state_name(coord->job_state));
     return;
   }
+  if (next == COORD_JOB_FORMING && coord->job_state != COORD_JOB_FORMING)
+    coord->forming_since_ms = coord_now_ms(); /* the join timeout restarts */
   coord->job_state = next;
 }
 
-/* ---- lookups ------------------------------------------------------------ */
+const char *coord_member_state_name(coord_member_state_t state)
+{
+  static const char *const names[COORD_MEMBER_STATE_COUNT] = {
+      "joining", "active", "leaving", "failed", "waiting"};
+  return (unsigned)state < COORD_MEMBER_STATE_COUNT ? names[state] : "?";
+}
+
+const char *coord_job_state_name(coord_job_state_t state)
+{
+  static const char *const names[COORD_JOB_STATE_COUNT] = {
+      "forming", "running", "reconfiguring", "failed", "finished",
+      "last_call"};
+  return (unsigned)state < COORD_JOB_STATE_COUNT ? names[state] : "?";
+}
+
+/* ---- the table and its index -------------------------------------------- */
+
+herd_result_t coord_members_init(herd_coord_t *coord)
+{
+  int cap = coord->config.max_workers + coord->config.max_workers / 4 + 16;
+  size_t index_size = 1;
+  while (index_size < (size_t)cap * 2)
+    index_size <<= 1;
+  coord->member_capacity = cap;
+  coord->members = calloc((size_t)cap, sizeof *coord->members);
+  coord->free_slots = calloc((size_t)cap, sizeof *coord->free_slots);
+  coord->index.slots = malloc(index_size * sizeof *coord->index.slots);
+  coord->hosts = calloc(COORD_MAX_HOSTS, sizeof *coord->hosts);
+  coord->scratch = calloc((size_t)cap, sizeof *coord->scratch);
+  if (!coord->members || !coord->free_slots || !coord->index.slots ||
+      !coord->hosts || !coord->scratch)
+    return herd_error_set(HERD_ENOMEM, "no memory for %d members", cap);
+  coord->index.mask = index_size - 1;
+  memset(coord->index.slots, 0xff, index_size * sizeof *coord->index.slots);
+  for (int i = 0; i < cap; i++)
+    coord->free_slots[i] = cap - 1 - i;
+  coord->n_free = cap;
+  return HERD_OK;
+}
+
+void coord_members_free(herd_coord_t *coord)
+{
+  free(coord->members);
+  free(coord->free_slots);
+  free(coord->index.slots);
+  free(coord->fd_owner);
+  free(coord->hosts);
+  free(coord->scratch);
+}
+
+static size_t s_hash(const void *data, size_t len)
+{
+  const uint8_t *p = data;
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ p[i]) * 1099511628211ull;
+  return (size_t)(h ^ (h >> 29));
+}
+
+static int s_id_equal(const coord_member_t *m, const void *id, size_t len)
+{
+  return m->routing_id_len == len && memcmp(m->routing_id, id, len) == 0;
+}
+
+static void s_index_insert(herd_coord_t *coord, int32_t member_index)
+{
+  coord_member_t *m = &coord->members[member_index];
+  size_t pos = s_hash(m->routing_id, m->routing_id_len) & coord->index.mask;
+  while (coord->index.slots[pos] >= 0)
+    pos = (pos + 1) & coord->index.mask;
+  coord->index.slots[pos] = member_index;
+}
+
+/* Backward-shift deletion keeps every probe chain unbroken. */
+static void s_index_remove(herd_coord_t *coord, int32_t member_index)
+{
+  coord_index_t *ix = &coord->index;
+  coord_member_t *m = &coord->members[member_index];
+  size_t pos = s_hash(m->routing_id, m->routing_id_len) & ix->mask;
+  while (ix->slots[pos] != member_index) {
+    if (ix->slots[pos] < 0)
+      return;
+    pos = (pos + 1) & ix->mask;
+  }
+  size_t hole = pos;
+  for (size_t next = (hole + 1) & ix->mask; ix->slots[next] >= 0;
+       next = (next + 1) & ix->mask) {
+    coord_member_t *o = &coord->members[ix->slots[next]];
+    size_t home = s_hash(o->routing_id, o->routing_id_len) & ix->mask;
+    /* Move it into the hole unless its home lies cyclically in (hole, next]. */
+    int stays = hole <= next ? (home > hole && home <= next)
+                             : (home > hole || home <= next);
+    if (!stays) {
+      ix->slots[hole] = ix->slots[next];
+      hole = next;
+    }
+  }
+  ix->slots[hole] = -1;
+}
 
 coord_member_t *coord_member_find(herd_coord_t *coord, const void *routing_id,
                                   size_t routing_id_len)
 {
-  for (int i = 0; i < coord->config.max_workers; i++) {
-    coord_member_t *m = &coord->members[i];
-    if (m->in_use && m->routing_id_len == routing_id_len &&
-        memcmp(m->routing_id, routing_id, routing_id_len) == 0)
-      return m;
-  }
+  size_t pos = s_hash(routing_id, routing_id_len) & coord->index.mask;
+  for (int32_t i; (i = coord->index.slots[pos]) >= 0;
+       pos = (pos + 1) & coord->index.mask)
+    if (s_id_equal(&coord->members[i], routing_id, routing_id_len))
+      return &coord->members[i];
   return NULL;
 }
 
 coord_member_t *coord_member_by_rank(herd_coord_t *coord, int rank)
 {
-  for (int i = 0; i < coord->config.max_workers; i++) {
+  for (int i = 0; i < coord->member_capacity; i++) {
     coord_member_t *m = &coord->members[i];
     if (m->in_use && m->state == COORD_MEMBER_ACTIVE && m->rank == rank)
       return m;
@@ -120,12 +225,56 @@ coord_member_t *coord_member_by_rank(herd_coord_t *coord, int rank)
   return NULL;
 }
 
-int coord_member_count(const herd_coord_t *coord)
+coord_member_t *coord_member_by_pid(herd_coord_t *coord, int pid,
+                                    const char *host)
 {
-  int n = 0;
-  for (int i = 0; i < coord->config.max_workers; i++)
-    n += coord->members[i].in_use;
-  return n;
+  for (int i = 0; i < coord->member_capacity; i++) {
+    coord_member_t *m = &coord->members[i];
+    if (m->in_use && m->pid == pid && strcmp(m->host, host) == 0)
+      return m;
+  }
+  return NULL;
+}
+
+int coord_member_count(const herd_coord_t *coord) { return coord->n_members; }
+
+/* ---- connections ---------------------------------------------------------- */
+
+void coord_member_note_fd(herd_coord_t *coord, coord_member_t *member, int fd)
+{
+  if (fd < 0 || fd >= COORD_FD_OWNER_MAX || member->fd == fd)
+    return;
+  if (fd >= coord->fd_owner_cap) {
+    int cap = coord->fd_owner_cap ? coord->fd_owner_cap : 1024;
+    while (cap <= fd)
+      cap *= 2;
+    int32_t *grown = realloc(coord->fd_owner, (size_t)cap * sizeof *grown);
+    if (!grown)
+      return; /* heartbeats still detect it */
+    memset(grown + coord->fd_owner_cap, 0,
+           (size_t)(cap - coord->fd_owner_cap) * sizeof *grown);
+    coord->fd_owner = grown;
+    coord->fd_owner_cap = cap;
+  }
+  if (member->fd >= 0 && member->fd < coord->fd_owner_cap &&
+      coord->fd_owner[member->fd] == (int32_t)(member - coord->members) + 1)
+    coord->fd_owner[member->fd] = 0;
+  member->fd = fd;
+  coord->fd_owner[fd] = (int32_t)(member - coord->members) + 1;
+}
+
+/* The ROUTER's monitor saw connection `fd` close. The failure itself waits
+ * for the tick, so a Leave still queued on that connection is seen first. */
+void coord_member_disconnected(herd_coord_t *coord, int fd, int64_t now_ms)
+{
+  if (fd < 0 || fd >= coord->fd_owner_cap || !coord->fd_owner[fd])
+    return;
+  coord_member_t *m = &coord->members[coord->fd_owner[fd] - 1];
+  coord->fd_owner[fd] = 0;
+  if (m->in_use && m->fd == fd) {
+    m->fd = -1;
+    m->disconnected_ms = now_ms;
+  }
 }
 
 /* ---- joining, leaving, failing ------------------------------------------ */
@@ -133,12 +282,10 @@ int coord_member_count(const herd_coord_t *coord)
 coord_member_t *coord_member_add(herd_coord_t *coord, const void *routing_id,
                                  size_t routing_id_len, const Herd__Join *join)
 {
-  coord_member_t *slot = NULL;
-  for (int i = 0; i < coord->config.max_workers && !slot; i++)
-    if (!coord->members[i].in_use)
-      slot = &coord->members[i];
-  if (!slot || routing_id_len > sizeof slot->routing_id)
+  if (coord->n_free == 0 || routing_id_len > COORD_ROUTING_ID_MAX)
     return NULL;
+  int32_t index = coord->free_slots[--coord->n_free];
+  coord_member_t *slot = &coord->members[index];
   memset(slot, 0, sizeof *slot);
   slot->in_use = 1;
   slot->state = COORD_MEMBER_JOINING;
@@ -146,18 +293,34 @@ coord_member_t *coord_member_add(herd_coord_t *coord, const void *routing_id,
   slot->routing_id_len = routing_id_len;
   slot->pid = join->pid;
   snprintf(slot->host, sizeof slot->host, "%s", join->host);
+  slot->host_index = coord_host_intern(coord, slot->host);
   slot->launcher_rank = join->launcher_rank;
   slot->rank = -1;
+  slot->fd = -1;
   slot->join_seq = coord->join_seq++;
   slot->last_seen_ms = coord_now_ms();
-  coord->stats.members = coord_member_count(coord);
+  slot->claimed_generation = join->generation;
+  slot->claimed_rank = join->rank;
+  slot->claimed_world = join->world_size;
+  slot->step = join->generation > 0 ? join->step : -1;
+  slot->step_advanced_ms = slot->last_seen_ms;
+  s_index_insert(coord, index);
+  coord->n_members++;
+  coord->stats.members = coord->n_members;
   return slot;
 }
 
 static void s_member_remove(herd_coord_t *coord, coord_member_t *member)
 {
+  int32_t index = (int32_t)(member - coord->members);
+  s_index_remove(coord, index);
+  if (member->fd >= 0 && member->fd < coord->fd_owner_cap &&
+      coord->fd_owner[member->fd] == index + 1)
+    coord->fd_owner[member->fd] = 0;
   member->in_use = 0;
-  coord->stats.members = coord_member_count(coord);
+  coord->free_slots[coord->n_free++] = index;
+  coord->n_members--;
+  coord->stats.members = coord->n_members;
 }
 
 void coord_member_fail(herd_coord_t *coord, coord_member_t *member,
@@ -171,14 +334,16 @@ void coord_member_fail(herd_coord_t *coord, coord_member_t *member,
   HERD_LOG(HERD_LOG_WARN, COORD_LOG, "member rank %d pid %d failed: %s",
            member->rank, member->pid, reason);
   coord_events_write(&coord->events, "member_failed",
-                     json_pack("{s:i, s:i, s:o}", "rank", member->rank, "pid",
-                               member->pid, "reason",
-                               coord_json_string(reason)));
+                     json_pack("{s:i, s:i, s:o, s:o}", "rank", member->rank,
+                               "pid", member->pid, "reason",
+                               coord_json_string(reason), "host",
+                               coord_json_string(member->host)));
   coord->stats.failures++;
+  coord_detect_host_failed(coord, member, coord_now_ms());
   s_member_remove(coord, member);
   /* After the job is done, ranks exiting are not a reason to re-form. */
   if (was_admitted && !coord->stats.done)
-    coord_job_apply(coord, COORD_JOB_EV_MEMBER_LOST);
+    coord_generation_on_lost(coord);
 }
 
 void coord_member_leave(herd_coord_t *coord, coord_member_t *member)
@@ -193,185 +358,12 @@ void coord_member_leave(herd_coord_t *coord, coord_member_t *member)
       &coord->events, "member_left",
       json_pack("{s:i, s:i}", "rank", member->rank, "pid", member->pid));
   s_member_remove(coord, member);
-}
-
-/* ---- generations --------------------------------------------------------- */
-
-void coord_send_roster(herd_coord_t *coord, coord_member_t *member)
-{
-  int n = coord->stats.world_size;
-  Herd__Member *items = calloc((size_t)n, sizeof *items);
-  Herd__Member **ptrs = calloc((size_t)n, sizeof *ptrs);
-  if (!items || !ptrs)
-    goto out;
-  for (int i = 0; i < coord->config.max_workers; i++) {
-    coord_member_t *m = &coord->members[i];
-    if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->rank >= n ||
-        m->rank < 0)
-      continue;
-    herd__member__init(&items[m->rank]);
-    items[m->rank].rank = m->rank;
-    items[m->rank].pid = m->pid;
-    items[m->rank].host = m->host;
-    ptrs[m->rank] = &items[m->rank];
-  }
-  Herd__Roster roster = HERD__ROSTER__INIT;
-  roster.generation = coord->stats.generation;
-  roster.rank = member->rank;
-  roster.world_size = n;
-  roster.n_members = (size_t)n;
-  roster.members = ptrs;
-  roster.state_source_rank = 0;
-  roster.resume_step = coord->stats.generation > 1 ? coord->stats.step : -1;
-  roster.heartbeat_interval_ms = coord->config.heartbeat_interval_ms;
-  Herd__Envelope env;
-  coord_codec_envelope_init(coord, &env);
-  env.body_case = HERD__ENVELOPE__BODY_ROSTER;
-  env.roster = &roster;
-  if (herd_wire_send(coord->router, member->routing_id, member->routing_id_len,
-                     &env) != HERD_OK)
-    HERD_LOG(HERD_LOG_WARN, COORD_LOG, "roster to rank %d not delivered",
-             member->rank);
-out:
-  free(items);
-  free(ptrs);
-}
-
-static int s_by_rank_then_join(const void *a, const void *b)
-{
-  const coord_member_t *x = *(coord_member_t *const *)a;
-  const coord_member_t *y = *(coord_member_t *const *)b;
-  /* Members of the old generation (rank >= 0) first, in rank order. */
-  int64_t kx = x->rank >= 0 ? x->rank : INT32_MAX + x->join_seq;
-  int64_t ky = y->rank >= 0 ? y->rank : INT32_MAX + y->join_seq;
-  return (kx > ky) - (kx < ky);
-}
-
-/* Ranks for generation 1: the launcher's rank where it is unique and in
- * range (so MPI rank i is herd rank i), then the lowest free rank. */
-static void s_assign_first_ranks(coord_member_t **list, int n)
-{
-  char *taken = calloc((size_t)n, 1);
-  if (!taken) {
-    for (int i = 0; i < n; i++)
-      list[i]->rank = i;
-    return;
-  }
-  for (int i = 0; i < n; i++) {
-    int want = list[i]->launcher_rank;
-    list[i]->rank = -1;
-    if (want >= 0 && want < n && !taken[want]) {
-      taken[want] = 1;
-      list[i]->rank = want;
-    }
-  }
-  int next_free = 0;
-  for (int i = 0; i < n; i++) {
-    if (list[i]->rank >= 0)
-      continue;
-    while (taken[next_free])
-      next_free++;
-    taken[next_free] = 1;
-    list[i]->rank = next_free;
-  }
-  free(taken);
-}
-
-/* Collects the members that go into the next generation, ordered. */
-static int s_collect(herd_coord_t *coord, coord_member_t **list)
-{
-  int n = 0;
-  for (int i = 0; i < coord->config.max_workers; i++) {
-    coord_member_t *m = &coord->members[i];
-    if (m->in_use &&
-        (m->state == COORD_MEMBER_ACTIVE || m->state == COORD_MEMBER_JOINING))
-      list[n++] = m;
-  }
-  qsort(list, (size_t)n, sizeof *list, s_by_rank_then_join);
-  return n;
-}
-
-static void s_admit(herd_coord_t *coord, coord_member_t *member)
-{
-  coord_member_state_t next;
-  int newcomer = member->state == COORD_MEMBER_JOINING;
-  if (!coord_member_transition(member->state, COORD_MEMBER_EV_ADMIT, &next))
-    return;
-  member->state = next;
-  if (newcomer)
-    coord_events_write(&coord->events, "member_joined",
-                       json_pack("{s:i, s:i, s:o}", "rank", member->rank, "pid",
-                                 member->pid, "host",
-                                 coord_json_string(member->host)));
-}
-
-static void s_form_generation(herd_coord_t *coord, coord_job_event_t event)
-{
-  coord_member_t **list =
-      calloc((size_t)coord->config.max_workers, sizeof *list);
-  if (!list)
-    return; /* retried on the next tick */
-  int n = s_collect(coord, list);
-  if (coord->stats.generation == 0)
-    s_assign_first_ranks(list, n);
-  else
-    for (int i = 0; i < n; i++)
-      list[i]->rank = i;
-  coord->stats.generation++;
-  coord->stats.world_size = n;
-  for (int i = 0; i < n; i++)
-    s_admit(coord, list[i]);
-  coord_job_apply(coord, event);
-  HERD_LOG(HERD_LOG_INFO, COORD_LOG, "generation %lld formed, world size %d",
-           (long long)coord->stats.generation, n);
-  coord_events_write(&coord->events, "generation",
-                     json_pack("{s:I, s:i}", "generation",
-                               (json_int_t)coord->stats.generation,
-                               "world_size", n));
-  for (int i = 0; i < n; i++)
-    coord_send_roster(coord, list[i]);
-  free(list);
-}
-
-static void s_check_heartbeats(herd_coord_t *coord, int64_t now_ms)
-{
-  int64_t limit_ms = (int64_t)coord->config.heartbeat_interval_ms *
-                     coord->config.heartbeat_misses;
-  for (int i = 0; i < coord->config.max_workers; i++) {
-    coord_member_t *m = &coord->members[i];
-    if (!m->in_use || now_ms - m->last_seen_ms <= limit_ms)
-      continue;
-    char reason[128];
-    snprintf(reason, sizeof reason, "no heartbeat for %lld ms",
-             (long long)(now_ms - m->last_seen_ms));
-    coord_member_fail(coord, m, reason);
-  }
-}
-
-static void s_check_join_timeout(herd_coord_t *coord, int64_t now_ms)
-{
-  if (coord->job_state != COORD_JOB_FORMING ||
-      now_ms - coord->started_ms < coord->config.join_timeout_ms)
-    return;
-  coord_job_apply(coord, COORD_JOB_EV_JOIN_TIMEOUT);
-  coord->stats.failed = 1;
-  snprintf(coord->stats.failure, sizeof coord->stats.failure,
-           "only %d of %d workers joined within %g s",
-           coord_member_count(coord), coord->config.min_workers,
-           coord->config.join_timeout_ms / 1000.0);
-  HERD_LOG(HERD_LOG_ERROR, COORD_LOG, "%s", coord->stats.failure);
-  coord_events_write(&coord->events, "job_failed",
-                     json_pack("{s:s}", "reason", coord->stats.failure));
+  /* A clean Leave does not re-form: at the end of a job ranks leave in any
+   * order, and re-forming for each would only produce churn. */
 }
 
 void coord_members_tick(herd_coord_t *coord, int64_t now_ms)
 {
-  s_check_heartbeats(coord, now_ms);
-  s_check_join_timeout(coord, now_ms);
-  if (coord->job_state == COORD_JOB_FORMING &&
-      coord_member_count(coord) >= coord->config.min_workers)
-    s_form_generation(coord, COORD_JOB_EV_QUORUM);
-  else if (coord->job_state == COORD_JOB_RECONFIGURING &&
-           coord_member_count(coord) > 0)
-    s_form_generation(coord, COORD_JOB_EV_REFORMED);
+  coord_detect_tick(coord, now_ms);
+  coord_generation_tick(coord, now_ms);
 }

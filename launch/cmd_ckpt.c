@@ -14,7 +14,8 @@ static const char s_usage[] =
     "world size, verified)\n"
     "       herd ckpt verify FILE|DIR   full integrity check; exit 0 only if "
     "all pass\n"
-    "       herd ckpt inspect FILE      metadata of one checkpoint\n"
+    "       herd ckpt inspect FILE      metadata and tensor list of one "
+    "checkpoint\n"
     "       herd ckpt prune DIR --keep N  delete all but the newest N";
 
 static int s_is_ckpt_name(const char *name)
@@ -135,18 +136,60 @@ static int s_verify(const char *target)
   return failures || count == 0 ? HERD_EXIT_FAILED : HERD_EXIT_OK;
 }
 
+static const char *s_dtype_name(herd_dtype_t dtype)
+{
+  switch (dtype) {
+  case HERD_DTYPE_F32: return "f32";
+  case HERD_DTYPE_F64: return "f64";
+  case HERD_DTYPE_I32: return "i32";
+  case HERD_DTYPE_I64: return "i64";
+  case HERD_DTYPE_F16: return "f16";
+  case HERD_DTYPE_BF16: return "bf16";
+  case HERD_DTYPE_U8: return "u8";
+  default: return "?";
+  }
+}
+
+static void s_print_tensors(const char *path)
+{
+  herd_ckpt_tensor_info_t tensors[HERD_CKPT_MAX_TENSORS];
+  size_t count = 0;
+  herd_result_t rc =
+      herd_ckpt_list_tensors(path, tensors, HERD_CKPT_MAX_TENSORS, &count);
+  if (rc != HERD_OK) {
+    printf("tensors:       unreadable: %s\n", herd_error_detail());
+    return;
+  }
+  printf("tensors:       %zu\n", count);
+  for (size_t i = 0; i < count && i < HERD_CKPT_MAX_TENSORS; i++)
+    printf("  %-24s %-5s %12zu\n", tensors[i].name,
+           s_dtype_name(tensors[i].dtype), tensors[i].count);
+}
+
 static int s_inspect(const char *path)
 {
-  herd_ckpt_meta_t meta;
-  herd_result_t rc = herd_ckpt_read_meta(path, &meta);
-  if (rc != HERD_OK)
+  herd_ckpt_meta_t *meta = malloc(sizeof *meta);
+  if (!meta)
+    return herd_cli_fail("ckpt inspect", HERD_ENOMEM);
+  herd_result_t rc = herd_ckpt_read_meta(path, meta);
+  if (rc != HERD_OK) {
+    free(meta);
     return herd_cli_fail("ckpt inspect", rc);
+  }
   printf("file:          %s\nstep:          %lld\nepoch:         %lld\n"
-         "step_in_epoch: %lld\nworld_size:    %d\nsaved_unix:    %.3f\n"
-         "config:        %s\n",
-         path, (long long)meta.step, (long long)meta.epoch,
-         (long long)meta.step_in_epoch, meta.world_size, meta.unix_time,
-         meta.config_json);
+         "step_in_epoch: %lld\nworld_size:    %d\nvirtual_shards: %d\n"
+         "saved_unix:    %.3f\nrng_state:     %llu %llu %llu %llu\n"
+         "lr_schedule:   %s\nconfig:        %s\n",
+         path, (long long)meta->step, (long long)meta->epoch,
+         (long long)meta->step_in_epoch, meta->world_size,
+         meta->virtual_shards, meta->unix_time,
+         (unsigned long long)meta->rng_state[0],
+         (unsigned long long)meta->rng_state[1],
+         (unsigned long long)meta->rng_state[2],
+         (unsigned long long)meta->rng_state[3], meta->lr_schedule_json,
+         meta->config_json);
+  free(meta);
+  s_print_tensors(path);
   return s_verify_one(path) ? HERD_EXIT_FAILED : HERD_EXIT_OK;
 }
 

@@ -15,6 +15,7 @@ typedef struct {
   int64_t min_workers, max_workers;
   int64_t heartbeat_ms, heartbeat_misses;
   double join_timeout_s;
+  int64_t last_call_ms, watchdog_multiple, cooldown_failures, rejoin_window_ms;
 } s_coord_opts_t;
 
 #define S_OFF(field) offsetof(s_coord_opts_t, field)
@@ -39,13 +40,26 @@ static const herd_opt_t s_table[] = {
      NULL, S_OFF(heartbeat_misses), "missed heartbeats before a worker is failed"},
     {"join-timeout", 0, "HERD_JOIN_TIMEOUT", HERD_OPT_DOUBLE, "120", 1, 86400,
      NULL, S_OFF(join_timeout_s), "seconds to wait for --min workers"},
+    {"last-call-ms", 0, "HERD_LAST_CALL_MS", HERD_OPT_INT, "500", -1, 600000,
+     NULL, S_OFF(last_call_ms),
+     "after --min joined, wait this long for more (up to --max); -1 none"},
+    {"watchdog", 0, "HERD_WATCHDOG", HERD_OPT_INT, "10", -1, 100000, NULL,
+     S_OFF(watchdog_multiple),
+     "evict a rank stuck this many median step times; -1 off"},
+    {"host-cooldown-failures", 0, "HERD_HOST_COOLDOWN_FAILURES", HERD_OPT_INT,
+     "3", -1, 1000, NULL, S_OFF(cooldown_failures),
+     "failures of one host within 60 s before it is held out; -1 off"},
+    {"rejoin-window-ms", 0, "HERD_REJOIN_WINDOW_MS", HERD_OPT_INT, "2000", 1,
+     600000, NULL, S_OFF(rejoin_window_ms),
+     "after a restart, wait this long for a whole generation to re-register"},
 };
 
 static const char s_usage[] =
     "usage: herd coord [OPTIONS]\n\n"
     "Runs the coordinator until the job is done (rank 0 reports done), the\n"
     "join timeout passes, or SIGINT/SIGTERM. Workers find it through\n"
-    "HERD_COORD=tcp://HOST:PORT and HERD_TOKEN.";
+    "HERD_COORD=tcp://HOST:PORT and HERD_TOKEN. Restarted with the same\n"
+    "--port, --token and --run-dir, it adopts the running workers.";
 
 static int s_wait_for_job(herd_coord_t *coord)
 {
@@ -100,6 +114,10 @@ int herd_cmd_coord(int argc, char **argv)
   config.heartbeat_interval_ms = (int)opts.heartbeat_ms;
   config.heartbeat_misses = (int)opts.heartbeat_misses;
   config.join_timeout_ms = (int)(opts.join_timeout_s * 1000);
+  config.last_call_ms = opts.last_call_ms ? (int)opts.last_call_ms : -1;
+  config.watchdog_multiple = (int)opts.watchdog_multiple;
+  config.host_cooldown_failures = (int)opts.cooldown_failures;
+  config.rejoin_window_ms = (int)opts.rejoin_window_ms;
   herd_coord_t *coord = NULL;
   herd_cli_catch_signals();
   if ((rc = herd_coord_new(&config, &coord)) != HERD_OK)

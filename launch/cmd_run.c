@@ -32,8 +32,12 @@ static const herd_opt_t s_table[] = {
     {"resume", 0, "HERD_RESUME", HERD_OPT_STRING, "auto", 0, 0, NULL,
      S_OFF(resume), "auto (newest good checkpoint), never, or a file"},
     {"launcher", 0, "HERD_LAUNCHER", HERD_OPT_CHOICE, NULL, 0, 0,
-     "mpirun|local", S_OFF(launcher),
+     "mpirun|local|srun", S_OFF(launcher),
      "how workers start (default: mpirun when installed, else local)"},
+    {"hostfile", 0, "HERD_HOSTFILE", HERD_OPT_STRING, NULL, 0, 0, NULL,
+     S_OFF(hostfile), "mpirun hostfile (lines 'host slots=N')"},
+    {"hosts", 'H', "HERD_HOSTS", HERD_OPT_STRING, NULL, 0, 0, NULL,
+     S_OFF(hosts), "mpirun hosts: host:N,host:N,..."},
     {"backend", 0, "HERD_BACKEND", HERD_OPT_CHOICE, NULL, 0, 0,
      "mpi|gloo|nccl", S_OFF(backend), "collectives backend for the workers"},
     {"progress-interval", 0, "HERD_PROGRESS_INTERVAL", HERD_OPT_DOUBLE, "2",
@@ -48,7 +52,8 @@ static const herd_opt_t s_table[] = {
 
 static const char s_usage[] =
     "usage: herd run [-n N] [--run-dir DIR] [--ckpt-every S]\n"
-    "                [--resume auto|never|PATH] [--launcher mpirun|local]\n"
+    "                [--resume auto|never|PATH] [--launcher mpirun|local|srun]\n"
+    "                [--hostfile FILE | -H host:N,...]\n"
     "                -- COMMAND [ARGS]\n\n"
     "Starts a coordinator on a free loopback port and N workers running\n"
     "COMMAND (e.g. herd-train). Workers get HERD_COORD, HERD_TOKEN,\n"
@@ -131,7 +136,11 @@ static int s_supervise(const herd_run_opts_t *opts, herd_coord_t *coord,
               signo == SIGINT ? "SIGINT" : "SIGTERM");
       snprintf(reason, cap, "interrupted by %s",
                signo == SIGINT ? "SIGINT" : "SIGTERM");
-      herd_children_stop(children, SIGTERM);
+      /* SIGUSR1, not SIGTERM: mpirun forwards SIGUSR1 to the ranks (Open
+       * MPI's ess_base_forward_signals) but turns SIGTERM into a kill of
+       * the job. herd-train then finishes the step, saves, commits and
+       * exits 0; anything still alive after the grace period is killed. */
+      herd_children_stop(children, SIGUSR1);
     }
     herd_children_escalate(children);
     if (herd_cli_now() >= next_progress) {
@@ -167,7 +176,13 @@ static int s_finish(herd_coord_t *coord, herd_children_t *children,
     return HERD_EXIT_OK;
   }
   fprintf(stderr, "herd run: error: %s\n", reason);
-  return interrupted ? HERD_EXIT_INTERRUPTED : HERD_EXIT_FAILED;
+  if (interrupted)
+    return HERD_EXIT_INTERRUPTED;
+  /* Every failed worker said "bad usage": retrying will not help either. */
+  return children->failed_children &&
+                 children->usage_failures == children->failed_children
+             ? HERD_EXIT_USAGE
+             : HERD_EXIT_FAILED;
 }
 
 static int s_run_job(herd_run_opts_t *opts, char **command)

@@ -1,12 +1,21 @@
-/* Worker processes for `herd run`: the mpirun and local back-ends.
+/* Worker processes for `herd run`: the mpirun, srun and local back-ends.
  *
  * mpirun gets the options a single-host job needs (oversubscription on small
  * machines, shared-memory transport, ranks that yield while waiting, root
- * allowed in containers) and `-x` for every HERD_* variable. The local
- * back-end fork/execs N copies with HERD_RANK/HERD_WORLD_SIZE set. Children
- * run in their own process group so a terminal Ctrl-C reaches herd run,
- * which stops them on purpose (SIGTERM, then SIGKILL after a grace period).
+ * allowed in containers), `-x` for every HERD_* variable, and the user's
+ * --hostfile / -H, validated first so a typo is a clear exit-2 error rather
+ * than an mpirun message. srun gets `-n N --kill-on-bad-exit=0` (survivors of
+ * a failed rank keep training on an elastic backend), `--export` of the
+ * HERD_* variables and `--mpi=pmix` unless SLURM_MPI_TYPE says otherwise.
+ * The local back-end fork/execs N copies with HERD_RANK/HERD_WORLD_SIZE set.
+ *
+ * No shell is ever involved: every argument goes to posix_spawn as argv, and
+ * host names and files that could read as options ("-x") are refused.
+ * Children run in their own process group so a terminal Ctrl-C reaches herd
+ * run, which stops them on purpose (SIGTERM, then SIGKILL after a grace
+ * period).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>
@@ -23,6 +32,9 @@ extern char **environ;
 
 #define S_STOP_GRACE_S 10.0
 #define S_MAX_ARGS 256
+#define S_MAX_HOSTFILE_LINES 100000
+#define S_MAX_HOST_ENTRIES 4096
+#define S_MAX_SLOTS 1000000L
 
 static const char *const s_exported[] = {
     "HERD_COORD", "HERD_TOKEN", "HERD_JOB_ID", "HERD_RUN_DIR",
@@ -48,16 +60,141 @@ static int s_find_program(const char *name, char *out, size_t cap)
   return 0;
 }
 
-herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command)
+/* ---- --hostfile and -H ------------------------------------------------------
+ */
+
+/* A host name or address: letters, digits, '.', '-', '_'; never an option. */
+static int s_valid_host(const char *host, size_t len)
+{
+  if (len == 0 || len > 255 || host[0] == '-')
+    return 0;
+  for (size_t i = 0; i < len; i++)
+    if (!isalnum((unsigned char)host[i]) && !strchr(".-_", host[i]))
+      return 0;
+  return 1;
+}
+
+static int s_valid_count(const char *text, size_t len)
+{
+  long value = 0;
+  if (len == 0 || len > 7)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    if (!isdigit((unsigned char)text[i]))
+      return 0;
+    value = value * 10 + (text[i] - '0');
+  }
+  return value >= 1 && value <= S_MAX_SLOTS;
+}
+
+/* -H host[:N],host[:N],... */
+static herd_result_t s_check_hosts(const char *hosts)
+{
+  const char *p = hosts;
+  for (int entries = 0; entries < S_MAX_HOST_ENTRIES; entries++) {
+    size_t len = strcspn(p, ",");
+    const char *colon = memchr(p, ':', len);
+    size_t host_len = colon ? (size_t)(colon - p) : len;
+    if (!s_valid_host(p, host_len) ||
+        (colon && !s_valid_count(colon + 1, len - host_len - 1)))
+      return herd_error_set(HERD_EINVAL, "-H '%s': expected host[:N],... "
+                                         "(entry '%.*s')", hosts, (int)len, p);
+    if (!p[len])
+      return HERD_OK;
+    p += len + 1;
+  }
+  return herd_error_set(HERD_EINVAL, "-H: more than %d hosts",
+                        S_MAX_HOST_ENTRIES);
+}
+
+/* One hostfile line: `host [slots=N] [max_slots=N]`, `#` comments. */
+static int s_valid_hostfile_line(char *line, int *has_host)
+{
+  char *hash = strchr(line, '#'), *save = NULL;
+  if (hash)
+    *hash = '\0';
+  char *word = strtok_r(line, " \t\r\n", &save);
+  *has_host = word != NULL;
+  if (!word)
+    return 1;
+  if (!s_valid_host(word, strlen(word)))
+    return 0;
+  while ((word = strtok_r(NULL, " \t\r\n", &save))) {
+    char *eq = strchr(word, '=');
+    if (!eq)
+      return 0;
+    size_t key = (size_t)(eq - word);
+    if (!((key == 5 && !strncmp(word, "slots", 5)) ||
+          (key == 9 && (!strncmp(word, "max_slots", 9) ||
+                        !strncmp(word, "max-slots", 9)))) ||
+        !s_valid_count(eq + 1, strlen(eq + 1)))
+      return 0;
+  }
+  return 1;
+}
+
+static herd_result_t s_check_hostfile(const char *path)
+{
+  if (path[0] == '-')
+    return herd_error_set(HERD_EINVAL, "--hostfile '%s': write ./%s for a "
+                                       "file whose name starts with '-'",
+                          path, path);
+  FILE *file = fopen(path, "r");
+  if (!file)
+    return herd_error_set(HERD_EINVAL, "--hostfile '%s': %s", path,
+                          strerror(errno));
+  char line[1024];
+  int number = 0, hosts = 0, ok = 1;
+  while (ok && number < S_MAX_HOSTFILE_LINES && fgets(line, sizeof line, file)) {
+    number++;
+    int has_host = 0;
+    ok = strchr(line, '\n') || feof(file);
+    ok = ok && s_valid_hostfile_line(line, &has_host);
+    hosts += has_host;
+  }
+  fclose(file);
+  if (!ok)
+    return herd_error_set(HERD_EINVAL, "--hostfile '%s' line %d: expected "
+                                       "'host [slots=N] [max_slots=N]'",
+                          path, number);
+  if (hosts == 0)
+    return herd_error_set(HERD_EINVAL, "--hostfile '%s' names no host", path);
+  return HERD_OK;
+}
+
+/* ---- checks -----------------------------------------------------------------
+ */
+
+static herd_result_t s_check_launcher(herd_run_opts_t *opts)
 {
   char path[4096];
+  int hosts_given = opts->hostfile || opts->hosts;
   if (!opts->launcher)
-    opts->launcher = s_find_program("mpirun", path, sizeof path) ? "mpirun"
-                                                                 : "local";
+    opts->launcher = hosts_given || s_find_program("mpirun", path, sizeof path)
+                         ? "mpirun"
+                         : "local";
+  if (hosts_given && strcmp(opts->launcher, "mpirun"))
+    return herd_error_set(HERD_EINVAL, "--hostfile and -H work with "
+                                       "--launcher mpirun only");
   if (!strcmp(opts->launcher, "mpirun") &&
       !s_find_program("mpirun", path, sizeof path))
     return herd_error_set(HERD_EINVAL, "--launcher mpirun: mpirun not found "
                                        "in PATH (install openmpi-bin)");
+  if (!strcmp(opts->launcher, "srun") &&
+      !s_find_program("srun", path, sizeof path))
+    return herd_error_set(HERD_EINVAL, "--launcher srun: srun not found "
+                                       "in PATH (install slurm-client)");
+  if (opts->hostfile)
+    HERD_CHECK(s_check_hostfile(opts->hostfile));
+  if (opts->hosts)
+    HERD_CHECK(s_check_hosts(opts->hosts));
+  return HERD_OK;
+}
+
+herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command)
+{
+  char path[4096];
+  HERD_CHECK(s_check_launcher(opts));
   if (!s_find_program(command, path, sizeof path))
     return herd_error_set(HERD_EINVAL, "command '%s' not found%s", command,
                           strchr(command, '/') ? " or not executable"
@@ -73,6 +210,9 @@ herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command)
   return HERD_OK;
 }
 
+/* ---- argv -------------------------------------------------------------------
+ */
+
 static int s_push(char **argv, int *argc, const char *arg)
 {
   if (*argc >= S_MAX_ARGS - 1)
@@ -82,19 +222,26 @@ static int s_push(char **argv, int *argc, const char *arg)
   return 0;
 }
 
-/* mpirun argv: options, -x for each HERD_* variable, then the command. */
+/* mpirun argv: options, hosts, -x for each HERD_* variable, the command. */
 static herd_result_t s_mpirun_argv(const herd_run_opts_t *opts, char **command,
                                    char **argv, char *np, size_t np_cap)
 {
   static const char *const base[] = {
       "mpirun", "--quiet", "--oversubscribe", "--bind-to", "none", "--mca", "btl",
       "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none",
-      "--mca", "mpi_yield_when_idle", "1", "--mca", "oob_tcp_if_include", "lo"};
+      "--mca", "mpi_yield_when_idle", "1"};
   int argc = 0, bad = 0;
   for (size_t i = 0; i < sizeof base / sizeof *base; i++)
     bad |= s_push(argv, &argc, base[i]);
+  if (!opts->hostfile && !opts->hosts) /* one host: keep to loopback */
+    bad |= s_push(argv, &argc, "--mca") |
+           s_push(argv, &argc, "oob_tcp_if_include") | s_push(argv, &argc, "lo");
   if (geteuid() == 0)
     bad |= s_push(argv, &argc, "--allow-run-as-root");
+  if (opts->hostfile)
+    bad |= s_push(argv, &argc, "--hostfile") | s_push(argv, &argc, opts->hostfile);
+  if (opts->hosts)
+    bad |= s_push(argv, &argc, "-H") | s_push(argv, &argc, opts->hosts);
   snprintf(np, np_cap, "%lld", (long long)opts->nproc);
   bad |= s_push(argv, &argc, "-np") | s_push(argv, &argc, np);
   for (size_t i = 0; i < sizeof s_exported / sizeof *s_exported; i++)
@@ -102,6 +249,30 @@ static herd_result_t s_mpirun_argv(const herd_run_opts_t *opts, char **command,
       bad |= s_push(argv, &argc, "-x") | s_push(argv, &argc, s_exported[i]);
   for (char **arg = command; *arg; arg++)
     bad |= s_push(argv, &argc, *arg);
+  return bad ? herd_error_set(HERD_EINVAL, "too many arguments") : HERD_OK;
+}
+
+/* srun argv: -n N, survivors keep running, HERD_* exported, the command. */
+static herd_result_t s_srun_argv(const herd_run_opts_t *opts, char **command,
+                                 char **argv, char *np, size_t np_cap,
+                                 char *export, size_t export_cap)
+{
+  int argc = 0, bad = 0;
+  size_t used = (size_t)snprintf(export, export_cap, "--export=ALL");
+  for (size_t i = 0; i < sizeof s_exported / sizeof *s_exported; i++)
+    if (getenv(s_exported[i]) && used < export_cap)
+      used += (size_t)snprintf(export + used, export_cap - used, ",%s",
+                               s_exported[i]);
+  snprintf(np, np_cap, "%lld", (long long)opts->nproc);
+  bad |= s_push(argv, &argc, "srun") | s_push(argv, &argc, "-n") |
+         s_push(argv, &argc, np) | s_push(argv, &argc, "--kill-on-bad-exit=0") |
+         s_push(argv, &argc, export);
+  if (!getenv("SLURM_MPI_TYPE")) /* srun reads it itself when set */
+    bad |= s_push(argv, &argc, "--mpi=pmix");
+  for (char **arg = command; *arg; arg++)
+    bad |= s_push(argv, &argc, *arg);
+  if (used >= export_cap)
+    bad = 1;
   return bad ? herd_error_set(HERD_EINVAL, "too many arguments") : HERD_OK;
 }
 
@@ -146,6 +317,9 @@ herd_result_t herd_children_launch(const herd_run_opts_t *opts,
 {
   int local = !strcmp(opts->launcher, "local");
   children->count = local ? (int)opts->nproc : 1;
+  children->via = !strcmp(opts->launcher, "srun") ? "srun"
+                  : local                         ? "local"
+                                                  : "mpirun";
   children->pids = calloc((size_t)children->count, sizeof *children->pids);
   if (!children->pids)
     return HERD_ENOMEM;
@@ -155,12 +329,17 @@ herd_result_t herd_children_launch(const herd_run_opts_t *opts,
       herd_children_stop(children, SIGKILL);
     return rc;
   }
+  char *argv[S_MAX_ARGS], np[32], export[1024];
+  children->via_mpirun = 1;
+  if (!strcmp(children->via, "srun")) {
+    HERD_CHECK(s_srun_argv(opts, command, argv, np, sizeof np, export,
+                           sizeof export));
+    return s_spawn(argv, 0, &children->pids[0]);
+  }
   if (geteuid() == 0) { /* what --allow-run-as-root says, for older mpiruns */
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
   }
-  char *argv[S_MAX_ARGS], np[32];
-  children->via_mpirun = 1;
   HERD_CHECK(s_mpirun_argv(opts, command, argv, np, sizeof np));
   return s_spawn(argv, 0, &children->pids[0]);
 }
@@ -170,7 +349,8 @@ static void s_describe_exit(char *out, size_t cap, const herd_children_t *childr
 {
   char who[64];
   if (children->via_mpirun)
-    snprintf(who, sizeof who, "mpirun (a worker failed; see above)");
+    snprintf(who, sizeof who, "%s (a worker failed; see above)",
+             children->via);
   else
     snprintf(who, sizeof who, "worker process %d", (int)pid);
   if (WIFSIGNALED(status))
@@ -187,6 +367,8 @@ void herd_children_reap(herd_children_t *children, herd_coord_t *coord)
     if (!children->pids[i] || waitpid(children->pids[i], &status, WNOHANG) <= 0)
       continue;
     herd_coord_note_exit(coord, children->pids[i], status);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == HERD_EXIT_USAGE)
+      children->usage_failures++;
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
         children->failed_children++ == 0)
       s_describe_exit(children->first_failure, sizeof children->first_failure,

@@ -1,5 +1,5 @@
 /* Private to launch/: the worker processes of `herd run` and the back-ends
- * that start them (mpirun, local fork/exec). */
+ * that start them (mpirun, srun, local fork/exec). */
 #ifndef HERD_LAUNCH_INTERNAL_H
 #define HERD_LAUNCH_INTERNAL_H
 
@@ -18,6 +18,8 @@ typedef struct {
   double progress_interval_s;
   double join_timeout_s;
   int64_t heartbeat_ms, heartbeat_misses;
+  const char *hostfile;  /* mpirun --hostfile (lines `host slots=N`) */
+  const char *hosts;     /* mpirun -H host:N,... */
 } herd_run_opts_t;
 
 typedef struct {
@@ -25,14 +27,17 @@ typedef struct {
   int count;
   int failed_children;
   char first_failure[256];
-  int via_mpirun;        /* one child: mpirun, which owns the ranks */
+  int via_mpirun;        /* one child: mpirun or srun, which owns the ranks */
+  const char *via;       /* "mpirun", "srun" or "local" (static) */
+  int usage_failures;    /* children that exited HERD_EXIT_USAGE (2) */
   int stopping;          /* a stop signal was sent */
   double stop_deadline;  /* SIGKILL after this (monotonic seconds) */
 } herd_children_t;
 
-/* Resolves the default launcher and checks the command exists. */
+/* Resolves the default launcher, checks the command and the launcher exist
+ * and validates --hostfile/-H; HERD_EINVAL (exit 2) on bad input. */
 herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command);
-/* Starts the workers in their own process group. */
+/* Starts the workers in their own process group (posix_spawn, no shell). */
 herd_result_t herd_children_launch(const herd_run_opts_t *opts,
                                    char **command, herd_children_t *children);
 /* Reaps exited children without blocking and tells the coordinator. */

@@ -123,6 +123,12 @@ const char *herd_wire_body_name(const Herd__Envelope *env)
     return "kv_get";
   case HERD__ENVELOPE__BODY_KV_VALUE:
     return "kv_value";
+  case HERD__ENVELOPE__BODY_REJOIN:
+    return "rejoin";
+  case HERD__ENVELOPE__BODY_STATUS_REQUEST:
+    return "status_request";
+  case HERD__ENVELOPE__BODY_STATUS_REPLY:
+    return "status_reply";
   default:
     return "none";
   }

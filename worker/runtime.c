@@ -7,8 +7,9 @@
  * declare it dead before the job even formed.
  *
  * Reports are packed here, on the caller's thread, and queued on an inproc
- * PAIR with ZMQ_DONTWAIT: the training step never waits for the network. A
- * full queue (coordinator unreachable for a long time) drops and counts.
+ * PAIR with ZMQ_DONTWAIT: the training step never waits for the network.
+ * While the coordinator is unreachable the link thread stops draining that
+ * queue, so it is the (bounded) buffer; a full queue drops and counts.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -78,6 +79,27 @@ static void s_make_identity(herd_worker_t *worker)
 /* ---- sockets ----------------------------------------------------------------
  */
 
+/* The link thread learns of (re)connections from the DEALER's monitor; it
+ * must be listening before the DEALER connects or the first event is lost.
+ * ZMTP heartbeats notice a coordinator host that vanished without closing
+ * the connection. */
+static herd_result_t s_open_monitor(herd_worker_t *worker)
+{
+  char endpoint[300];
+  int zero = 0, ivl = 1000, timeout = 3000;
+  snprintf(endpoint, sizeof endpoint, "inproc://herd-link-monitor-%p",
+           (void *)worker);
+  zmq_setsockopt(worker->monitor, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(worker->dealer, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+  zmq_setsockopt(worker->dealer, ZMQ_HEARTBEAT_TIMEOUT, &timeout,
+                 sizeof timeout);
+  if (zmq_socket_monitor(worker->dealer, endpoint,
+                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+      zmq_connect(worker->monitor, endpoint) != 0)
+    return herd_error_set(HERD_ESYS, "link monitor: %s", zmq_strerror(errno));
+  return HERD_OK;
+}
+
 static herd_result_t s_open_sockets(herd_worker_t *worker)
 {
   int linger = WORKER_LINGER_MS, hwm = WORKER_QUEUE_HWM, zero = 0;
@@ -89,8 +111,11 @@ static herd_result_t s_open_sockets(herd_worker_t *worker)
   worker->dealer = zmq_socket(worker->zmq_ctx, ZMQ_DEALER);
   worker->queue_in = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
   worker->queue_out = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
-  if (!worker->dealer || !worker->queue_in || !worker->queue_out)
+  worker->monitor = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
+  if (!worker->dealer || !worker->queue_in || !worker->queue_out ||
+      !worker->monitor)
     return herd_error_set(HERD_ESYS, "zmq_socket: %s", zmq_strerror(errno));
+  HERD_CHECK(s_open_monitor(worker));
   zmq_setsockopt(worker->dealer, ZMQ_ROUTING_ID, worker->routing_id,
                  strlen(worker->routing_id));
   zmq_setsockopt(worker->dealer, ZMQ_LINGER, &linger, sizeof linger);
@@ -116,8 +141,12 @@ static void s_destroy(herd_worker_t *worker)
 {
   if (!worker)
     return;
-  if (worker->dealer)
+  if (worker->dealer) {
+    zmq_socket_monitor(worker->dealer, NULL, 0);
     zmq_close(worker->dealer);
+  }
+  if (worker->monitor)
+    zmq_close(worker->monitor);
   if (worker->queue_in)
     zmq_close(worker->queue_in);
   if (worker->queue_out)
@@ -126,6 +155,7 @@ static void s_destroy(herd_worker_t *worker)
     zmq_ctx_term(worker->zmq_ctx); /* waits up to the DEALER's linger */
   pthread_cond_destroy(&worker->changed);
   pthread_mutex_destroy(&worker->lock);
+  pthread_mutex_destroy(&worker->queue_lock);
   free(worker->endpoint);
   free(worker->token);
   free(worker->job_id);
@@ -155,6 +185,7 @@ static herd_worker_t *s_alloc(void)
   pthread_cond_init(&worker->changed, &attr);
   pthread_condattr_destroy(&attr);
   pthread_mutex_init(&worker->lock, NULL);
+  pthread_mutex_init(&worker->queue_lock, NULL);
   atomic_store(&worker->last_step, -1);
   return worker;
 }
@@ -239,15 +270,22 @@ herd_result_t herd_worker_roster(herd_worker_t *worker, herd_roster_t *out)
 /* ---- reports ----------------------------------------------------------------
  */
 
-static void s_queue(herd_worker_t *worker, Herd__Envelope *env)
+int worker_queue(herd_worker_t *worker, Herd__Envelope *env)
 {
   zmq_msg_t frame;
-  if (herd_wire_pack(env, &frame) != HERD_OK) {
-    atomic_fetch_add(&worker->dropped_reports, 1);
-    return;
-  }
-  if (zmq_msg_send(&frame, worker->queue_in, ZMQ_DONTWAIT) < 0) {
+  if (herd_wire_pack(env, &frame) != HERD_OK)
+    return 0;
+  pthread_mutex_lock(&worker->queue_lock);
+  int sent = zmq_msg_send(&frame, worker->queue_in, ZMQ_DONTWAIT) >= 0;
+  pthread_mutex_unlock(&worker->queue_lock);
+  if (!sent)
     zmq_msg_close(&frame);
+  return sent;
+}
+
+static void s_queue(herd_worker_t *worker, Herd__Envelope *env)
+{
+  if (!worker_queue(worker, env)) {
     long long dropped = atomic_fetch_add(&worker->dropped_reports, 1) + 1;
     /* Log the first and then every 1000th, not every drop. */
     if (dropped % 1000 == 1)
@@ -348,10 +386,12 @@ void herd_worker_leave(herd_worker_t **worker_p)
    * them all, sends Leave and exits. Bounded: if the queue stays full or
    * the thread does not finish in time, stop it anyway. */
   int timeout_ms = WORKER_LEAVE_FLUSH_MS;
+  pthread_mutex_lock(&worker->queue_lock);
   zmq_setsockopt(worker->queue_in, ZMQ_SNDTIMEO, &timeout_ms,
                  sizeof timeout_ms);
   if (zmq_send(worker->queue_in, "", 0, 0) < 0)
     atomic_store(&worker->stop, 1);
+  pthread_mutex_unlock(&worker->queue_lock);
   struct timespec deadline;
   clock_gettime(CLOCK_REALTIME, &deadline);
   deadline.tv_sec += WORKER_LEAVE_FLUSH_MS / 1000 + 1;

@@ -1,5 +1,6 @@
 /* Private state of the worker runtime (runtime.c: public API and join;
- * runtime_link.c: the background thread that owns the DEALER socket).
+ * runtime_kv.c: the rendezvous calls; runtime_link.c: the background thread
+ * that owns the DEALER socket).
  *
  * Threads and sockets: the caller's thread owns `queue_in` (inproc PAIR) and
  * only ever sends on it without blocking; the link thread owns `dealer` and
@@ -22,6 +23,14 @@
 /* A roster of a few thousand members fits easily; anything larger is not
  * from an honest coordinator. */
 #define WORKER_MAX_MESSAGE_BYTES (1u << 20)
+#define WORKER_KV_SLOTS 64 /* KV calls in flight at once */
+
+typedef struct {
+  int in_use, done, found;
+  uint64_t request_id;
+  void *buf; /* caller's buffer, NULL for a set */
+  size_t cap, len;
+} worker_kv_slot_t;
 
 struct herd_worker {
   /* immutable after join */
@@ -36,6 +45,8 @@ struct herd_worker {
   void *dealer;    /* link thread */
   void *queue_in;  /* caller's thread: reports go in here */
   void *queue_out; /* link thread: reports come out here */
+  void *monitor;   /* link thread: the DEALER's connection events */
+  pthread_mutex_t queue_lock; /* serialises senders on queue_in */
   pthread_t thread;
   int thread_started;
 
@@ -50,7 +61,19 @@ struct herd_worker {
   int have_roster;
   int refused;
   char refused_reason[256];
+  worker_kv_slot_t kv[WORKER_KV_SLOTS];
+  uint64_t next_request_id;
+  /* link thread only */
+  int connected;
+  int64_t last_join_ms;
 };
+
+/* runtime.c */
+/* Queues a packed envelope for the link thread; 0 when the queue is full. */
+int worker_queue(herd_worker_t *worker, Herd__Envelope *env);
+
+/* runtime_kv.c (link thread) */
+void worker_kv_apply(herd_worker_t *worker, const Herd__KvValue *value);
 
 /* runtime_link.c */
 void *worker_link_main(void *arg);

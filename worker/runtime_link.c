@@ -1,10 +1,19 @@
 /* The worker's link thread: the only user of the DEALER socket.
  *
- * It sends Join first, then heartbeats on a steady clock whether or not the
- * training step is busy (a long step must not look like a dead worker), and
- * forwards the reports the caller's thread queued on the inproc PAIR. A
+ * It sends Join each time the DEALER (re)connects (the socket monitor says
+ * when), carrying the generation and rank it holds, so a restarted
+ * coordinator can adopt it; then heartbeats on a steady clock whether or not
+ * the training step is busy (a long step must not look like a dead worker),
+ * and forwards the reports and KV requests queued on the inproc PAIR. A
  * zero-length message on that queue means "leave": because the PAIR keeps
  * order, every report queued before it has been forwarded by then.
+ *
+ * While disconnected (coordinator dead or restarting) it sends nothing and
+ * leaves the queue alone: the queue is the bounded report buffer, and on
+ * reconnection Join goes out before any buffered report. libzmq reconnects
+ * with exponential backoff (100 ms doubling to 1 s). A Rejoin from the
+ * coordinator ("I do not know you") also triggers a Join, at most once per
+ * heartbeat interval.
  *
  * Rosters and refusals from the coordinator are published under
  * worker->lock and signalled on worker->changed (herd_worker_join waits on
@@ -47,6 +56,17 @@ static void s_send_join(herd_worker_t *worker)
   Herd__Envelope env;
   Herd__Join join = HERD__JOIN__INIT;
   worker_envelope_init(worker, &env);
+  pthread_mutex_lock(&worker->lock);
+  if (worker->have_roster) {
+    join.generation = worker->roster.generation;
+    join.rank = worker->roster.rank;
+    join.world_size = worker->roster.world_size;
+  } else {
+    join.rank = -1;
+  }
+  pthread_mutex_unlock(&worker->lock);
+  join.step = atomic_load(&worker->last_step);
+  worker->last_join_ms = s_now_ms();
   join.token = worker->token;
   join.launcher_rank = worker->launcher_rank;
   join.launcher_world_size = worker->launcher_world_size;
@@ -128,6 +148,11 @@ static void s_handle_frame(herd_worker_t *worker, const void *data, size_t size)
              env->version, env->job_id);
   else if (env->body_case == HERD__ENVELOPE__BODY_ROSTER)
     s_apply_roster(worker, env->roster);
+  else if (env->body_case == HERD__ENVELOPE__BODY_KV_VALUE)
+    worker_kv_apply(worker, env->kv_value);
+  else if (env->body_case == HERD__ENVELOPE__BODY_REJOIN &&
+           s_now_ms() - worker->last_join_ms >= worker->heartbeat_interval_ms)
+    s_send_join(worker);
   else
     HERD_LOG(HERD_LOG_DEBUG, WORKER_LOG, "ignoring %s",
              herd_wire_body_name(env));
@@ -170,33 +195,71 @@ static int s_forward_queued(herd_worker_t *worker)
   return 0;
 }
 
+/* Connection events of the DEALER: [u16 event][u32 value] + endpoint. */
+static void s_drain_monitor(herd_worker_t *worker)
+{
+  for (;;) {
+    zmq_msg_t event, endpoint;
+    zmq_msg_init(&event);
+    if (zmq_msg_recv(&event, worker->monitor, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&event);
+      return;
+    }
+    uint16_t id = 0;
+    if (zmq_msg_size(&event) >= sizeof id)
+      memcpy(&id, zmq_msg_data(&event), sizeof id);
+    zmq_msg_close(&event);
+    zmq_msg_init(&endpoint);
+    zmq_msg_recv(&endpoint, worker->monitor, ZMQ_DONTWAIT);
+    zmq_msg_close(&endpoint);
+    if (id == ZMQ_EVENT_CONNECTED) {
+      worker->connected = 1;
+      s_send_join(worker); /* first, before any buffered report */
+    } else if (id == ZMQ_EVENT_DISCONNECTED && worker->connected) {
+      worker->connected = 0;
+      HERD_LOG(HERD_LOG_WARN, WORKER_LOG,
+               "lost the coordinator; buffering reports and reconnecting");
+    }
+  }
+}
+
+/* One wait-and-serve round; returns 1 when the worker should stop. */
+static int s_link_round(herd_worker_t *worker, int64_t *next_heartbeat_ms)
+{
+  int64_t wait_ms = *next_heartbeat_ms - s_now_ms();
+  zmq_pollitem_t items[3] = {{worker->dealer, 0, ZMQ_POLLIN, 0},
+                             {worker->monitor, 0, ZMQ_POLLIN, 0},
+                             {worker->queue_out, 0, ZMQ_POLLIN, 0}};
+  /* Short cap so a stop request is seen quickly. */
+  int ready = zmq_poll(items, worker->connected ? 3 : 2,
+                       wait_ms < 0    ? 0
+                       : wait_ms > 50 ? 50
+                                      : wait_ms);
+  if (ready < 0 && errno == ETERM)
+    return 1;
+  if (ready > 0 && (items[1].revents & ZMQ_POLLIN))
+    s_drain_monitor(worker);
+  if (ready > 0 && (items[0].revents & ZMQ_POLLIN))
+    s_receive_all(worker);
+  if (worker->connected && ready > 0 && (items[2].revents & ZMQ_POLLIN) &&
+      s_forward_queued(worker)) {
+    s_send_leave(worker);
+    return 1;
+  }
+  if (s_now_ms() >= *next_heartbeat_ms) {
+    if (worker->connected)
+      s_send_heartbeat(worker);
+    *next_heartbeat_ms = s_now_ms() + worker->heartbeat_interval_ms;
+  }
+  return 0;
+}
+
 void *worker_link_main(void *arg)
 {
   herd_worker_t *worker = arg;
-  s_send_join(worker);
   int64_t next_heartbeat_ms = s_now_ms() + worker->heartbeat_interval_ms;
-  while (!atomic_load(&worker->stop)) {
-    int64_t wait_ms = next_heartbeat_ms - s_now_ms();
-    zmq_pollitem_t items[2] = {{worker->dealer, 0, ZMQ_POLLIN, 0},
-                               {worker->queue_out, 0, ZMQ_POLLIN, 0}};
-    /* Short cap so a stop request is seen quickly. */
-    int ready = zmq_poll(items, 2,
-                         wait_ms < 0    ? 0
-                         : wait_ms > 50 ? 50
-                                        : wait_ms);
-    if (ready < 0 && errno == ETERM)
+  while (!atomic_load(&worker->stop))
+    if (s_link_round(worker, &next_heartbeat_ms))
       break;
-    if (ready > 0 && (items[0].revents & ZMQ_POLLIN))
-      s_receive_all(worker);
-    if (ready > 0 && (items[1].revents & ZMQ_POLLIN) &&
-        s_forward_queued(worker)) {
-      s_send_leave(worker);
-      break;
-    }
-    if (s_now_ms() >= next_heartbeat_ms) {
-      s_send_heartbeat(worker);
-      next_heartbeat_ms = s_now_ms() + worker->heartbeat_interval_ms;
-    }
-  }
   return NULL;
 }

@@ -35,6 +35,7 @@ typedef struct {
   int64_t keep;
   const char *resume;     /* auto|never|PATH */
   int64_t max_steps;      /* stop after this many steps in total (0: none) */
+  const char *dump_params; /* rank 0 writes the final params here (raw f32) */
 } herd_train_config_t;
 
 /* Everything one worker holds while training. */
@@ -47,6 +48,7 @@ typedef struct {
   herd_optim_t *optim;
   herd_sampler_t *sampler;
   herd_lr_schedule_t schedule;
+  herd_ckpt_writer_t *writer; /* rank 0 with a ckpt dir, created lazily */
   float *params;
   float *grad;            /* param_count + HERD_TRAIN_EXTRA */
   size_t param_count;
@@ -58,18 +60,28 @@ typedef struct {
   int64_t step_in_epoch;
   int64_t steps_per_epoch;
   int64_t resumed_from_step; /* -1: fresh */
-  int64_t last_ckpt_step;
+  int64_t last_ckpt_step;     /* last step submitted for saving */
+  int stop_requested;         /* all ranks agreed to stop (SIGTERM/SIGUSR1) */
   double test_accuracy;
   double samples_per_second;
 } herd_train_t;
 
 /* Elements appended to the gradient buffer: loss sum, sample count,
- * correct count. They ride in the same all-reduce (no extra round trip). */
-#define HERD_TRAIN_EXTRA 3
+ * correct count, stop flag (> 0 after the SUM when any rank got SIGTERM or
+ * SIGUSR1, so every rank stops after the same step). They ride in the same
+ * all-reduce (no extra round trip). */
+#define HERD_TRAIN_EXTRA 4
+#define HERD_TRAIN_STOP_SLOT 3
 
 /* train_state.c: checkpoints and state agreement across ranks. */
 herd_result_t herd_train_resume(herd_train_t *train);
+/* Rank 0: snapshots the state into the asynchronous writer (the step waits
+ * only for the copy). Other ranks: no-op. A failed save is logged, counted
+ * and reported by herd_train_poll_saves; training goes on. */
 herd_result_t herd_train_save(herd_train_t *train);
+/* Main thread: reports committed saves to the coordinator
+ * (checkpoint_committed). `wait` first waits for the save in flight. */
+void herd_train_poll_saves(herd_train_t *train, int wait);
 /* All ranks agree whether everyone succeeded (MIN all-reduce of a flag);
  * returns HERD_EPEER on ranks whose own rc was OK but a peer failed. */
 herd_result_t herd_train_agree(herd_train_t *train, herd_result_t rc);

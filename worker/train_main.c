@@ -6,12 +6,20 @@
  * loss and counts riding along), and every rank applies the same update.
  * Options come from the table below, with HERD_* environment fallbacks so
  * `herd run` can pass the run directory and checkpoint policy.
+ *
+ * Graceful stop: SIGTERM or SIGUSR1 (Slurm's --signal, Kubernetes pod
+ * termination, `herd run` on Ctrl-C) only sets a flag. The flag rides in the
+ * gradient all-reduce (HERD_TRAIN_STOP_SLOT), so every rank sees it after
+ * the same step whatever rank got the signal first; then rank 0 saves and
+ * waits for the commit, and all ranks exit 0. The next run resumes there.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "herd/env.h"
 #include "train.h"
 
 #define S_OFF(field) offsetof(herd_train_config_t, field)
@@ -54,7 +62,25 @@ static const herd_opt_t s_table[] = {
      S_OFF(resume), "auto (newest good checkpoint), never, or a file"},
     {"max-steps", 0, "HERD_MAX_STEPS", HERD_OPT_INT, "0", 0, 1e12, NULL,
      S_OFF(max_steps), "stop after this many steps in total (0: no limit)"},
+    {"dump-params", 0, NULL, HERD_OPT_STRING, NULL, 0, 0, NULL,
+     S_OFF(dump_params), "rank 0 writes the final parameters (raw f32) here"},
 };
+
+/* Set by SIGTERM/SIGUSR1; read once per step into the all-reduce. */
+static volatile sig_atomic_t s_stop_signal;
+
+static void s_on_stop_signal(int signo) { s_stop_signal = signo; }
+
+static void s_catch_stop_signals(void)
+{
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = s_on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, NULL);
+  sigaction(SIGUSR1, &action, NULL);
+}
 
 static const char s_usage[] =
     "usage: herd-train [OPTIONS]\n\n"
@@ -133,13 +159,24 @@ static herd_result_t s_make_model(herd_train_t *train)
 
 static herd_result_t s_join(herd_train_t *train)
 {
-  if (!getenv("HERD_COORD")) {
-    HERD_LOG(HERD_LOG_INFO, "train", "HERD_COORD unset: no coordinator");
+  herd_launch_env_t env; /* HERD_COORD, else derived from Slurm/k8s */
+  HERD_CHECK(herd_env_discover(&env));
+  if (!env.coord[0] || (!getenv("HERD_COORD") && !getenv("HERD_TOKEN"))) {
+    HERD_LOG(HERD_LOG_INFO, "train", "no HERD_COORD (or HERD_TOKEN for a "
+                                     "derived address): no coordinator");
     return HERD_OK;
   }
   herd_worker_config_t wc = HERD_WORKER_CONFIG_INIT;
+  wc.coord_endpoint = env.coord;
   wc.launcher_rank = train->rank;
   wc.launcher_world_size = train->world_size;
+  /* The launcher's env, where the backend has no world of its own (not
+   * mpi, or a singleton MPI without mpirun: a Kubernetes pod). */
+  if (env.rank >= 0 && (!train->comm || train->world_size <= 1 ||
+                        herd_comm_backend(train->comm) != HERD_BACKEND_MPI)) {
+    wc.launcher_rank = env.rank;
+    wc.launcher_world_size = env.world_size;
+  }
   const char *hb = getenv("HERD_HEARTBEAT_MS");
   wc.heartbeat_interval_ms = hb ? atoi(hb) : 0;
   HERD_CHECK(herd_worker_join(&wc, &train->worker));
@@ -147,18 +184,46 @@ static herd_result_t s_join(herd_train_t *train)
   HERD_CHECK(herd_worker_roster(train->worker, &roster));
   train->generation = roster.generation;
   herd_log_set_context(train->rank, roster.generation);
-  return HERD_OK;
+  if (train->comm)
+    return HERD_OK;
+  /* gloo: this generation's communicator from the roster and the KV store
+   * (the store is only needed while herd_comm_new connects). */
+  herd_comm_config_t cc = HERD_COMM_CONFIG_INIT;
+  cc.backend = HERD_BACKEND_GLOO;
+  cc.rank = train->rank = roster.rank;
+  cc.world_size = train->world_size = roster.world_size;
+  cc.generation = roster.generation;
+  HERD_CHECK(herd_comm_store_from_worker(train->worker, &cc.store));
+  herd_result_t rc = herd_comm_new(&cc, &train->comm);
+  herd_comm_store_destroy(&cc.store);
+  herd_log_set_context(train->rank, roster.generation);
+  return rc;
 }
 
 static herd_result_t s_setup(herd_train_t *train)
 {
   herd_comm_config_t cc = HERD_COMM_CONFIG_INIT;
   HERD_CHECK(herd_backend_parse(train->config.backend, &cc.backend));
-  HERD_CHECK(herd_comm_new(&cc, &train->comm));
-  train->rank = herd_comm_rank(train->comm);
-  train->world_size = herd_comm_world_size(train->comm);
+  const char *env_rank = getenv("HERD_RANK"), *env_world = getenv("HERD_WORLD_SIZE");
+  train->rank = env_rank ? atoi(env_rank) : 0;
+  train->world_size = env_world ? atoi(env_world) : 1;
+  if (cc.backend == HERD_BACKEND_GLOO && train->world_size <= 1) {
+    cc.rank = 0; /* a single rank needs no rendezvous */
+    cc.world_size = 1;
+  }
+  if (cc.backend != HERD_BACKEND_GLOO || train->world_size <= 1) {
+    HERD_CHECK(herd_comm_new(&cc, &train->comm));
+    train->rank = herd_comm_rank(train->comm);
+    train->world_size = herd_comm_world_size(train->comm);
+  }
   herd_log_set_context(train->rank, 0);
-  herd_result_t rc = s_join(train);
+  herd_result_t rc = s_join(train); /* gloo on >1 rank: makes train->comm */
+  if (rc == HERD_OK && !train->comm)
+    rc = herd_error_set(HERD_EINVAL, "--backend gloo on %d ranks needs the "
+                        "coordinator (herd run) for its rendezvous",
+                        train->world_size);
+  if (!train->comm)
+    return rc; /* nothing to agree over */
   if (rc == HERD_OK)
     rc = herd_dataset_load(train->config.data, &train->dataset);
   if (rc == HERD_OK)
@@ -241,11 +306,14 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   train->grad[p] = (float)loss_sum;
   train->grad[p + 1] = (float)(end - begin);
   train->grad[p + 2] = (float)correct;
+  train->grad[p + HERD_TRAIN_STOP_SLOT] = s_stop_signal ? 1.0f : 0.0f;
   double t2 = s_now();
   HERD_CHECK(herd_comm_allreduce_buckets(train->comm, train->grad,
                                          p + HERD_TRAIN_EXTRA, HERD_DTYPE_F32,
                                          HERD_OP_SUM));
   double t3 = s_now();
+  if (train->grad[p + HERD_TRAIN_STOP_SLOT] > 0)
+    train->stop_requested = 1;
   float inverse = 1.0f / train->grad[p + 1];
   for (size_t i = 0; i < p; i++)
     train->grad[i] *= inverse;
@@ -276,6 +344,7 @@ static herd_result_t s_after_step(herd_train_t *train, herd_step_report_t *repor
   }
   if (train->config.ckpt_every > 0 && train->step % train->config.ckpt_every == 0)
     herd_train_save(train); /* a failed save is logged; training goes on */
+  herd_train_poll_saves(train, 0);
   return HERD_OK;
 }
 
@@ -289,7 +358,8 @@ static herd_result_t s_train(herd_train_t *train)
   double window_start = s_now();
   int64_t window_samples = 0;
   int evaluated = 0; /* a resumed, finished run still reports accuracy */
-  while (rc == HERD_OK && train->epoch < train->config.epochs &&
+  while (rc == HERD_OK && !train->stop_requested &&
+         train->epoch < train->config.epochs &&
          (!train->config.max_steps || train->step < train->config.max_steps)) {
     if (train->step_in_epoch == 0 || herd_sampler_epoch(train->sampler) !=
                                          (uint64_t)train->epoch)
@@ -303,18 +373,36 @@ static herd_result_t s_train(herd_train_t *train)
       evaluated = train->step_in_epoch == 0;
     }
   }
-  if (rc == HERD_OK && !evaluated)
+  if (rc == HERD_OK && train->stop_requested && train->rank == 0)
+    fprintf(stderr, "herd-train: stop requested by signal: saving step %lld "
+                    "and exiting\n", (long long)train->step);
+  if (rc == HERD_OK && !evaluated && !train->stop_requested)
     rc = s_evaluate(train);
   free(x);
   free(labels);
   return rc;
 }
 
+/* Rank 0 only: the final parameters as raw little-endian f32. */
+static void s_dump_params(const herd_train_t *train)
+{
+  if (train->rank != 0 || !train->config.dump_params)
+    return;
+  FILE *f = fopen(train->config.dump_params, "wb");
+  size_t n = f ? fwrite(train->params, sizeof(float), train->param_count, f)
+               : 0;
+  if (!f || n != train->param_count || fclose(f) != 0)
+    fprintf(stderr, "herd-train: error: cannot write '%s'\n",
+            train->config.dump_params);
+}
+
 static void s_finish(herd_train_t *train)
 {
   if (train->step != train->last_ckpt_step)
     herd_train_save(train);
-  if (train->worker && train->rank == 0) {
+  herd_train_poll_saves(train, 1); /* the final save is durable before exit */
+  s_dump_params(train);
+  if (train->worker && train->rank == 0 && !train->stop_requested) {
     herd_done_report_t done = {
         .final_step = train->step, .epochs = train->epoch,
         .test_accuracy = train->test_accuracy,
@@ -327,6 +415,7 @@ static void s_finish(herd_train_t *train)
 
 static void s_cleanup(herd_train_t *train)
 {
+  herd_ckpt_writer_destroy(&train->writer);
   herd_worker_leave(&train->worker);
   herd_comm_destroy(&train->comm);
   herd_mlp_destroy(&train->mlp);
@@ -357,6 +446,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "herd-train: error: %s\n", herd_error_detail());
     return 2;
   }
+  s_catch_stop_signals();
   rc = s_setup(&train);
   if (rc == HERD_OK)
     rc = s_train(&train);

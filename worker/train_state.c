@@ -3,10 +3,19 @@
  * Rank 0 alone reads and writes checkpoints (data-parallel replicas are
  * identical); the others receive the state by broadcast, so a resume needs
  * the checkpoint only where rank 0 runs and every rank starts from exactly
- * the same bits.
+ * the same bits. Because the state is replicated and the sampler is global
+ * (a fixed global batch cut among the ranks), a checkpoint saved at one
+ * world size resumes at any other: only the cut changes.
+ *
+ * Saves are asynchronous (herd_ckpt_writer_*): the step is blocked only for
+ * the snapshot copy; completions are polled here, on the main thread,
+ * because the worker runtime's report calls are not thread-safe. HDF5 is
+ * only used inside the checkpoint module and by herd_dataset_load, which
+ * runs before the first save, so the two never overlap.
  */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "train.h"
@@ -64,37 +73,87 @@ static void s_config_json(const herd_train_t *train, char *out, size_t cap)
   json_decref(json);
 }
 
+/* The LR schedule and its position, so a reader sees the exact LR curve. */
+static void s_schedule_json(const herd_train_t *train, char *out, size_t cap)
+{
+  const herd_lr_schedule_t *s = &train->schedule;
+  json_t *json = json_pack(
+      "{s:i, s:f, s:I, s:I, s:f, s:I, s:f, s:I, s:f}", "kind", (int)s->kind,
+      "base_lr", s->base_lr, "warmup_steps", (json_int_t)s->warmup_steps,
+      "total_steps", (json_int_t)s->total_steps, "min_ratio", s->min_ratio,
+      "step_every", (json_int_t)s->step_every, "gamma", s->gamma, "position",
+      (json_int_t)train->step, "lr", herd_lr_at(s, train->step));
+  char *text = json ? json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  snprintf(out, cap, "%s", text ? text : "");
+  free(text);
+  json_decref(json);
+}
+
+/* herd-train's RNG streams are counter based: the init stream is seeded by
+ * the seed, the sampler's permutation of epoch e by (seed, e), and the
+ * position in it is the step in the epoch. Those counters are the state. */
+static void s_fill_meta(const herd_train_t *train, herd_ckpt_meta_t *meta)
+{
+  memset(meta, 0, sizeof *meta);
+  meta->step = train->step;
+  meta->epoch = train->epoch;
+  meta->step_in_epoch = train->step_in_epoch;
+  meta->rng_state[0] = (uint64_t)train->config.seed;
+  meta->rng_state[1] = (uint64_t)train->epoch;
+  meta->rng_state[2] = (uint64_t)train->step_in_epoch;
+  meta->world_size = train->world_size;
+  meta->virtual_shards = HERD_CKPT_VIRTUAL_SHARDS_DEFAULT;
+  s_config_json(train, meta->config_json, sizeof meta->config_json);
+  s_schedule_json(train, meta->lr_schedule_json,
+                  sizeof meta->lr_schedule_json);
+}
+
 herd_result_t herd_train_save(herd_train_t *train)
 {
   if (train->rank != 0 || !train->config.ckpt_dir)
     return HERD_OK;
-  herd_ckpt_meta_t meta;
-  memset(&meta, 0, sizeof meta);
-  meta.step = train->step;
-  meta.epoch = train->epoch;
-  meta.step_in_epoch = train->step_in_epoch;
-  meta.rng_state[0] = (uint64_t)train->config.seed;
-  meta.world_size = train->world_size;
-  s_config_json(train, meta.config_json, sizeof meta.config_json);
+  if (!train->writer)
+    HERD_CHECK(herd_ckpt_writer_new(train->config.ckpt_dir,
+                                    (int)train->config.keep, &train->writer));
+  herd_ckpt_meta_t *meta = malloc(sizeof *meta);
+  if (!meta)
+    return HERD_ENOMEM;
+  s_fill_meta(train, meta);
   herd_tensor_t tensors[2 + HERD_OPTIM_MAX_STATE];
   int64_t optim_step = herd_optim_step_count(train->optim);
   size_t n = s_tensors(train, tensors, &optim_step);
-  char path[4096];
-  herd_result_t rc = herd_ckpt_save(train->config.ckpt_dir, &meta, tensors, n,
-                                    path, sizeof path);
+  herd_result_t rc = herd_ckpt_writer_submit(train->writer, meta, tensors, n);
+  free(meta);
   if (rc != HERD_OK) {
     HERD_LOG(HERD_LOG_ERROR, "train", "checkpoint at step %lld failed: %s",
              (long long)train->step, herd_error_detail());
     return rc;
   }
   train->last_ckpt_step = train->step;
-  if (train->worker)
-    herd_worker_report_checkpoint(train->worker, train->step, path);
-  if (train->config.keep > 0 &&
-      herd_ckpt_prune(train->config.ckpt_dir, (int)train->config.keep) != HERD_OK)
-    HERD_LOG(HERD_LOG_WARN, "train", "pruning checkpoints: %s",
-             herd_error_detail());
   return HERD_OK;
+}
+
+void herd_train_poll_saves(herd_train_t *train, int wait)
+{
+  herd_ckpt_completion_t *done = NULL;
+  if (!train->writer || !(done = malloc(sizeof *done)))
+    return;
+  if (wait)
+    (void)herd_ckpt_writer_wait(train->writer);
+  while (herd_ckpt_writer_poll(train->writer, done)) {
+    if (done->result != HERD_OK) {
+      fprintf(stderr, "herd-train: checkpoint at step %lld failed (%s): %s; "
+                      "training goes on\n",
+              (long long)done->step, herd_err_name(done->result),
+              done->detail);
+      continue;
+    }
+    HERD_LOG(HERD_LOG_INFO, "train", "checkpoint %s committed in %.3f s",
+             done->path, done->write_seconds);
+    if (train->worker)
+      herd_worker_report_checkpoint(train->worker, done->step, done->path);
+  }
+  free(done);
 }
 
 /* Rank 0: picks the checkpoint per --resume and loads it. */
@@ -128,6 +187,10 @@ static herd_result_t s_load_rank0(herd_train_t *train, int64_t *header)
   memcpy(header, values, sizeof values);
   fprintf(stderr, "herd-train: resuming from %s (step %lld, epoch %lld)\n",
           path, (long long)meta.step, (long long)meta.epoch);
+  if (meta.world_size != train->world_size)
+    fprintf(stderr, "herd-train: resharding: saved at world size %d, "
+                    "resuming at %d\n", (int)meta.world_size,
+            train->world_size);
   return HERD_OK;
 }
 

@@ -3,7 +3,9 @@
  * A communicator spans the ranks of one generation. Backends: `mpi` (CPU
  * buffers, static world, MPI_ERRORS_RETURN), `nccl` (GPU buffers: every
  * pointer passed is device memory; non-blocking communicator, abortable),
- * later `gloo`. Callers never see the backend: the same calls work for all.
+ * `gloo` (CPU buffers, elastic: a new TCP context per generation, rendezvous
+ * through a key-value store, a dead peer is an error). Callers never see the
+ * backend: the same calls work for all.
  *
  * Thread safety: one thread drives collectives on a communicator;
  * herd_comm_abort() may be called from any other thread, after which
@@ -46,8 +48,16 @@ const char *herd_backend_name(herd_backend_t backend);
 herd_result_t herd_backend_parse(const char *name, herd_backend_t *backend);
 
 typedef struct herd_comm herd_comm_t;
+/* A rendezvous key-value store (set, get-with-timeout) that elastic backends
+ * bootstrap through; keys are namespaced by generation. */
+typedef struct herd_comm_store herd_comm_store_t;
+/* The worker runtime's handle (include/herd/worker.h). */
+typedef struct herd_worker herd_worker_t;
+/* One non-blocking collective in flight (herd_comm_iallreduce). */
+typedef struct herd_comm_request herd_comm_request_t;
 
-#define HERD_COMM_CONFIG_VERSION 1
+/* Version 1 ends at cuda_device; version 2 adds store and timeout_ms. */
+#define HERD_COMM_CONFIG_VERSION 2
 typedef struct {
   int version;                 /* HERD_COMM_CONFIG_VERSION */
   herd_backend_t backend;
@@ -57,11 +67,28 @@ typedef struct {
   size_t bucket_bytes;         /* fusion bucket size, 0 = default 25 MiB */
   size_t first_bucket_bytes;   /* 0 = default 1 MiB */
   int cuda_device;             /* nccl: -1 = local rank modulo device count */
+  herd_comm_store_t *store;    /* gloo rendezvous; NULL for mpi/nccl static
+                                  mode. Borrowed: must outlive herd_comm_new */
+  int timeout_ms;              /* gloo: connect/op timeout, 0 = 30000 */
 } herd_comm_config_t;
 
 #define HERD_COMM_CONFIG_INIT                                                  \
-  { HERD_COMM_CONFIG_VERSION, HERD_BACKEND_MPI, -1, -1, 0, 0, 0, -1 }
+  { HERD_COMM_CONFIG_VERSION, HERD_BACKEND_MPI, -1, -1, 0, 0, 0, -1, NULL, 0 }
 
+/* A store over the coordinator's rendezvous KV (herd_worker_kv_set/get).
+ * The worker is borrowed and must outlive the store. Caller owns *store_out.
+ * Defined in libherd (the worker library), not in herd_collectives. */
+herd_result_t herd_comm_store_from_worker(herd_worker_t *worker,
+                                          herd_comm_store_t **store_out);
+/* Destroys and NULLs *store_p; accepts NULL. */
+void herd_comm_store_destroy(herd_comm_store_t **store_p);
+
+/* The backend a job should use when none is named: $HERD_BACKEND if set,
+ * else nccl for GPU buffers, gloo for elastic CPU jobs, mpi otherwise. */
+herd_backend_t herd_comm_default_backend(int gpu_buffers, int elastic);
+
+/* 1 when this build has the gloo backend (libgloo-dev found at build). */
+int herd_comm_have_gloo(void);
 /* 1 when this build has the nccl backend (CUDA toolkit found at build). */
 int herd_comm_have_nccl(void);
 
@@ -88,6 +115,22 @@ herd_result_t herd_comm_allreduce(herd_comm_t *comm, const void *send,
 herd_result_t herd_comm_allreduce_buckets(herd_comm_t *comm, void *buf,
                                           size_t count, herd_dtype_t dtype,
                                           herd_op_t op);
+/* All-reduce of n separate tensors (bufs[i] holds counts[i] elements), each
+ * reduced in place. Adjacent tensors that are contiguous in memory are
+ * reduced where they lie; the rest are packed into buckets of the configured
+ * size, one collective per bucket, and unpacked. */
+herd_result_t herd_comm_allreduce_tensors(herd_comm_t *comm, void **bufs,
+                                          const size_t *counts, size_t n,
+                                          herd_dtype_t dtype, herd_op_t op);
+/* Non-blocking all-reduce: queued on the communicator's progress thread (in
+ * call order) and returns at once; the buffers must stay untouched until
+ * herd_comm_wait. Blocking calls on the same communicator first wait for
+ * queued ones, so every rank sees the same order. Caller owns *req_out. */
+herd_result_t herd_comm_iallreduce(herd_comm_t *comm, const void *send,
+                                   void *recv, size_t count, herd_dtype_t dtype,
+                                   herd_op_t op, herd_comm_request_t **req_out);
+/* Waits for *req_p, frees it, NULLs the pointer; returns its result. */
+herd_result_t herd_comm_wait(herd_comm_request_t **req_p);
 herd_result_t herd_comm_broadcast(herd_comm_t *comm, void *buf, size_t count,
                                   herd_dtype_t dtype, int root);
 herd_result_t herd_comm_barrier(herd_comm_t *comm);

@@ -35,12 +35,31 @@ typedef struct {
   int heartbeat_interval_ms;  /* workers' interval, default 100 */
   int heartbeat_misses;       /* missed intervals before failed, default 3 */
   int join_timeout_ms;        /* fail when min never reached, default 120000 */
-  size_t max_message_bytes;   /* dropped before decoding, default 64 KiB */
+  size_t max_message_bytes;   /* dropped before decoding, default 68 KiB
+                                 (a 64 KiB KV value plus its key) */
+  /* Elastic membership and failure detection (fields added later; the
+   * INITIALIZER fills them, a zero means the default). */
+  int last_call_ms;           /* after min is reached, wait this long for
+                                 more joiners (up to max), default 500;
+                                 -1: none */
+  int disconnect_is_failure;  /* a member's TCP connection closing fails it
+                                 at once, default 1; -1: heartbeats only */
+  int watchdog_multiple;      /* evict a rank whose step is stuck for this
+                                 many median step times while others
+                                 progress, default 10; -1: off */
+  int watchdog_min_ms;        /* never evict for progress sooner, 1000 */
+  int host_cooldown_failures; /* failures of one host within 60 s before it
+                                 is held out, default 3; -1: off */
+  int host_cooldown_ms;       /* first hold-out, doubled each time (capped
+                                 at 10 min), default 10000 */
+  int rejoin_window_ms;       /* restarted coordinator: how long to wait for
+                                 all members of a generation to re-register
+                                 before forming a new one, default 2000 */
 } herd_coord_config_t;
 
 #define HERD_COORD_CONFIG_INIT                                                 \
   { HERD_COORD_CONFIG_VERSION, "127.0.0.1", 0, NULL, "herd", NULL, 1, 1,      \
-    100, 3, 120000, 65536 }
+    100, 3, 120000, 69632, 0, 0, 0, 0, 0, 0, 0 }
 
 /* Binds, opens the run dir files and starts the coordinator thread.
  * Caller owns *coord_out. */
@@ -66,6 +85,11 @@ typedef struct {
   char failure[256];      /* why, when failed */
   double test_accuracy;   /* last reported, -1 if none */
   int64_t malformed_messages;
+  /* added for elastic membership */
+  int waiting;            /* registered, waiting for the next generation */
+  int64_t adopted_generation; /* generation adopted after a restart, 0 none */
+  int64_t kv_keys;        /* keys in the rendezvous store */
+  int64_t watchdog_evictions;
 } herd_coord_stats_t;
 
 herd_result_t herd_coord_stats(herd_coord_t *coord, herd_coord_stats_t *out);
@@ -83,6 +107,19 @@ herd_result_t herd_coord_add_event(herd_coord_t *coord, const char *event,
  * job_ok = 0 records the failure reason. */
 herd_result_t herd_coord_finish(herd_coord_t *coord, int job_ok,
                                 const char *reason);
+
+/* Asks the coordinator at `endpoint` ("tcp://host:port") for its status
+ * (`herd status`): sends a StatusRequest with the job token and waits up to
+ * timeout_ms. On success *json_out is a JSON object text the caller frees
+ * with free(): generation, world_size, job_state, step, epoch, loss,
+ * samples_per_second, failures, malformed_messages, member_count,
+ * min_workers, max_workers, failure, uptime_seconds, and members (at most
+ * 1024: rank, pid, host, state, step, last_seen_ms_ago). HERD_EAUTH: refused
+ * (wrong token/job id, with the reason in herd_error_detail());
+ * HERD_ETIMEDOUT: no answer. Thread-safe (own ZeroMQ context). */
+herd_result_t herd_coord_query_status(const char *endpoint, const char *token,
+                                      const char *job_id, int timeout_ms,
+                                      char **json_out);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,13 @@
  * report calls never block the training step (a full queue drops the report
  * and counts it).
  *
- * Thread safety: the report calls may be made from any one thread.
+ * If the coordinator dies, training goes on: reports wait (bounded) in the
+ * runtime while the link reconnects with backoff, and on reconnecting the
+ * worker re-registers with its generation and rank, so a restarted
+ * coordinator adopts it.
+ *
+ * Thread safety: the report and KV calls may be made from any thread,
+ * concurrently.
  */
 #ifndef HERD_WORKER_H
 #define HERD_WORKER_H
@@ -83,6 +89,29 @@ void herd_worker_report_checkpoint(herd_worker_t *worker, int64_t step,
                                    const char *path);
 void herd_worker_report_done(herd_worker_t *worker,
                              const herd_done_report_t *report);
+
+/* ---- rendezvous store ----------------------------------------------------
+ * A small key-value store in the coordinator through which collective
+ * backends exchange bootstrap data. Keys are namespaced by the caller's
+ * current generation (herd_worker_roster), so every generation starts with
+ * an empty store. Both calls block the calling thread only; the background
+ * thread carries the request. */
+#define HERD_WORKER_KV_KEY_MAX 256      /* bytes, without the NUL */
+#define HERD_WORKER_KV_VALUE_MAX 65536  /* bytes */
+
+/* Stores `len` bytes under the NUL-terminated `key` and waits (bounded,
+ * 30 s) for the coordinator's acknowledgement. HERD_EINVAL: empty or too
+ * long key, len above HERD_WORKER_KV_VALUE_MAX; HERD_ETOOBIG: the
+ * coordinator's store is full; HERD_ETIMEDOUT: no acknowledgement. */
+herd_result_t herd_worker_kv_set(herd_worker_t *worker, const char *key,
+                                 const void *value, size_t len);
+/* Waits up to timeout_ms for `key` to be set (in this generation) and
+ * copies its value into buf. *len gets the value's size. HERD_ETIMEDOUT:
+ * not set in time; HERD_ETOOBIG: the value is larger than cap (*len says
+ * how large; nothing copied). */
+herd_result_t herd_worker_kv_get(herd_worker_t *worker, const char *key,
+                                 void *buf, size_t cap, size_t *len,
+                                 int timeout_ms);
 
 /* Flushes queued reports (bounded wait), sends Leave, stops the thread,
  * NULLs *worker_p. Accepts NULL. */

@@ -87,10 +87,17 @@ run_sigint() {
   wait $pid || rc=$?
   [ $rc = 130 ] || { cat "$tmp/out"; fail "exit status $rc after SIGINT, want 130"; }
   [ "$(json "$tmp/run/summary.json" 'j["ok"]')" = False ] || fail "interrupted run marked ok"
+  # herd run turned SIGINT into SIGUSR1: the workers agreed on a stop step,
+  # saved it, committed it and exited 0; the next run resumes exactly there.
+  stop=$(sed -n 's/^herd-train: stop requested by signal: saving step \([0-9]*\) .*/\1/p' "$tmp/out")
+  [ -n "$stop" ] || { cat "$tmp/out"; fail "workers did not stop gracefully"; }
+  grep -q "exited with status\|killed by signal" "$tmp/out" && { cat "$tmp/out"; fail "a worker did not exit 0"; }
   last=$(ls "$tmp"/run/ckpt/ckpt-*.h5 | tail -1 | sed 's/.*ckpt-0*\([0-9]*\).h5/\1/')
-  herd run -n 2 --run-dir "$tmp/run" -- herd-train --data "$data" --epochs 50 --max-steps $((last + 10)) \
+  [ "$last" = "$stop" ] || fail "newest checkpoint is step $last, stop step was $stop"
+  herd ckpt verify "$tmp/run/ckpt" >/dev/null || fail "checkpoints do not verify after SIGINT"
+  herd run -n 2 --run-dir "$tmp/run" -- herd-train --data "$data" --epochs 50 --max-steps $((stop + 10)) \
     >/dev/null 2>&1 || fail "resume after SIGINT"
-  [ "$(json "$tmp/run/summary.json" 'j["resumed_from_step"]')" = "$last" ] || fail "did not resume from $last"
+  [ "$(json "$tmp/run/summary.json" 'j["resumed_from_step"]')" = "$stop" ] || fail "did not resume from $stop"
 }
 
 # expect_error EXPECTED_STATUS PATTERN CMD...: bounded, one clear line, no crash.

@@ -1,7 +1,11 @@
-/* herd_comm correctness on every rank of a real MPI job (run under mpirun
- * with 1..4 ranks by ctest). Each rank fills its buffer from a formula of
- * (rank, index), so every rank can compute the expected reduction itself:
- * a CPU reference that needs no communication.
+/* herd_comm correctness on every rank of a real job, for one backend:
+ *   test_comm mpi [large_count]            under mpirun -np 1..4
+ *   test_comm gloo -n N [large_count]      forks N ranks itself; they meet
+ *                                          through a file store (tests only)
+ * Each rank fills its buffer from a formula of (rank, index), so every rank
+ * can compute the expected reduction itself: a CPU reference that needs no
+ * communication. Every dtype and op, counts 0, 1, odd and large, in place,
+ * out of place, bucketed, fused tensors and non-blocking.
  *
  * Values are small integers, exact in every dtype (f16 included), so the
  * comparison is exact. Failures are counted, never abort mid-way: all ranks
@@ -13,6 +17,9 @@
 
 #include "comm_internal.h"
 #include "herd/comm.h"
+#include "test_comm_store.h"
+
+enum { S_OUT_OF_PLACE, S_IN_PLACE, S_BUCKETED, S_TENSORS, S_NONBLOCKING, S_MODES };
 
 static int s_failures;
 static int s_checks;
@@ -70,22 +77,74 @@ static double s_expected(herd_op_t op, int world, size_t i, int integer)
   return acc;
 }
 
+/* Reduces `send` as n tensors: the odd ones moved to their own allocations
+ * (so they must be packed), the even ones left contiguous in place. */
+static herd_result_t s_reduce_tensors(herd_comm_t *comm, char *send,
+                                      size_t count, herd_dtype_t dtype,
+                                      herd_op_t op)
+{
+  size_t elem = herd_dtype_size(dtype), n = 0, done = 0;
+  void *bufs[4096];
+  size_t counts[4096];
+  while (done < count && n < 4095) {
+    size_t c = n % 7 == 6 ? 5000 : (n * 37) % 300 + 1;
+    c = c < count - done ? c : count - done;
+    counts[n] = c;
+    bufs[n] = send + done * elem;
+    if (n % 2 && (bufs[n] = malloc(c * elem)))
+      memcpy(bufs[n], send + done * elem, c * elem);
+    done += c;
+    n++;
+  }
+  if (done < count) { /* the rest as one big contiguous tensor */
+    bufs[n] = send + done * elem;
+    counts[n++] = count - done;
+  }
+  herd_result_t rc = herd_comm_allreduce_tensors(comm, bufs, counts, n, dtype, op);
+  done = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (bufs[i] != send + done * elem) {
+      memcpy(send + done * elem, bufs[i], counts[i] * elem);
+      free(bufs[i]);
+    }
+    done += counts[i];
+  }
+  return rc;
+}
+
+static herd_result_t s_reduce(herd_comm_t *comm, char *send, char *recv,
+                              size_t count, herd_dtype_t dtype, herd_op_t op,
+                              int mode)
+{
+  herd_comm_request_t *req = NULL;
+  switch (mode) {
+  case S_IN_PLACE:
+    return herd_comm_allreduce(comm, send, send, count, dtype, op);
+  case S_BUCKETED:
+    return herd_comm_allreduce_buckets(comm, send, count, dtype, op);
+  case S_TENSORS:
+    return s_reduce_tensors(comm, send, count, dtype, op);
+  case S_NONBLOCKING:
+    HERD_CHECK(herd_comm_iallreduce(comm, send, recv, count, dtype, op, &req));
+    return herd_comm_wait(&req);
+  default:
+    return herd_comm_allreduce(comm, send, recv, count, dtype, op);
+  }
+}
+
 static void s_check_case(herd_comm_t *comm, herd_dtype_t dtype, herd_op_t op,
-                         size_t count, int in_place, int bucketed)
+                         size_t count, int mode)
 {
   int rank = herd_comm_rank(comm), world = herd_comm_world_size(comm);
   size_t elem = herd_dtype_size(dtype);
   char *send = malloc(count * elem + 1), *recv = malloc(count * elem + 1);
   for (size_t i = 0; i < count; i++)
     s_store(send, dtype, i, s_value(rank, i));
-  herd_result_t rc;
-  if (bucketed)
-    rc = herd_comm_allreduce_buckets(comm, send, count, dtype, op);
-  else
-    rc = herd_comm_allreduce(comm, send, in_place ? send : recv, count, dtype, op);
-  const char *out = in_place || bucketed ? send : recv;
-  EXPECT(rc == HERD_OK, "allreduce dtype %d op %d count %zu: %s", dtype, op,
-         count, herd_strerror(rc));
+  herd_result_t rc = s_reduce(comm, send, recv, count, dtype, op, mode);
+  int separate = mode == S_OUT_OF_PLACE || mode == S_NONBLOCKING;
+  const char *out = separate ? recv : send;
+  EXPECT(rc == HERD_OK, "allreduce dtype %d op %d count %zu mode %d: %s (%s)",
+         dtype, op, count, mode, herd_strerror(rc), herd_error_detail());
   int integer = dtype == HERD_DTYPE_I32 || dtype == HERD_DTYPE_I64 || dtype == HERD_DTYPE_U8;
   size_t wrong = 0;
   for (size_t i = 0; rc == HERD_OK && i < count; i++) {
@@ -98,8 +157,8 @@ static void s_check_case(herd_comm_t *comm, herd_dtype_t dtype, herd_op_t op,
       want = (float)want;
     wrong += s_load(out, dtype, i) != want;
   }
-  EXPECT(wrong == 0, "dtype %d op %d count %zu in_place %d bucketed %d: %zu wrong",
-         dtype, op, count, in_place, bucketed, wrong);
+  EXPECT(wrong == 0, "dtype %d op %d count %zu mode %d: %zu wrong", dtype, op,
+         count, mode, wrong);
   free(send);
   free(recv);
 }
@@ -120,25 +179,45 @@ static void s_check_broadcast(herd_comm_t *comm)
   EXPECT(herd_comm_barrier(comm) == HERD_OK, "barrier");
 }
 
-int main(int argc, char **argv)
+/* Overlap: several requests in flight at once, then a blocking call that
+ * must wait for them; results checked like any other case. */
+static void s_check_pipeline(herd_comm_t *comm)
 {
-  size_t large_count = argc > 1 ? strtoull(argv[1], NULL, 10) : (64u << 20) / 4;
-  herd_comm_config_t config = HERD_COMM_CONFIG_INIT;
-  config.first_bucket_bytes = 4096; /* many buckets even for small buffers */
-  config.bucket_bytes = 1 << 20;
-  herd_comm_t *comm = NULL;
-  if (herd_comm_new(&config, &comm) != HERD_OK) {
-    fprintf(stderr, "herd_comm_new: %s\n", herd_error_detail());
-    return 1;
+  int world = herd_comm_world_size(comm);
+  enum { N = 4, COUNT = 10007 };
+  float *bufs[N];
+  herd_comm_request_t *reqs[N];
+  for (int k = 0; k < N; k++) {
+    bufs[k] = malloc(COUNT * sizeof(float));
+    for (size_t i = 0; i < COUNT; i++)
+      bufs[k][i] = (float)(s_value(herd_comm_rank(comm), i) + k);
+    EXPECT(herd_comm_iallreduce(comm, bufs[k], bufs[k], COUNT, HERD_DTYPE_F32,
+                                HERD_OP_SUM, &reqs[k]) == HERD_OK, "iallreduce");
   }
-  const size_t counts[] = {0, 1, 7, 1001, 300000};
+  EXPECT(herd_comm_barrier(comm) == HERD_OK, "barrier after iallreduce");
+  for (int k = 0; k < N; k++) {
+    EXPECT(herd_comm_wait(&reqs[k]) == HERD_OK && !reqs[k], "wait");
+    size_t wrong = 0;
+    for (size_t i = 0; i < COUNT; i++)
+      wrong += bufs[k][i] != (float)(s_expected(HERD_OP_SUM, world, i, 0) + k * world);
+    EXPECT(wrong == 0, "pipelined request %d: %zu wrong", k, wrong);
+    free(bufs[k]);
+  }
+}
+
+static int s_run_suite(herd_comm_t *comm, size_t large_count)
+{
+  const size_t counts[] = {0, 1, 7, 1001, 300001};
   for (int dtype = HERD_DTYPE_F32; dtype <= HERD_DTYPE_U8; dtype++)
     for (int op = HERD_OP_SUM; op <= HERD_OP_MIN; op++)
       for (size_t c = 0; c < sizeof counts / sizeof *counts; c++)
-        for (int mode = 0; mode < 3; mode++)
-          s_check_case(comm, dtype, op, counts[c], mode == 1, mode == 2);
-  s_check_case(comm, HERD_DTYPE_F32, HERD_OP_SUM, large_count, 0, 0);
-  s_check_case(comm, HERD_DTYPE_F32, HERD_OP_SUM, large_count, 0, 1);
+        for (int mode = 0; mode < S_MODES; mode++)
+          s_check_case(comm, dtype, op, counts[c], mode);
+  for (int op = HERD_OP_SUM; op <= HERD_OP_MIN; op++)
+    s_check_case(comm, HERD_DTYPE_F32, op, large_count, op % 2 ? S_IN_PLACE : S_OUT_OF_PLACE);
+  s_check_case(comm, HERD_DTYPE_F32, HERD_OP_SUM, large_count, S_BUCKETED);
+  s_check_case(comm, HERD_DTYPE_F32, HERD_OP_SUM, large_count, S_TENSORS);
+  s_check_pipeline(comm);
   s_check_broadcast(comm);
 
   herd_comm_abort(comm);
@@ -148,8 +227,83 @@ int main(int argc, char **argv)
   int rank = herd_comm_rank(comm);
   herd_comm_destroy(&comm);
   herd_comm_destroy(&comm); /* safe twice */
-  herd_comm_global_shutdown();
   if (rank == 0 || s_failures)
     printf("rank %d: %d checks, %d failures\n", rank, s_checks, s_failures);
   return s_failures ? 1 : 0;
+}
+
+static herd_comm_config_t s_config(herd_backend_t backend)
+{
+  herd_comm_config_t config = HERD_COMM_CONFIG_INIT;
+  config.backend = backend;
+  config.first_bucket_bytes = 4096; /* many buckets even for small buffers */
+  config.bucket_bytes = 1 << 20;
+  return config;
+}
+
+static size_t s_large_count;
+
+static int s_gloo_rank(int rank, int world, const char *dir, void *arg)
+{
+  (void)arg;
+  herd_comm_config_t config = s_config(HERD_BACKEND_GLOO);
+  config.rank = rank;
+  config.world_size = world;
+  config.generation = 1;
+  herd_comm_t *comm = NULL;
+  herd_result_t rc = herd_test_file_store_new(dir, &config.store);
+  if (rc == HERD_OK)
+    rc = herd_comm_new(&config, &comm);
+  if (rc != HERD_OK) {
+    fprintf(stderr, "rank %d: herd_comm_new: %s\n", rank, herd_error_detail());
+    herd_comm_store_destroy(&config.store);
+    return 1;
+  }
+  int failed = s_run_suite(comm, s_large_count);
+  herd_comm_store_destroy(&config.store);
+  return failed;
+}
+
+static int s_main_gloo(int world)
+{
+  char dir[4096];
+  pid_t pids[64];
+  if (world < 1 || world > 64 || herd_test_store_dir(dir, sizeof dir) != HERD_OK) {
+    fprintf(stderr, "gloo: bad world size or store dir\n");
+    return 1;
+  }
+  int failed = herd_test_spawn(world, pids, s_gloo_rank, dir, NULL) != 0;
+  failed += herd_test_wait_all(world, pids);
+  herd_test_store_dir_remove(dir);
+  printf("gloo on %d ranks: %s\n", world, failed ? "FAILED" : "ok");
+  return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+  herd_backend_t backend = HERD_BACKEND_MPI;
+  int world = 1, arg = 1;
+  if (arg < argc && herd_backend_parse(argv[arg], &backend) == HERD_OK)
+    arg++;
+  if (arg + 1 < argc && strcmp(argv[arg], "-n") == 0) {
+    world = atoi(argv[arg + 1]);
+    arg += 2;
+  }
+  s_large_count = arg < argc ? strtoull(argv[arg], NULL, 10) : (64u << 20) / 4;
+  if (backend == HERD_BACKEND_GLOO) {
+    if (!herd_comm_have_gloo()) {
+      printf("SKIP: this build has no gloo backend\n");
+      return 77;
+    }
+    return s_main_gloo(world);
+  }
+  herd_comm_config_t config = s_config(backend);
+  herd_comm_t *comm = NULL;
+  if (herd_comm_new(&config, &comm) != HERD_OK) {
+    fprintf(stderr, "herd_comm_new: %s\n", herd_error_detail());
+    return 1;
+  }
+  int failed = s_run_suite(comm, s_large_count);
+  herd_comm_global_shutdown();
+  return failed;
 }

@@ -383,7 +383,25 @@ static void test_state_tables(void **state)
       coord_member_transition(COORD_MEMBER_FAILED, COORD_MEMBER_EV_LEAVE, &m));
   coord_job_state_t j;
   assert_true(coord_job_transition(COORD_JOB_FORMING, COORD_JOB_EV_QUORUM, &j));
+  assert_int_equal(j, COORD_JOB_LAST_CALL);
+  assert_true(
+      coord_job_transition(COORD_JOB_LAST_CALL, COORD_JOB_EV_REFORMED, &j));
   assert_int_equal(j, COORD_JOB_RUNNING);
+  assert_true(coord_job_transition(COORD_JOB_RUNNING, COORD_JOB_EV_ADMIT, &j));
+  assert_int_equal(j, COORD_JOB_RECONFIGURING);
+  assert_true(
+      coord_job_transition(COORD_JOB_RECONFIGURING, COORD_JOB_EV_BELOW_MIN, &j));
+  assert_int_equal(j, COORD_JOB_FORMING);
+  assert_true(coord_job_transition(COORD_JOB_FORMING, COORD_JOB_EV_ADOPTED, &j));
+  assert_int_equal(j, COORD_JOB_RUNNING);
+  assert_true(
+      coord_member_transition(COORD_MEMBER_JOINING, COORD_MEMBER_EV_DEFER, &m));
+  assert_int_equal(m, COORD_MEMBER_WAITING);
+  assert_true(
+      coord_member_transition(COORD_MEMBER_WAITING, COORD_MEMBER_EV_ADMIT, &m));
+  assert_int_equal(m, COORD_MEMBER_ACTIVE);
+  assert_false(
+      coord_member_transition(COORD_MEMBER_ACTIVE, COORD_MEMBER_EV_DEFER, &m));
   assert_true(
       coord_job_transition(COORD_JOB_RUNNING, COORD_JOB_EV_MEMBER_LOST, &j));
   assert_int_equal(j, COORD_JOB_RECONFIGURING);

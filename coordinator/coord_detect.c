@@ -1,0 +1,210 @@
+/* Failure detection: several signals, the fastest wins.
+ *
+ *  - lost connection: the ROUTER's socket monitor reports a closed TCP
+ *    connection; the member whose messages came from that fd fails at the
+ *    next tick (after any Leave still queued on it). A kill -9 is seen in
+ *    about a millisecond on loopback. Configurable off (disconnect_is_failure
+ *    -1) where connections are expected to break and recover.
+ *  - missed heartbeats: no message for interval x misses (300 ms default).
+ *  - PeerFailed reports and child exits (coord_handlers.c, coord.c).
+ *  - progress watchdog: a member whose step stops advancing for
+ *    watchdog_multiple x the median step time (at least watchdog_min_ms)
+ *    while another member's step advanced within that time is evicted as
+ *    hung. When every rank is stuck (a synchronous all-reduce waiting on a
+ *    hung rank looks the same on all of them) nobody can be blamed by step
+ *    counts alone, so nobody is evicted.
+ *
+ * A host whose members fail host_cooldown_failures times within a minute is
+ * held out of generations for a cool-down that doubles with each repeat
+ * (capped at 10 minutes); coord_generation.c still admits its workers when
+ * the job would otherwise fall below --min.
+ *
+ * The O(members) scans are rate-limited (every few ms, the watchdog every
+ * 100 ms) so a flood of heartbeats does not turn into a flood of scans.
+ * Every function here runs with coord->lock held.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "coord_internal.h"
+#include "herd/herd.h"
+
+#define DETECT_WINDOW_MS 60000
+#define DETECT_COOLDOWN_MAX_MS 600000
+#define DETECT_WATCHDOG_EVERY_MS 100
+#define DETECT_DISCONNECT_GRACE_MS 50
+
+/* ---- hosts and cool-downs -------------------------------------------------- */
+
+int coord_host_intern(herd_coord_t *coord, const char *host)
+{
+  for (int i = 0; i < coord->n_hosts; i++)
+    if (strcmp(coord->hosts[i].name, host) == 0)
+      return i;
+  if (coord->n_hosts == COORD_MAX_HOSTS)
+    return -1; /* not tracked: never cooled */
+  coord_host_t *h = &coord->hosts[coord->n_hosts];
+  memset(h, 0, sizeof *h);
+  snprintf(h->name, sizeof h->name, "%s", host);
+  return coord->n_hosts++;
+}
+
+int coord_host_cooling(const herd_coord_t *coord, const coord_member_t *m,
+                       int64_t now_ms)
+{
+  return m->host_index >= 0 &&
+         coord->hosts[m->host_index].cooldown_until_ms > now_ms;
+}
+
+void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,
+                              int64_t now_ms)
+{
+  int threshold = coord->config.host_cooldown_failures;
+  if (threshold <= 0 || member->host_index < 0)
+    return;
+  coord_host_t *h = &coord->hosts[member->host_index];
+  if (now_ms - h->window_start_ms > DETECT_WINDOW_MS) {
+    h->window_start_ms = now_ms;
+    h->failures = 0;
+  }
+  if (++h->failures < threshold)
+    return;
+  int64_t ms = coord->config.host_cooldown_ms;
+  for (int i = 0; i < h->strikes && ms < DETECT_COOLDOWN_MAX_MS; i++)
+    ms *= 2;
+  if (ms > DETECT_COOLDOWN_MAX_MS)
+    ms = DETECT_COOLDOWN_MAX_MS;
+  h->strikes++;
+  h->failures = 0;
+  h->cooldown_until_ms = now_ms + ms;
+  HERD_LOG(HERD_LOG_WARN, COORD_LOG,
+           "host %s failed %d times: held out for %lld ms", h->name, threshold,
+           (long long)ms);
+  coord_events_write(&coord->events, "host_cooldown",
+                     json_pack("{s:o, s:I, s:i}", "host",
+                               coord_json_string(h->name), "ms", (json_int_t)ms,
+                               "strikes", h->strikes));
+}
+
+/* ---- heartbeats and connections ------------------------------------------ */
+
+static void s_check_member(herd_coord_t *coord, coord_member_t *m,
+                           int64_t now_ms, int64_t limit_ms)
+{
+  char reason[128];
+  if (m->disconnected_ms && coord->config.disconnect_is_failure > 0 &&
+      (coord->router_drained ||
+       now_ms - m->disconnected_ms >= DETECT_DISCONNECT_GRACE_MS)) {
+    coord_member_fail(coord, m, "connection lost");
+    return;
+  }
+  if (now_ms - m->last_seen_ms > limit_ms) {
+    snprintf(reason, sizeof reason, "no heartbeat for %lld ms",
+             (long long)(now_ms - m->last_seen_ms));
+    coord_member_fail(coord, m, reason);
+  }
+}
+
+static void s_scan(herd_coord_t *coord, int64_t now_ms)
+{
+  int64_t limit_ms = (int64_t)coord->config.heartbeat_interval_ms *
+                     coord->config.heartbeat_misses;
+  int waiting = 0;
+  for (int i = 0; i < coord->member_capacity; i++) {
+    coord_member_t *m = &coord->members[i];
+    if (!m->in_use)
+      continue;
+    s_check_member(coord, m, now_ms, limit_ms);
+    waiting += m->in_use && m->state == COORD_MEMBER_WAITING;
+  }
+  coord->stats.waiting = waiting;
+}
+
+/* ---- progress watchdog ----------------------------------------------------- */
+
+void coord_detect_step(herd_coord_t *coord, coord_member_t *member,
+                       int64_t step, int64_t now_ms)
+{
+  if (step <= member->step)
+    return;
+  if (member->step >= 0) {
+    double per_step =
+        (double)(now_ms - member->step_advanced_ms) / (double)(step - member->step);
+    member->step_ms_avg = member->step_ms_avg > 0
+                              ? 0.7 * member->step_ms_avg + 0.3 * per_step
+                              : per_step;
+  }
+  member->step = step;
+  member->step_advanced_ms = now_ms;
+}
+
+static int s_cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Median ms per step over active members that have one; 0 when none. */
+static double s_median_step_ms(herd_coord_t *coord, int64_t *newest_out)
+{
+  int n = 0;
+  int64_t newest = 0;
+  for (int i = 0; i < coord->member_capacity; i++) {
+    coord_member_t *m = &coord->members[i];
+    if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->step < 0)
+      continue;
+    if (m->step_ms_avg > 0)
+      coord->scratch[n++] = m->step_ms_avg;
+    if (m->step_advanced_ms > newest)
+      newest = m->step_advanced_ms;
+  }
+  *newest_out = newest;
+  if (n == 0)
+    return 0;
+  qsort(coord->scratch, (size_t)n, sizeof *coord->scratch, s_cmp_double);
+  return coord->scratch[n / 2];
+}
+
+static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
+{
+  if (coord->config.watchdog_multiple <= 0 ||
+      coord->job_state != COORD_JOB_RUNNING || coord->stats.done)
+    return;
+  int64_t newest = 0;
+  double median = s_median_step_ms(coord, &newest);
+  if (median <= 0)
+    return;
+  double limit = median * coord->config.watchdog_multiple;
+  if (limit < coord->config.watchdog_min_ms)
+    limit = coord->config.watchdog_min_ms;
+  for (int i = 0; i < coord->member_capacity; i++) {
+    coord_member_t *m = &coord->members[i];
+    if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->step < 0 ||
+        now_ms - m->step_advanced_ms <= limit ||
+        newest - m->step_advanced_ms <= median || now_ms - newest > limit)
+      continue;
+    char reason[160];
+    snprintf(reason, sizeof reason,
+             "progress watchdog: step %lld for %lld ms while others advanced "
+             "(median step %.0f ms)",
+             (long long)m->step, (long long)(now_ms - m->step_advanced_ms),
+             median);
+    coord->stats.watchdog_evictions++;
+    coord_member_fail(coord, m, reason);
+  }
+}
+
+void coord_detect_tick(herd_coord_t *coord, int64_t now_ms)
+{
+  if (now_ms >= coord->next_scan_ms) {
+    s_scan(coord, now_ms);
+    coord->next_scan_ms = now_ms + coord->scan_interval_ms;
+  }
+  if (now_ms >= coord->next_watchdog_ms) {
+    s_watchdog(coord, now_ms);
+    coord->next_watchdog_ms = now_ms + DETECT_WATCHDOG_EVERY_MS;
+  }
+}

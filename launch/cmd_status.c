@@ -1,0 +1,103 @@
+/* `herd status`: asks a running coordinator for membership, generation,
+ * step and throughput (StatusRequest over ZeroMQ, with the job token) and
+ * prints a table, or the coordinator's JSON with --json. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "cmds.h"
+
+typedef struct {
+  const char *coord;
+  const char *token;
+  const char *job_id;
+  double timeout_s;
+  int json;
+} s_status_opts_t;
+
+#define S_OFF(field) offsetof(s_status_opts_t, field)
+static const herd_opt_t s_table[] = {
+    {"coord", 'c', "HERD_COORD", HERD_OPT_STRING, "tcp://127.0.0.1:5555", 0, 0,
+     NULL, S_OFF(coord), "coordinator address (tcp://HOST:PORT)"},
+    {"token", 0, "HERD_TOKEN", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(token),
+     "job token (the coordinator refuses status without it)"},
+    {"job-id", 0, "HERD_JOB_ID", HERD_OPT_STRING, "herd", 0, 0, NULL,
+     S_OFF(job_id), "job id"},
+    {"timeout", 0, "HERD_STATUS_TIMEOUT", HERD_OPT_DOUBLE, "3", 0.1, 600, NULL,
+     S_OFF(timeout_s), "seconds to wait for the answer"},
+    {"json", 0, "HERD_STATUS_JSON", HERD_OPT_FLAG, "0", 0, 1, NULL,
+     S_OFF(json), "print the coordinator's answer as one JSON object"},
+};
+
+static const char s_usage[] =
+    "usage: herd status [--coord ADDR] [--token T] [--json]\n\n"
+    "Prints a running job's membership, generation, step and throughput.";
+
+static const char *s_str(json_t *obj, const char *key)
+{
+  const char *value = json_string_value(json_object_get(obj, key));
+  return value ? value : "";
+}
+
+static json_int_t s_int(json_t *obj, const char *key)
+{
+  return json_integer_value(json_object_get(obj, key));
+}
+
+static void s_print_table(json_t *s)
+{
+  printf("job %s  generation %lld  world %lld  members %lld (min %lld, max "
+         "%lld)\n",
+         s_str(s, "job_state"), (long long)s_int(s, "generation"),
+         (long long)s_int(s, "world_size"), (long long)s_int(s, "member_count"),
+         (long long)s_int(s, "min_workers"), (long long)s_int(s, "max_workers"));
+  printf("step %lld  epoch %lld  loss %.4f  %.0f samples/s  failures %lld\n",
+         (long long)s_int(s, "step"), (long long)s_int(s, "epoch"),
+         json_number_value(json_object_get(s, "loss")),
+         json_number_value(json_object_get(s, "samples_per_second")),
+         (long long)s_int(s, "failures"));
+  if (s_str(s, "failure")[0])
+    printf("failure: %s\n", s_str(s, "failure"));
+  printf("%6s %8s %-9s %10s %9s  %s\n", "RANK", "PID", "STATE", "STEP",
+         "SEEN(ms)", "HOST");
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(s, "members"), i, m)
+  {
+    printf("%6lld %8lld %-9s %10lld %9lld  %s\n", (long long)s_int(m, "rank"),
+           (long long)s_int(m, "pid"), s_str(m, "state"),
+           (long long)s_int(m, "step"), (long long)s_int(m, "last_seen_ms_ago"),
+           s_str(m, "host"));
+  }
+}
+
+int herd_cmd_status(int argc, char **argv)
+{
+  s_status_opts_t opts = {0};
+  int first = 0;
+  int code = herd_cli_parse(s_usage, s_table, sizeof s_table / sizeof *s_table,
+                            &opts, argc, argv, &first);
+  if (code >= 0)
+    return code;
+  if (!opts.token) {
+    fprintf(stderr, "herd status: error: no job token: pass --token or set "
+                    "HERD_TOKEN\n");
+    return HERD_EXIT_USAGE;
+  }
+  char *text = NULL;
+  herd_result_t rc = herd_coord_query_status(
+      opts.coord, opts.token, opts.job_id, (int)(opts.timeout_s * 1000), &text);
+  if (rc != HERD_OK)
+    return herd_cli_fail("status", rc);
+  json_error_t error;
+  json_t *status = opts.json ? NULL : json_loads(text, 0, &error);
+  if (status)
+    s_print_table(status);
+  else
+    printf("%s\n", text);
+  json_decref(status);
+  free(text);
+  return HERD_EXIT_OK;
+}

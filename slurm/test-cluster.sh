@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# A throw-away single-node Slurm cluster on this machine, for herd's system
+# tests and for trying slurm/train.sbatch locally. Needs root and Debian's
+# slurmd, slurmctld, slurm-client and munge packages.
+#
+#   slurm/test-cluster.sh start STATE_DIR   # munged + slurmctld + slurmd
+#   export SLURM_CONF=STATE_DIR/slurm.conf  # then srun/sbatch/squeue work
+#   slurm/test-cluster.sh stop STATE_DIR    # stops exactly what start started
+#
+# Everything lives under STATE_DIR (config, munge key and socket, spool,
+# logs, pid files); the daemons listen on localhost ports (CTLD_PORT,
+# SLURMD_PORT, default 16817/16818). `start` waits (bounded) until the node
+# is idle and exits non-zero, printing the daemons' logs, if it never is.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+action=${1:?usage: test-cluster.sh start|stop STATE_DIR}
+state=${2:?usage: test-cluster.sh start|stop STATE_DIR}
+ctld_port=${CTLD_PORT:-16817}
+slurmd_port=${SLURMD_PORT:-16818}
+
+log() { echo "test-cluster: $*" >&2; }
+
+# Stops the daemon whose pid file is $1 (only that pid), bounded.
+stop_pidfile() {
+  local f=$1 pid
+  [ -s "$f" ] || return 0
+  pid=$(cat "$f")
+  kill "$pid" 2>/dev/null || { rm -f "$f"; return 0; }
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+  rm -f "$f"
+}
+
+stop() {
+  stop_pidfile "$state/slurmd.pid"
+  stop_pidfile "$state/slurmctld.pid"
+  stop_pidfile "$state/munge/munged.pid"
+}
+
+write_config() {
+  local cpus mem_mb
+  cpus=$(nproc --all)
+  mem_mb=$(awk '/^MemTotal:/ { print int($2 / 1024 * 0.9) }' /proc/meminfo)
+  mkdir -p "$state/ctld" "$state/slurmd" "$state/munge"
+  sed -e "s|@STATE@|$state|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEM_MB@|$mem_mb|g" \
+      -e "s|@CTLD_PORT@|$ctld_port|g" -e "s|@SLURMD_PORT@|$slurmd_port|g" \
+      -e "s|@SRUN_PORTS@|$((slurmd_port + 100))-$((slurmd_port + 200))|g" \
+      "$here/slurm.conf.in" > "$state/slurm.conf"
+  cp "$here/cgroup.conf" "$state/cgroup.conf"
+}
+
+start_munge() {
+  chmod 700 "$state/munge"
+  [ -s "$state/munge/munge.key" ] ||
+    dd if=/dev/urandom of="$state/munge/munge.key" bs=1024 count=1 status=none
+  chmod 400 "$state/munge/munge.key"
+  munged --force --socket="$state/munge/munge.socket.2" \
+    --key-file="$state/munge/munge.key" --pid-file="$state/munge/munged.pid" \
+    --log-file="$state/munge/munged.log" --seed-file="$state/munge/munged.seed"
+}
+
+# Waits until the node is idle: the cluster can run jobs.
+wait_idle() {
+  for _ in $(seq 1 100); do
+    if sinfo -h -N -o '%T' 2>/dev/null | grep -qx 'idle'; then return 0; fi
+    sleep 0.3
+  done
+  return 1
+}
+
+start() {
+  for cmd in munged slurmctld slurmd sinfo; do
+    command -v "$cmd" >/dev/null || { log "$cmd not installed"; return 3; }
+  done
+  mkdir -p "$state"
+  state=$(cd "$state" && pwd)
+  write_config
+  export SLURM_CONF="$state/slurm.conf"
+  start_munge || { log "munged failed"; return 1; }
+  slurmctld -c -f "$SLURM_CONF" || { log "slurmctld failed"; return 1; }
+  slurmd -f "$SLURM_CONF" || { log "slurmd failed"; return 1; }
+  if ! wait_idle; then
+    log "the node never became idle; logs follow"
+    sinfo -N -l >&2 || true
+    tail -n 30 "$state"/slurmctld.log "$state"/slurmd.log >&2 || true
+    return 1
+  fi
+  log "up: export SLURM_CONF=$SLURM_CONF"
+}
+
+case $action in
+  start) start ;;
+  stop) state=$(cd "$state" 2>/dev/null && pwd) || exit 0; stop ;;
+  *) log "unknown action $action"; exit 2 ;;
+esac

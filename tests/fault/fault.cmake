@@ -1,0 +1,12 @@
+# Checkpoint fault-injection acceptance tests (label fault): kill -9 during
+# saves, byte flips, a full disk, h5py interop, resume equivalence and
+# resharding. Needs the herd_data fixture from tests/integration/launch.cmake.
+add_executable(ckpt_fault ${CMAKE_CURRENT_LIST_DIR}/ckpt_fault.c)
+target_link_libraries(ckpt_fault PRIVATE herd_checkpoint)
+foreach(case kill9 corrupt enospc h5py resume_equiv reshard)
+  add_test(NAME fault_ckpt_${case}
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/ckpt_tests.sh ${CMAKE_BINARY_DIR}/bin
+            ${HERD_TEST_DATA} ${case})
+  set_tests_properties(fault_ckpt_${case} PROPERTIES LABELS fault TIMEOUT 300
+    SKIP_RETURN_CODE 77 FIXTURES_REQUIRED herd_data)
+endforeach()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang into build-fuzz (everything they
+# link instrumented with ASan + UBSan + fuzzer coverage), writes the seed
+# corpus of valid messages, and runs each target for FUZZ_SECONDS (default
+# 30) from it. Any crash, leak or sanitizer report fails the script; the
+# reproducer is left in build-fuzz/artifacts/. `make fuzz` and `make test`
+# call this.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD_FUZZ:-build-fuzz}
+SECONDS_EACH=${FUZZ_SECONDS:-30}
+JOBS=${JOBS:-2}
+CC_BIN=${FUZZ_CC:-clang}
+CXX_BIN=${FUZZ_CXX:-clang++}
+SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer"
+
+cmake -S . -B "$BUILD" -DHERD_FUZZ=ON -DHERD_CUDA=OFF \
+  -DCMAKE_C_COMPILER="$CC_BIN" -DCMAKE_CXX_COMPILER="$CXX_BIN" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$SAN" >/dev/null
+cmake --build "$BUILD" -j"$JOBS" --target fuzz_codec fuzz_coord fuzz_seeds
+
+corpus="$BUILD/corpus"
+mkdir -p "$corpus/codec" "$corpus/coord" "$BUILD/artifacts"
+"$BUILD/bin/fuzz_seeds" "$corpus"
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+for target in codec coord; do
+  work="$BUILD/work-$target"
+  mkdir -p "$work"
+  echo "fuzz: fuzz_$target for ${SECONDS_EACH}s"
+  "$BUILD/bin/fuzz_$target" -max_total_time="$SECONDS_EACH" -max_len=70000 \
+    -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$BUILD/artifacts/$target-" "$work" "$corpus/$target" \
+    2>"$BUILD/fuzz_$target.log" || {
+      tail -50 "$BUILD/fuzz_$target.log"
+      echo "fuzz: fuzz_$target FAILED (reproducer in $BUILD/artifacts/)" >&2
+      exit 1
+    }
+  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" \
+    "$BUILD/fuzz_$target.log" | sed "s/^/fuzz_$target: /"
+done
+echo "fuzz: no crash, leak or sanitizer report"
