@@ -500,6 +500,8 @@ static s_level_t s_run_level(int workers, double window_s, int steady)
   char endpoint[256];
   if (s_read_full(coord.out, endpoint, sizeof endpoint, 10000) != 0)
     return r;
+  /* Fork the simulators before this process has threads of its own. */
+  int n_sims = s_start_sims(sims, workers, endpoint);
   void *ctx = zmq_ctx_new();
   s_probe_t probe = {0};
   probe.sock = s_probe_open(ctx, endpoint);
@@ -507,7 +509,7 @@ static s_level_t s_run_level(int workers, double window_s, int steady)
   probe.rtt = calloc((size_t)probe.max, sizeof *probe.rtt);
   pthread_t thread;
   pthread_create(&thread, NULL, s_probe_thread, &probe);
-  int n_sims = s_start_sims(sims, workers, endpoint);
+  usleep(100 * 1000); /* the probe's Join goes first */
   if (n_sims > 0) {
     r.formation_ms = s_form(sims, n_sims);
     if (steady && r.formation_ms >= 0)

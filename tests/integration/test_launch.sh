@@ -182,8 +182,8 @@ PY
 dns_retry() {
   local rc=0
   HERD_COORD=tcp://herd-no-such-host.invalid:29400 HERD_TOKEN=t \
-    timeout 4 herd-train --data "$data" --max-steps 1 > "$tmp/out" 2>&1 || rc=$?
-  [ $rc = 124 ] || { cat "$tmp/out"; fail "herd-train exited $rc within 4 s, want it still retrying"; }
+    timeout -s KILL 4 herd-train --data "$data" --max-steps 1 > "$tmp/out" 2>&1 || rc=$?
+  [ $rc = 137 ] || { cat "$tmp/out"; fail "herd-train exited $rc within 4 s, want it still retrying"; }
 }
 
 "$case"

@@ -100,12 +100,16 @@ sbatch_preempt() {
   fi
   local saved
   saved=$(grep checkpoint_committed "$run/events.jsonl" | tail -1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["step"])')
-  scontrol update JobId="$id" StartTime=now
+  for _ in $(seq 1 300); do
+    scontrol show job "$id" | grep -q 'JobState=PENDING' && break; sleep 0.1
+  done
+  scontrol update JobId="$id" StartTime=now || { scontrol show job "$id"; fail "cannot release the requeued job"; }
   for _ in $(seq 1 1800); do
     squeue -h -j "$id" 2>/dev/null | grep -q . || break; sleep 0.1
   done
   squeue -h -j "$id" 2>/dev/null | grep -q . && { cat "$out"; fail "requeued job did not finish in 180 s"; }
-  grep -q "restart 1," "$out" || { cat "$out"; fail "no SLURM_RESTART_COUNT=1 in the requeued run"; }
+  grep -q "restart 1," "$out" ||
+    { cat "$out"; scontrol show job "$id"; fail "no SLURM_RESTART_COUNT=1 in the requeued run"; }
   [ "$(json "$run/summary.json" 'j["resumed_from_step"]')" = "$saved" ] ||
     { cat "$out"; fail "requeued run did not resume from step $saved: $(cat "$run/summary.json")"; }
   [ "$(json "$run/summary.json" 'j["ok"] and j["final_step"] == 400')" = True ] ||
