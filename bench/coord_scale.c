@@ -152,12 +152,21 @@ static int64_t s_sim_join(s_sim_t *sim)
   size_t join_len = s_pack_join(join, sizeof join);
   for (int i = 0; i < sim->n; i++)
     zmq_send(sim->socks[i], join, join_len, ZMQ_DONTWAIT);
+  uint8_t hb[64];
+  size_t hb_len = s_pack_heartbeat(hb, sizeof hb);
   int have = 0;
   int64_t deadline = s_now_us() + 60 * 1000000LL;
+  int64_t next_hb = s_now_us() + 100000;
   while (have < sim->n && s_now_us() < deadline) {
-    for (int i = 0; i < sim->n; i++)
+    int beat = s_now_us() >= next_hb; /* waiting workers heartbeat too */
+    if (beat)
+      next_hb += 100000;
+    for (int i = 0; i < sim->n; i++) {
+      if (beat)
+        zmq_send(sim->socks[i], hb, hb_len, ZMQ_DONTWAIT);
       if (!sim->got[i] && s_drain(sim->socks[i]))
         sim->got[i] = 1, have++;
+    }
     if (have < sim->n)
       usleep(200);
   }
@@ -194,6 +203,8 @@ static void s_sim_main(const char *endpoint, int first, int n, int cmd, int out)
   if (write(out, "R", 1) != 1 || read(cmd, &go, 1) != 1)
     _exit(3);
   int64_t done_us = s_sim_join(&sim);
+  if (getenv("HERD_BENCH_DEBUG"))
+    fprintf(stderr, "sim %d: joined, done %lld\n", first, (long long)done_us);
   if (write(out, &done_us, sizeof done_us) != (ssize_t)sizeof done_us)
     _exit(4);
   s_sim_heartbeat(&sim, cmd, 100);
@@ -457,7 +468,11 @@ static double s_form(s_child_t *sims, int n_sims)
       return -1;
   for (int i = 0; i < n_sims; i++) {
     int64_t done;
-    if (s_read_full(sims[i].out, &done, sizeof done, 90000) != 0 || done < 0)
+    int got = s_read_full(sims[i].out, &done, sizeof done, 90000);
+    if (getenv("HERD_BENCH_DEBUG"))
+      fprintf(stderr, "sim %d: read %d done %lld t0 %lld\n", i, got,
+              (long long)done, (long long)t0);
+    if (got != 0 || done < 0)
       return -1;
     if (done > last)
       last = done;
@@ -551,7 +566,8 @@ int main(int argc, char **argv)
       out_path = argv[++i];
   }
   signal(SIGPIPE, SIG_IGN);
-  herd_log_set_level(HERD_LOG_ERROR);
+  if (!getenv("HERD_LOG_LEVEL"))
+    herd_log_set_level(HERD_LOG_ERROR);
   s_raise_nofile();
   const int full_levels[] = {1000, 4000, 10000}, quick_levels[] = {200, 1000};
   const int *levels = quick ? quick_levels : full_levels;

@@ -247,6 +247,10 @@ static herd_result_t s_bind(herd_coord_t *coord)
   zmq_setsockopt(coord->router, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
   zmq_setsockopt(coord->router, ZMQ_LINGER, &zero, sizeof zero);
   zmq_setsockopt(coord->router, ZMQ_MAXMSGSIZE, &hard_max, sizeof hard_max);
+  /* Thousands of workers connect at once when a job starts; the default
+   * backlog of 100 would drop SYNs and stall them for a 1 s retransmit. */
+  int backlog = 4096;
+  zmq_setsockopt(coord->router, ZMQ_BACKLOG, &backlog, sizeof backlog);
   char address[300];
   if (coord->config.port)
     snprintf(address, sizeof address, "tcp://%s:%d", coord->bind_host,

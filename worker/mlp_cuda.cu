@@ -111,8 +111,7 @@ __device__ static void s_argmax_merge(float *value, int *index, float v, int j)
 /* One warp per row: loss (double, as mlp.c) and hit into row_stats; and the
  * delta softmax - onehot when d != NULL. */
 __global__ void s_xent(const float *z, const uint8_t *labels, int rows,
-                       int classes, float *d, double *row_loss,
-                       double *row_hit)
+                       int classes, float *d, double *row_loss, double *row_hit)
 {
   int row = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32);
   int lane = threadIdx.x % 32;
@@ -140,7 +139,7 @@ __global__ void s_xent(const float *z, const uint8_t *labels, int rows,
   if (d) {
     float *dr = d + (size_t)row * classes;
     for (int j = lane; j < classes; j += 32)
-      dr[j] = !valid    ? 0.0f
+      dr[j] = !valid       ? 0.0f
               : j == label ? (float)(exp((double)(zr[j] - max)) / sum) - 1.0f
                            : (float)(exp((double)(zr[j] - max)) / sum);
   }
@@ -238,9 +237,8 @@ static herd_result_t s_reserve(herd_mlp_cuda_t *self, int batch)
                           S_MAX_BATCH);
   float *block = NULL;
   double *stats = NULL;
-  cudaError_t err = cudaMalloc((void **)&block, (size_t)batch *
-                                                    self->row_floats *
-                                                    sizeof(float));
+  cudaError_t err = cudaMalloc(
+      (void **)&block, (size_t)batch * self->row_floats * sizeof(float));
   if (err == cudaSuccess)
     err = cudaMalloc((void **)&stats, 2 * (size_t)batch * sizeof(double));
   if (err != cudaSuccess) {
@@ -348,9 +346,8 @@ static herd_result_t s_forward(herd_mlp_cuda_t *self, const float *params,
     size_t w_off, b_off;
     herd_mlp_layer_offsets(self->shape, l, &w_off, &b_off);
     float *z = self->act[l];
-    S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, batch,
-                       n_in, &one, params + w_off, n_in, in, n_in, &zero, z,
-                       n_out));
+    S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, batch, n_in,
+                       &one, params + w_off, n_in, in, n_in, &zero, z, n_out));
     size_t n = (size_t)batch * (size_t)n_out;
     s_bias_act<<<s_blocks(n), S_THREADS, 0, self->stream>>>(
         z, params + b_off, (size_t)batch, n_out, l + 1 < self->layers);
@@ -385,21 +382,19 @@ static herd_result_t s_backward(herd_mlp_cuda_t *self, const float *params,
     size_t w_off, b_off;
     herd_mlp_layer_offsets(self->shape, l, &w_off, &b_off);
     const float *in = l > 0 ? self->act[l - 1] : x;
-    S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_N, CUBLAS_OP_T, n_in, n_out,
-                       batch, &one, in, n_in, d, n_out, &one, grad + w_off,
-                       n_in));
+    S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_N, CUBLAS_OP_T, n_in, n_out, batch,
+                       &one, in, n_in, d, n_out, &one, grad + w_off, n_in));
     dim3 block(32, 8);
     s_bias_grad<<<(unsigned)((n_out + 31) / 32), block, 0, self->stream>>>(
         d, batch, n_out, grad + b_off);
     S_CUDA(cudaGetLastError());
     if (l == 0)
       break;
-    S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_N, CUBLAS_OP_N, n_in, batch,
-                       n_out, &one, params + w_off, n_in, d, n_out, &zero,
-                       d_next, n_in));
+    S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_N, CUBLAS_OP_N, n_in, batch, n_out,
+                       &one, params + w_off, n_in, d, n_out, &zero, d_next,
+                       n_in));
     size_t n = (size_t)batch * (size_t)n_in;
-    s_relu_backward<<<s_blocks(n), S_THREADS, 0, self->stream>>>(d_next, in,
-                                                                 n);
+    s_relu_backward<<<s_blocks(n), S_THREADS, 0, self->stream>>>(d_next, in, n);
     S_CUDA(cudaGetLastError());
     float *tmp = d;
     d = d_next;
@@ -408,12 +403,10 @@ static herd_result_t s_backward(herd_mlp_cuda_t *self, const float *params,
   return HERD_OK;
 }
 
-herd_result_t herd_mlp_cuda_forward_backward(herd_mlp_cuda_t *mlp,
-                                             const float *params,
-                                             const float *x,
-                                             const uint8_t *labels, int batch,
-                                             float *grad_sum, float *loss_sum,
-                                             float *correct)
+herd_result_t
+herd_mlp_cuda_forward_backward(herd_mlp_cuda_t *mlp, const float *params,
+                               const float *x, const uint8_t *labels, int batch,
+                               float *grad_sum, float *loss_sum, float *correct)
 {
   if (batch < 0)
     return herd_error_set(HERD_EINVAL, "mlp_cuda: negative batch %d", batch);
@@ -445,8 +438,8 @@ herd_result_t herd_mlp_cuda_evaluate(herd_mlp_cuda_t *mlp, const float *params,
     HERD_CHECK(s_forward(mlp, params, x + first * inputs, chunk));
     HERD_CHECK(s_loss(mlp, labels + first, chunk, NULL));
     s_sum_rows<double><<<1, S_THREADS, 0, mlp->stream>>>(
-        mlp->row_stats, mlp->row_stats + mlp->capacity, chunk,
-        mlp->eval_sums, mlp->eval_sums + 1);
+        mlp->row_stats, mlp->row_stats + mlp->capacity, chunk, mlp->eval_sums,
+        mlp->eval_sums + 1);
     S_CUDA(cudaGetLastError());
   }
   S_CUDA(cudaMemcpyAsync(sums, mlp->eval_sums, sizeof sums,

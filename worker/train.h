@@ -36,7 +36,11 @@ typedef struct {
   const char *resume;     /* auto|never|PATH */
   int64_t max_steps;      /* stop after this many steps in total (0: none) */
   const char *dump_params; /* rank 0 writes the final params here (raw f32) */
+  const char *device;      /* cpu|cuda */
 } herd_train_config_t;
+
+/* --device cuda state (train_cuda.c): model, optimizer and data on the GPU. */
+typedef struct herd_train_cuda herd_train_cuda_t;
 
 /* Everything one worker holds while training. */
 typedef struct {
@@ -46,6 +50,8 @@ typedef struct {
   herd_dataset_t *dataset;
   herd_mlp_t *mlp;
   herd_optim_t *optim;
+  herd_optim_config_t optim_config; /* what optim was made with */
+  herd_train_cuda_t *cuda;  /* --device cuda; NULL on the CPU path */
   herd_sampler_t *sampler;
   herd_lr_schedule_t schedule;
   herd_ckpt_writer_t *writer; /* rank 0 with a ckpt dir, created lazily */
@@ -85,5 +91,32 @@ void herd_train_poll_saves(herd_train_t *train, int wait);
 /* All ranks agree whether everyone succeeded (MIN all-reduce of a flag);
  * returns HERD_EPEER on ranks whose own rc was OK but a peer failed. */
 herd_result_t herd_train_agree(herd_train_t *train, herd_result_t rc);
+
+/* train_cuda.c (--device cuda; train_cuda_stub.c in a build without CUDA).
+ * The GPU path keeps params, gradients and optimizer state in device memory
+ * and all-reduces the gradient from there: with --backend nccl over its own
+ * NCCL communicator, while train->comm (mpi) carries the host-side calls
+ * (agreement, resume broadcast, evaluation sums); with mpi/gloo staged
+ * through train->grad. train->params and the host optimizer's state are
+ * refreshed only by herd_train_cuda_download (checkpoints, --dump-params). */
+/* HERD_EUNSUPPORTED "no CUDA device found" (or "built without CUDA"). Local,
+ * no collective: call before the communicator exists. */
+herd_result_t herd_train_cuda_probe(void);
+/* Collective, after herd_train_resume: picks this rank's GPU, uploads the
+ * data, params and optimizer state, opens the nccl communicator. On failure
+ * train->cuda may be half made: herd_train_cuda_destroy frees it. */
+herd_result_t herd_train_cuda_setup(herd_train_t *train);
+/* One step on the GPU, like herd-train's CPU step (stop: this rank got a
+ * stop signal). Sets train->stop_requested when any rank did. */
+herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
+                                   herd_step_report_t *report);
+/* Adds the loss sum and correct count over test samples [begin, end). */
+herd_result_t herd_train_cuda_evaluate(herd_train_t *train, size_t begin,
+                                       size_t end, double *loss_sum,
+                                       int64_t *correct);
+/* Device params and optimizer state -> train->params and train->optim. */
+herd_result_t herd_train_cuda_download(herd_train_t *train);
+/* Safe on NULL and twice; nulls *cuda_p. */
+void herd_train_cuda_destroy(herd_train_cuda_t **cuda_p);
 
 #endif

@@ -50,8 +50,9 @@ static const herd_opt_t s_table[] = {
      S_OFF(lr_gamma), "step schedule: decay factor"},
     {"seed", 0, "HERD_SEED", HERD_OPT_INT, "42", 0, 9.0e15, NULL, S_OFF(seed),
      "seed for initialisation and data order"},
-    {"backend", 0, "HERD_BACKEND", HERD_OPT_CHOICE, "mpi", 0, 0,
-     "mpi|gloo|nccl", S_OFF(backend), "collectives backend"},
+    {"backend", 0, "HERD_BACKEND", HERD_OPT_CHOICE, NULL, 0, 0,
+     "mpi|gloo|nccl", S_OFF(backend),
+     "collectives backend (default: nccl with --device cuda, else mpi)"},
     {"ckpt-dir", 0, "HERD_CKPT_DIR", HERD_OPT_STRING, NULL, 0, 0, NULL,
      S_OFF(ckpt_dir), "checkpoint folder (unset: no checkpoints)"},
     {"ckpt-every", 0, "HERD_CKPT_EVERY", HERD_OPT_INT, "0", 0, 1e12, NULL,
@@ -64,6 +65,8 @@ static const herd_opt_t s_table[] = {
      S_OFF(max_steps), "stop after this many steps in total (0: no limit)"},
     {"dump-params", 0, NULL, HERD_OPT_STRING, NULL, 0, 0, NULL,
      S_OFF(dump_params), "rank 0 writes the final parameters (raw f32) here"},
+    {"device", 0, "HERD_DEVICE", HERD_OPT_CHOICE, "cpu", 0, 0, "cpu|cuda",
+     S_OFF(device), "train on the CPU, or on one GPU per rank"},
 };
 
 /* Set by SIGTERM/SIGUSR1; read once per step into the all-reduce. */
@@ -120,6 +123,7 @@ static herd_result_t s_make_optim(herd_train_t *train)
   oc.kind = strcmp(c->optimizer, "sgd") ? HERD_OPTIM_ADAMW : HERD_OPTIM_SGD;
   oc.momentum = (float)c->momentum;
   oc.weight_decay = (float)c->weight_decay;
+  train->optim_config = oc;
   HERD_CHECK(herd_optim_new(&oc, train->param_count, &train->optim));
   herd_lr_schedule_t s = HERD_LR_SCHEDULE_INIT;
   s.kind = !strcmp(c->schedule, "cosine") ? HERD_LR_COSINE
@@ -202,8 +206,15 @@ static herd_result_t s_join(herd_train_t *train)
 
 static herd_result_t s_setup(herd_train_t *train)
 {
+  int cuda = !strcmp(train->config.device, "cuda");
+  if (!train->config.backend)
+    train->config.backend = herd_backend_name(herd_comm_default_backend(cuda, 0));
+  if (cuda)
+    HERD_CHECK(herd_train_cuda_probe());
   herd_comm_config_t cc = HERD_COMM_CONFIG_INIT;
   HERD_CHECK(herd_backend_parse(train->config.backend, &cc.backend));
+  if (cuda && cc.backend == HERD_BACKEND_NCCL)
+    cc.backend = HERD_BACKEND_MPI; /* host side; train_cuda.c opens nccl */
   const char *env_rank = getenv("HERD_RANK"), *env_world = getenv("HERD_WORLD_SIZE");
   train->rank = env_rank ? atoi(env_rank) : 0;
   train->world_size = env_world ? atoi(env_world) : 1;
@@ -229,7 +240,26 @@ static herd_result_t s_setup(herd_train_t *train)
   if (rc == HERD_OK)
     rc = s_make_model(train);
   HERD_CHECK(herd_train_agree(train, rc));
-  return herd_train_resume(train);
+  HERD_CHECK(herd_train_resume(train));
+  return cuda ? herd_train_cuda_setup(train) : HERD_OK;
+}
+
+/* This rank's test samples [begin, end) on the CPU. */
+static herd_result_t s_evaluate_cpu(herd_train_t *train, size_t begin,
+                                    size_t end, double *loss_sum,
+                                    int64_t *correct)
+{
+  const herd_data_split_t *test = &train->dataset->test;
+  size_t pixels = (size_t)test->rows * (size_t)test->cols;
+  float *x = malloc((end - begin + 1) * pixels * sizeof(float));
+  if (!x)
+    return HERD_ENOMEM;
+  herd_mlp_normalize_u8(test->images + begin * pixels, (end - begin) * pixels, x);
+  herd_result_t rc = herd_mlp_evaluate(train->mlp, train->params, x,
+                                       test->labels + begin, end - begin,
+                                       loss_sum, correct);
+  free(x);
+  return rc;
 }
 
 /* Test-set accuracy; each rank evaluates a slice, one all-reduce sums. */
@@ -238,17 +268,11 @@ static herd_result_t s_evaluate(herd_train_t *train)
   const herd_data_split_t *test = &train->dataset->test;
   size_t begin = test->count * (size_t)train->rank / (size_t)train->world_size;
   size_t end = test->count * (size_t)(train->rank + 1) / (size_t)train->world_size;
-  size_t pixels = (size_t)test->rows * (size_t)test->cols;
   double sums[2] = {0, 0}; /* loss sum, correct */
-  float *x = malloc((end - begin + 1) * pixels * sizeof(float));
-  if (!x)
-    return HERD_ENOMEM;
-  herd_mlp_normalize_u8(test->images + begin * pixels, (end - begin) * pixels, x);
   int64_t correct = 0;
-  herd_result_t rc = herd_mlp_evaluate(train->mlp, train->params, x,
-                                       test->labels + begin, end - begin,
-                                       &sums[0], &correct);
-  free(x);
+  herd_result_t rc =
+      train->cuda ? herd_train_cuda_evaluate(train, begin, end, &sums[0], &correct)
+                  : s_evaluate_cpu(train, begin, end, &sums[0], &correct);
   sums[1] = (double)correct;
   HERD_CHECK(herd_train_agree(train, rc));
   HERD_CHECK(herd_comm_allreduce(train->comm, sums, sums, 2, HERD_DTYPE_F64,
@@ -284,6 +308,8 @@ static void s_update_throughput(herd_train_t *train, double now,
 static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
                             herd_step_report_t *report)
 {
+  if (train->cuda)
+    return herd_train_cuda_step(train, s_stop_signal != 0, report);
   const herd_data_split_t *data = &train->dataset->train;
   size_t pixels = (size_t)data->rows * (size_t)data->cols;
   size_t begin, end, global_begin, global_end, batch = (size_t)train->config.batch;
@@ -330,6 +356,18 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   return HERD_OK;
 }
 
+/* herd_train_save, of the GPU's state (fetched first) with --device cuda;
+ * a failed fetch skips the save, logged, like a failed save. */
+static void s_save(herd_train_t *train)
+{
+  herd_result_t rc = train->rank == 0 ? herd_train_cuda_download(train) : HERD_OK;
+  if (rc == HERD_OK)
+    herd_train_save(train);
+  else
+    HERD_LOG(HERD_LOG_ERROR, "train", "checkpoint at step %lld: %s",
+             (long long)train->step, herd_error_detail());
+}
+
 /* Bookkeeping after a committed step: epoch end, reports, checkpoints. */
 static herd_result_t s_after_step(herd_train_t *train, herd_step_report_t *report)
 {
@@ -343,7 +381,7 @@ static herd_result_t s_after_step(herd_train_t *train, herd_step_report_t *repor
     train->step_in_epoch = 0;
   }
   if (train->config.ckpt_every > 0 && train->step % train->config.ckpt_every == 0)
-    herd_train_save(train); /* a failed save is logged; training goes on */
+    s_save(train); /* a failed save is logged; training goes on */
   herd_train_poll_saves(train, 0);
   return HERD_OK;
 }
@@ -399,7 +437,7 @@ static void s_dump_params(const herd_train_t *train)
 static void s_finish(herd_train_t *train)
 {
   if (train->step != train->last_ckpt_step)
-    herd_train_save(train);
+    s_save(train); /* also brings rank 0 the GPU's params to dump */
   herd_train_poll_saves(train, 1); /* the final save is durable before exit */
   s_dump_params(train);
   if (train->worker && train->rank == 0 && !train->stop_requested) {
@@ -417,6 +455,7 @@ static void s_cleanup(herd_train_t *train)
 {
   herd_ckpt_writer_destroy(&train->writer);
   herd_worker_leave(&train->worker);
+  herd_train_cuda_destroy(&train->cuda);
   herd_comm_destroy(&train->comm);
   herd_mlp_destroy(&train->mlp);
   herd_optim_destroy(&train->optim);

@@ -7,3 +7,18 @@ if(HERD_HAVE_CUDA)
   set_tests_properties(gpu_nccl_np1 PROPERTIES LABELS gpu TIMEOUT 300
     SKIP_RETURN_CODE 77 ENVIRONMENT "${HERD_TEST_MPI_ENV}")
 endif()
+# herd-train --device cuda: the CUDA model and optimizer against the CPU ones
+# (same params and batch), and a 200-step training run under herd run
+# checked for accuracy against the same run on the CPU. Where no GPU exists
+# the run checks that --device cuda fails with one clear line, then skips.
+if(HERD_HAVE_CUDA_TRAIN)
+  add_executable(test_mlp_cuda ${CMAKE_CURRENT_LIST_DIR}/test_mlp_cuda.c)
+  target_link_libraries(test_mlp_cuda PRIVATE herd_train_cuda)
+  add_test(NAME gpu_mlp_cuda COMMAND test_mlp_cuda)
+  set_tests_properties(gpu_mlp_cuda PROPERTIES LABELS gpu TIMEOUT 300
+    SKIP_RETURN_CODE 77)
+endif()
+add_test(NAME gpu_train_cuda
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/train_cuda.sh ${CMAKE_BINARY_DIR}/bin ${HERD_TEST_DATA})
+set_tests_properties(gpu_train_cuda PROPERTIES LABELS gpu TIMEOUT 900
+  SKIP_RETURN_CODE 77 FIXTURES_REQUIRED herd_data)
