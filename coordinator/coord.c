@@ -277,6 +277,37 @@ static herd_result_t s_bind(herd_coord_t *coord)
   return HERD_OK;
 }
 
+/* The monitoring counters and the run id (after coord_events_open, whose
+ * reset would drop the events hook). */
+static herd_result_t s_monitoring_init(herd_coord_t *coord,
+                                       const herd_coord_config_t *config)
+{
+  const char *run_id = config->run_id;
+  if (!run_id && config->run_dir) {
+    size_t len = strlen(config->run_dir);
+    while (len > 1 && config->run_dir[len - 1] == '/')
+      len--;
+    const char *base = config->run_dir + len;
+    while (base > config->run_dir && base[-1] != '/')
+      base--;
+    coord->run_id = strndup(base, (size_t)(config->run_dir + len - base));
+  } else {
+    coord->run_id = strdup(run_id ? run_id : coord->job_id);
+  }
+  if (!coord->run_id)
+    return HERD_ENOMEM;
+  return coord_metrics_init(coord);
+}
+
+/* The HTTP server and the push thread, once the coordinator runs. */
+static herd_result_t s_monitoring_start(herd_coord_t *coord,
+                                        const herd_coord_config_t *config)
+{
+  if (config->http_address && config->http_address[0])
+    HERD_CHECK(coord_http_start(coord, config->http_address, &coord->http));
+  return coord_push_start(coord, &coord->push);
+}
+
 herd_result_t herd_coord_new(const herd_coord_config_t *config,
                              herd_coord_t **coord_out)
 {
@@ -302,12 +333,14 @@ herd_result_t herd_coord_new(const herd_coord_config_t *config,
   HERD_TRY(coord_events_open(&coord->events, config->run_dir));
   coord_events_recover(&coord->events, &coord->file_generation,
                        &coord->stats.step);
+  HERD_TRY(s_monitoring_init(coord, config));
   HERD_TRY(s_bind(coord));
   if (pthread_create(&coord->thread, NULL, s_thread_main, coord) != 0) {
     rc = herd_error_set(HERD_ESYS, "cannot start the coordinator thread");
     goto out;
   }
   coord->thread_started = 1;
+  HERD_TRY(s_monitoring_start(coord, config));
   HERD_LOG(HERD_LOG_INFO, COORD_LOG, "listening on %s", coord->endpoint);
   *coord_out = coord;
   coord = NULL;
@@ -339,6 +372,7 @@ herd_result_t coord_new_detached(const herd_coord_config_t *config,
   coord->started_ms = coord_now_ms();
   coord->forming_since_ms = coord->started_ms;
   coord->current_fd = -1;
+  HERD_TRY(s_monitoring_init(coord, config));
   *coord_out = coord;
   coord = NULL;
 out:
@@ -352,6 +386,9 @@ void herd_coord_destroy(herd_coord_t **coord_p)
     return;
   herd_coord_t *coord = *coord_p;
   *coord_p = NULL;
+  /* Monitoring first: its threads read coordinator state. */
+  coord_http_stop(&coord->http);
+  coord_push_stop(&coord->push);
   if (coord->thread_started) {
     atomic_store(&coord->stop, 1);
     pthread_join(coord->thread, NULL);
@@ -368,6 +405,8 @@ void herd_coord_destroy(herd_coord_t **coord_p)
   pthread_mutex_destroy(&coord->lock);
   coord_members_free(coord);
   coord_kv_free(&coord->kv);
+  coord_metrics_free(coord);
+  free(coord->run_id);
   free(coord->bind_host);
   free(coord->token);
   free(coord->job_id);
@@ -380,6 +419,11 @@ void herd_coord_destroy(herd_coord_t **coord_p)
 const char *herd_coord_endpoint(const herd_coord_t *coord)
 {
   return coord ? coord->endpoint : "";
+}
+
+const char *herd_coord_http_url(const herd_coord_t *coord)
+{
+  return coord ? coord_http_url(coord->http) : NULL;
 }
 
 herd_result_t herd_coord_stats(herd_coord_t *coord, herd_coord_stats_t *out)

@@ -110,7 +110,7 @@ void coord_events_write(coord_events_t *events, const char *event, void *fields)
   json_t *extra = fields;
   json_t *line = NULL;
   char *text = NULL;
-  if (!events->file)
+  if (!events->file && !events->on_event)
     goto out;
   line = json_pack("{s:f, s:s}", "ts", s_unix_seconds(), "event", event);
   if (!line)
@@ -118,6 +118,10 @@ void coord_events_write(coord_events_t *events, const char *event, void *fields)
   /* ts and event are the contract; extra fields never overwrite them. */
   if (json_is_object(extra))
     json_object_update_missing(line, extra);
+  if (events->on_event) /* monitoring: recent events, alerts */
+    events->on_event(events->on_event_arg, event, line);
+  if (!events->file)
+    goto out;
   text = json_dumps(line, JSON_COMPACT);
   if (!text)
     goto out;

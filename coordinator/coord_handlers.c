@@ -202,7 +202,17 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
     break;
   case HERD__ENVELOPE__BODY_STEP_REPORT:
     coord_detect_step(coord, member, env->step_report->step, coord_now_ms());
-    if (is_rank0)
+    /* Before s_handle_step moves stats.step on. */
+    coord_metrics_on_step(coord, member, env->step_report);
+    /* The first report of each step from any member, not only rank 0's:
+     * after a failure the state may come from a rank whose all-reduce
+     * finished when rank 0's did not, and its step must still be logged.
+     * A redone step (same number, same samples) is logged once. Members
+     * re-registering with a restarted coordinator (not yet re-admitted)
+     * count too: their buffered reports are steps they committed. */
+    if ((member->state == COORD_MEMBER_ACTIVE ||
+         (member->state != COORD_MEMBER_FAILED && member->claimed_generation > 0)) &&
+        env->step_report->step > coord->stats.step)
       s_handle_step(coord, env->step_report);
     break;
   case HERD__ENVELOPE__BODY_EPOCH_END:
@@ -211,6 +221,7 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
     break;
   case HERD__ENVELOPE__BODY_CKPT_COMMITTED:
     s_handle_checkpoint(coord, env->ckpt_committed);
+    coord_metrics_on_checkpoint(coord, env->ckpt_committed);
     break;
   case HERD__ENVELOPE__BODY_DONE:
     if (is_rank0)

@@ -8,6 +8,9 @@
  *   coord_handlers.c what each decoded message does
  *   coord_events.c   events.jsonl and summary.json
  *   coord_codec.c    frame -> checked Envelope, Envelope -> frame
+ *   coord_metrics.c  monitoring counters, snapshots, /metrics and /status
+ *   coord_http.c     the HTTP server (libmicrohttpd, its own threads)
+ *   coord_push.c     Pushgateway pushes and alert webhooks (own thread)
  *
  * Locking: one mutex (`lock`) guards everything below it in herd_coord. The
  * coordinator thread holds it while it handles a batch of messages or a
@@ -159,7 +162,64 @@ typedef struct {
   char *run_dir;
   char **checkpoints; /* committed paths, in order */
   size_t n_checkpoints, cap_checkpoints;
+  /* Sees every event line (json_t *), run dir or not; coord->lock held. */
+  void (*on_event)(void *arg, const char *event, void *line);
+  void *on_event_arg;
 } coord_events_t;
+
+/* ---- monitoring (coord_metrics.c) --------------------------------------- */
+
+#define COORD_METRICS_RANKS_MAX 256 /* per-rank series: ranks below this */
+#define COORD_STEP_BUCKETS 14       /* step duration histogram */
+#define COORD_CKPT_BUCKETS 11       /* checkpoint duration histogram */
+#define COORD_RECENT_STEPS 64       /* step times for the median */
+#define COORD_RECENT_EVENTS 16      /* non-step events for herd top */
+#define COORD_EVENT_TEXT_MAX 240
+
+typedef enum {
+  COORD_PHASE_COMPUTE = 0,
+  COORD_PHASE_COMM,
+  COORD_PHASE_DATA,
+  COORD_PHASE_CHECKPOINT,
+  COORD_PHASE_COUNT
+} coord_phase_t;
+
+typedef struct {
+  int64_t reports;          /* step reports from this rank */
+  int64_t step;             /* last reported, -1 none */
+  double step_seconds, compute_seconds, comm_seconds, data_seconds; /* last */
+  double samples_per_second; /* last, as the rank measures it */
+  double phase_seconds_total[COORD_PHASE_COUNT];
+} coord_rank_metrics_t;
+
+typedef struct {
+  double ts;                       /* unix seconds */
+  char event[32];
+  char text[COORD_EVENT_TEXT_MAX]; /* the line's other fields, compact */
+} coord_recent_event_t;
+
+typedef struct {
+  int64_t steps_total, samples_total; /* rank 0's reports */
+  uint64_t step_buckets[COORD_STEP_BUCKETS]; /* not cumulative */
+  uint64_t step_count;
+  double step_seconds_sum;
+  double recent_step_seconds[COORD_RECENT_STEPS];
+  int n_recent_steps;
+  int64_t total_steps;              /* the job's length, 0 unknown */
+  int64_t ckpt_count, ckpt_bytes_total, ckpt_last_bytes, ckpt_last_step;
+  uint64_t ckpt_buckets[COORD_CKPT_BUCKETS];
+  double ckpt_seconds_sum, ckpt_last_seconds, ckpt_last_unix;
+  char ckpt_last_path[512];
+  coord_rank_metrics_t ranks[COORD_METRICS_RANKS_MAX];
+  int n_ranks;                      /* highest rank seen + 1 */
+  coord_recent_event_t recent[COORD_RECENT_EVENTS];
+  int64_t n_recent;                 /* events ever recorded (ring index) */
+  int64_t progress_ms;              /* monotonic: last step advance */
+  double started_unix;
+} coord_metrics_t;
+
+struct coord_http;
+struct coord_push;
 
 /* ---- codec --------------------------------------------------------------- */
 
@@ -220,6 +280,11 @@ struct herd_coord {
   herd_done_report_t done_report;
   int64_t last_epoch_logged;
   coord_events_t events;
+  coord_metrics_t *metrics; /* under lock, like the rest */
+  /* Monitoring servers: made after the thread starts, stopped first. */
+  struct coord_http *http;
+  struct coord_push *push;
+  char *run_id;
 };
 
 /* coord.c */
@@ -317,6 +382,66 @@ void coord_events_recover(coord_events_t *events, int64_t *generation_out,
 void *coord_json_string(const char *text);
 /* json_t * of a double; null when not finite (JSON has no NaN). */
 void *coord_json_real(double value);
+
+/* coord_metrics.c */
+herd_result_t coord_metrics_init(herd_coord_t *coord);
+void coord_metrics_free(herd_coord_t *coord);
+/* coord->lock held: a step report from `member`, a committed checkpoint. */
+void coord_metrics_on_step(herd_coord_t *coord, const coord_member_t *member,
+                           const Herd__StepReport *report);
+void coord_metrics_on_checkpoint(herd_coord_t *coord,
+                                 const Herd__CkptCommitted *c);
+
+/* A copy of what the monitoring endpoints show, taken under coord->lock
+ * (coord_snapshot_take) and rendered outside it. */
+typedef struct {
+  int rank, pid;
+  char host[COORD_HOST_MAX];
+  const char *state; /* static */
+  int64_t step, last_seen_ms_ago;
+} coord_snapshot_member_t;
+
+typedef struct {
+  char job_id[128], run_id[128];
+  const char *job_state; /* static */
+  herd_coord_stats_t stats;
+  coord_metrics_t metrics;
+  int min_workers, max_workers;
+  int64_t restarts;
+  double uptime_seconds, now_unix, step_seconds_median;
+  int64_t progress_ms_ago;
+  coord_snapshot_member_t *members; /* n_members, when asked for */
+  int n_members;
+} coord_snapshot_t;
+
+/* Allocates *out (coord_snapshot_free); with_members copies up to 1024. */
+herd_result_t coord_snapshot_take(herd_coord_t *coord, int with_members,
+                                  coord_snapshot_t **out);
+void coord_snapshot_free(coord_snapshot_t **snap_p);
+/* Prometheus text format 0.0.4; caller frees. NULL: no memory. */
+char *coord_metrics_render(const coord_snapshot_t *snap);
+/* The /status JSON object text; caller frees. NULL: no memory. */
+char *coord_status_render(const coord_snapshot_t *snap);
+
+/* coord_http.c */
+/* Parses "ADDR:PORT" ("[v6]:PORT" too) into a socket address. */
+herd_result_t coord_http_parse_address(const char *text, void *sockaddr_out,
+                                       size_t cap, size_t *len_out);
+herd_result_t coord_http_start(herd_coord_t *coord, const char *address,
+                               struct coord_http **out);
+void coord_http_stop(struct coord_http **http_p);
+const char *coord_http_url(const struct coord_http *http);
+/* coord_page.c: the live page (self-contained HTML). */
+extern const char coord_page_html[];
+
+/* coord_push.c */
+herd_result_t coord_push_start(herd_coord_t *coord, struct coord_push **out);
+/* Final push and alert flush (bounded), then stops the thread. */
+void coord_push_stop(struct coord_push **push_p);
+/* coord->lock held: queues an alert for `event` (json_t *line) if it is one
+ * (member_failed, job_failed, done); never blocks, drops when full. */
+void coord_push_on_event(struct coord_push *push, const char *event,
+                         void *line);
 
 /* coord_codec.c */
 /* Decodes and checks one frame. HERD_ETOOBIG / HERD_EFORMAT: malformed

@@ -48,6 +48,25 @@ static const herd_opt_t s_table[] = {
      NULL, S_OFF(heartbeat_ms), "worker heartbeat interval"},
     {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "3", 1, 100,
      NULL, S_OFF(heartbeat_misses), "missed heartbeats before a worker is failed"},
+    {"min", 0, "HERD_MIN", HERD_OPT_INT, "0", 0, 100000, NULL,
+     S_OFF(min_workers), "elastic: fewest workers to train with (0: -n)"},
+    {"max", 0, "HERD_MAX", HERD_OPT_INT, "0", 0, 100000, NULL,
+     S_OFF(max_workers), "elastic: most workers admitted (0: -n)"},
+    {"max-restarts", 0, "HERD_MAX_RESTARTS", HERD_OPT_INT, "0", 0, 100000,
+     NULL, S_OFF(max_restarts),
+     "restart failed workers (gloo, local) or the job (mpi) this often"},
+    {"http", 0, "HERD_HTTP_ADDR", HERD_OPT_STRING, "127.0.0.1:0", 0, 0, NULL,
+     S_OFF(http), "monitoring HTTP server ADDR:PORT (port 0: free port; "
+     "0.0.0.0:PORT exposes it; off: none)"},
+    {"push-gateway", 0, "HERD_PUSH_GATEWAY", HERD_OPT_STRING, NULL, 0, 0,
+     NULL, S_OFF(push_gateway), "Prometheus Pushgateway URL for metrics"},
+    {"push-interval", 0, "HERD_PUSH_INTERVAL", HERD_OPT_DOUBLE, "10", 0.1,
+     86400, NULL, S_OFF(push_interval_s), "seconds between pushes"},
+    {"alert-webhook", 0, "HERD_ALERT_WEBHOOK", HERD_OPT_STRING, NULL, 0, 0,
+     NULL, S_OFF(alert_webhook), "URL to POST JSON alerts to"},
+    {"stall-alert", 0, "HERD_STALL_ALERT", HERD_OPT_DOUBLE, "120", 0, 86400,
+     NULL, S_OFF(stall_alert_s), "alert after this many seconds without a "
+     "step (0: never)"},
 };
 
 static const char s_usage[] =
@@ -87,11 +106,17 @@ static herd_result_t s_start_coord(const herd_run_opts_t *opts,
   herd_coord_config_t config = HERD_COORD_CONFIG_INIT;
   config.token = token;
   config.run_dir = opts->run_dir;
-  config.min_workers = (int)opts->nproc;
-  config.max_workers = (int)opts->nproc;
+  config.min_workers = (int)(opts->min_workers ? opts->min_workers : opts->nproc);
+  config.max_workers = (int)(opts->max_workers ? opts->max_workers : opts->nproc);
   config.heartbeat_interval_ms = (int)opts->heartbeat_ms;
   config.heartbeat_misses = (int)opts->heartbeat_misses;
   config.join_timeout_ms = (int)(opts->join_timeout_s * 1000);
+  config.http_address = strcmp(opts->http, "off") ? opts->http : NULL;
+  config.push_gateway_url = opts->push_gateway;
+  config.push_interval_ms = (int)(opts->push_interval_s * 1000);
+  config.alert_webhook_url = opts->alert_webhook;
+  config.stall_alert_ms =
+      opts->stall_alert_s > 0 ? (int)(opts->stall_alert_s * 1000) : -1;
   return herd_coord_new(&config, coord);
 }
 
@@ -114,13 +139,51 @@ static void s_print_progress(herd_coord_t *coord, int nproc)
   fflush(stdout);
 }
 
+/* The monitoring URL, for people (stdout) and tools (`herd top --run-dir`
+ * reads the `http` event). */
+static void s_announce_http(herd_coord_t *coord)
+{
+  const char *url = herd_coord_http_url(coord);
+  char fields[400];
+  if (!url)
+    return;
+  printf("herd: monitoring %s (metrics %smetrics, 'herd top')\n", url, url);
+  snprintf(fields, sizeof fields, "{\"url\": \"%s\"}", url);
+  herd_coord_add_event(coord, "http", fields);
+}
+
+static char **s_job_command; /* the workers' command line, for relaunches */
+
+/* Static worlds (mpi): when every worker is gone before the job is done,
+ * launch it again; it resumes from the newest checkpoint. */
+static int s_relaunch(const herd_run_opts_t *opts, herd_coord_t *coord,
+                      herd_children_t *children, int *relaunches)
+{
+  herd_coord_stats_t stats;
+  herd_coord_stats(coord, &stats);
+  if (herd_children_alive(children) > 0 || stats.done || stats.failed ||
+      children->stopping || children->tolerate_failures ||
+      *relaunches >= opts->max_restarts || children->failed_children == 0)
+    return 0;
+  herd_children_free(children);
+  (*relaunches)++;
+  fprintf(stderr, "herd: workers failed; relaunching the job from its newest "
+                  "checkpoint (restart %d of %lld)\n",
+          *relaunches, (long long)opts->max_restarts);
+  herd_coord_add_event(coord, "job_restarted", NULL);
+  herd_children_t fresh = {0};
+  *children = fresh;
+  return herd_children_launch(opts, s_job_command, children) == HERD_OK;
+}
+
 /* Runs the job until every worker has exited; fills *reason on failure. */
 static int s_supervise(const herd_run_opts_t *opts, herd_coord_t *coord,
                        herd_children_t *children, char *reason, size_t cap)
 {
   double next_progress = herd_cli_now() + opts->progress_interval_s;
-  int interrupted = 0;
-  while (herd_children_alive(children) > 0) {
+  int interrupted = 0, relaunches = 0;
+  while (herd_children_alive(children) > 0 ||
+         s_relaunch(opts, coord, children, &relaunches)) {
     usleep(50 * 1000);
     herd_children_reap(children, coord);
     herd_coord_stats_t stats;
@@ -157,8 +220,9 @@ static int s_finish(herd_coord_t *coord, herd_children_t *children,
 {
   herd_coord_stats_t stats;
   herd_coord_stats(coord, &stats);
+  /* Elastic jobs (gloo) lose workers and go on: the job is what counts. */
   int ok = !interrupted && !reason[0] && stats.done &&
-           children->failed_children == 0;
+           (children->failed_children == 0 || children->tolerate_failures);
   if (!ok && !reason[0]) {
     if (children->failed_children)
       snprintf(reason, cap, "%s", children->first_failure);
@@ -199,7 +263,9 @@ static int s_run_job(herd_run_opts_t *opts, char **command)
   printf("herd: coordinator %s, run dir %s, %lld workers via %s\n",
          herd_coord_endpoint(coord), opts->run_dir, (long long)opts->nproc,
          opts->launcher);
+  s_announce_http(coord);
   fflush(stdout);
+  s_job_command = command;
   rc = herd_children_launch(opts, command, &children);
   if (rc != HERD_OK) {
     snprintf(reason, sizeof reason, "%s", herd_error_detail());
@@ -225,6 +291,13 @@ int herd_cmd_run(int argc, char **argv)
   if (first >= argc) {
     fprintf(stderr, "herd run: error: no command given (herd run -n N -- "
                     "COMMAND [ARGS])\n");
+    return HERD_EXIT_USAGE;
+  }
+  if ((opts.min_workers && opts.min_workers > opts.nproc) ||
+      (opts.max_workers && opts.max_workers < opts.nproc)) {
+    fprintf(stderr, "herd run: error: need --min <= -n <= --max (got %lld <= "
+                    "%lld <= %lld)\n", (long long)opts.min_workers,
+            (long long)opts.nproc, (long long)opts.max_workers);
     return HERD_EXIT_USAGE;
   }
   herd_result_t rc = herd_launch_check(&opts, argv[first]);

@@ -16,6 +16,7 @@ enum {
 int herd_cmd_run(int argc, char **argv);
 int herd_cmd_coord(int argc, char **argv);
 int herd_cmd_status(int argc, char **argv);
+int herd_cmd_top(int argc, char **argv);
 int herd_cmd_data(int argc, char **argv);
 int herd_cmd_ckpt(int argc, char **argv);
 

@@ -13,6 +13,7 @@ static const struct {
     {"run", herd_cmd_run, "launch N workers with an embedded coordinator"},
     {"coord", herd_cmd_coord, "run a standalone coordinator"},
     {"status", herd_cmd_status, "membership, generation, step of a running job"},
+    {"top", herd_cmd_top, "live view of a running job (throughput, ranks)"},
     {"data", herd_cmd_data, "import datasets (herd data import fashion-mnist)"},
     {"ckpt", herd_cmd_ckpt, "list, verify, inspect and prune checkpoints"},
 };

@@ -238,6 +238,14 @@ static herd_result_t s_mpirun_argv(const herd_run_opts_t *opts, char **command,
            s_push(argv, &argc, "oob_tcp_if_include") | s_push(argv, &argc, "lo");
   if (geteuid() == 0)
     bad |= s_push(argv, &argc, "--allow-run-as-root");
+  if (herd_launch_elastic(opts)) {
+    /* Elastic (gloo) ranks outlive a dead peer; by default mpirun would
+     * tear the whole job down when one rank dies or exits non-zero. */
+    bad |= s_push(argv, &argc, "--enable-recovery");
+    bad |= s_push(argv, &argc, "--mca") |
+           s_push(argv, &argc, "orte_abort_on_non_zero_status") |
+           s_push(argv, &argc, "0");
+  }
   if (opts->hostfile)
     bad |= s_push(argv, &argc, "--hostfile") | s_push(argv, &argc, opts->hostfile);
   if (opts->hosts)
@@ -269,6 +277,8 @@ static herd_result_t s_srun_argv(const herd_run_opts_t *opts, char **command,
          s_push(argv, &argc, export);
   if (!getenv("SLURM_MPI_TYPE")) /* srun reads it itself when set */
     bad |= s_push(argv, &argc, "--mpi=pmix");
+  if (herd_launch_elastic(opts)) /* survivors keep their node allocation */
+    bad |= s_push(argv, &argc, "--no-kill");
   for (char **arg = command; *arg; arg++)
     bad |= s_push(argv, &argc, *arg);
   if (used >= export_cap)
@@ -293,22 +303,38 @@ static herd_result_t s_spawn(char **argv, pid_t group, pid_t *pid_out)
   return HERD_OK;
 }
 
-static herd_result_t s_launch_local(const herd_run_opts_t *opts,
-                                    char **command, herd_children_t *children)
+int herd_launch_elastic(const herd_run_opts_t *opts)
+{
+  const char *backend = opts->backend ? opts->backend : getenv("HERD_BACKEND");
+  return backend && !strcmp(backend, "gloo");
+}
+
+/* Local worker `index` (rank hint) in the process group of the first. */
+static herd_result_t s_spawn_local(herd_children_t *children, int index)
 {
   char number[32];
-  snprintf(number, sizeof number, "%lld", (long long)opts->nproc);
+  snprintf(number, sizeof number, "%d", children->count);
   setenv("HERD_WORLD_SIZE", number, 1);
-  for (int rank = 0; rank < children->count; rank++) {
-    snprintf(number, sizeof number, "%d", rank);
-    setenv("HERD_RANK", number, 1);
-    setenv("HERD_LOCAL_RANK", number, 1);
-    pid_t group = rank == 0 ? 0 : children->pids[0];
-    HERD_CHECK(s_spawn(command, group, &children->pids[rank]));
-  }
+  snprintf(number, sizeof number, "%d", index);
+  setenv("HERD_RANK", number, 1);
+  setenv("HERD_LOCAL_RANK", number, 1);
+  pid_t group = index == 0 ? 0 : children->pids[0];
+  if (group && kill(group, 0) != 0)
+    group = 0; /* the group's first process is gone: start a new group */
+  herd_result_t rc = s_spawn(children->command, group, &children->pids[index]);
   unsetenv("HERD_RANK");
   unsetenv("HERD_LOCAL_RANK");
   unsetenv("HERD_WORLD_SIZE");
+  return rc;
+}
+
+static herd_result_t s_launch_local(const herd_run_opts_t *opts,
+                                    char **command, herd_children_t *children)
+{
+  (void)opts;
+  children->command = command;
+  for (int rank = 0; rank < children->count; rank++)
+    HERD_CHECK(s_spawn_local(children, rank));
   return HERD_OK;
 }
 
@@ -323,6 +349,10 @@ herd_result_t herd_children_launch(const herd_run_opts_t *opts,
   children->pids = calloc((size_t)children->count, sizeof *children->pids);
   if (!children->pids)
     return HERD_ENOMEM;
+  children->tolerate_failures = herd_launch_elastic(opts);
+  children->restarts_left = local && children->tolerate_failures
+                                ? (int)opts->max_restarts
+                                : 0;
   if (local) {
     herd_result_t rc = s_launch_local(opts, command, children);
     if (rc != HERD_OK)
@@ -367,13 +397,21 @@ void herd_children_reap(herd_children_t *children, herd_coord_t *coord)
     if (!children->pids[i] || waitpid(children->pids[i], &status, WNOHANG) <= 0)
       continue;
     herd_coord_note_exit(coord, children->pids[i], status);
+    int failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     if (WIFEXITED(status) && WEXITSTATUS(status) == HERD_EXIT_USAGE)
       children->usage_failures++;
-    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
-        children->failed_children++ == 0)
+    if (failed && children->failed_children++ == 0)
       s_describe_exit(children->first_failure, sizeof children->first_failure,
                       children, children->pids[i], status);
     children->pids[i] = 0;
+    if (failed && children->restarts_left > 0 && !children->stopping &&
+        s_spawn_local(children, i) == HERD_OK) {
+      children->restarts_left--;
+      children->restarts++;
+      fprintf(stderr, "herd: restarted worker %d (pid %d) as a newcomer; %d "
+                      "restarts left\n", i, (int)children->pids[i],
+              children->restarts_left);
+    }
   }
 }
 

@@ -20,6 +20,15 @@ typedef struct {
   int64_t heartbeat_ms, heartbeat_misses;
   const char *hostfile;  /* mpirun --hostfile (lines `host slots=N`) */
   const char *hosts;     /* mpirun -H host:N,... */
+  int64_t min_workers;   /* 0: nproc */
+  int64_t max_workers;   /* 0: nproc */
+  int64_t max_restarts;  /* local: restart a failed worker as a newcomer;
+                          * mpi backend: relaunch the job from checkpoint */
+  /* monitoring (herd/coord.h's http_address and the push/alert fields) */
+  const char *http;          /* ADDR:PORT, "off": none */
+  const char *push_gateway;  /* Pushgateway URL */
+  const char *alert_webhook; /* alert webhook URL */
+  double push_interval_s, stall_alert_s;
 } herd_run_opts_t;
 
 typedef struct {
@@ -32,6 +41,10 @@ typedef struct {
   int usage_failures;    /* children that exited HERD_EXIT_USAGE (2) */
   int stopping;          /* a stop signal was sent */
   double stop_deadline;  /* SIGKILL after this (monotonic seconds) */
+  char **command;        /* what each local child runs (for restarts) */
+  int restarts_left;     /* local workers still allowed to restart */
+  int restarts;          /* restarts done */
+  int tolerate_failures; /* elastic: a lost worker does not fail the job */
 } herd_children_t;
 
 /* Resolves the default launcher, checks the command and the launcher exist
@@ -40,7 +53,10 @@ herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command);
 /* Starts the workers in their own process group (posix_spawn, no shell). */
 herd_result_t herd_children_launch(const herd_run_opts_t *opts,
                                    char **command, herd_children_t *children);
-/* Reaps exited children without blocking and tells the coordinator. */
+/* 1 when the workers' backend is elastic (gloo): survivors go on. */
+int herd_launch_elastic(const herd_run_opts_t *opts);
+/* Reaps exited children without blocking and tells the coordinator; a
+ * failed local worker is restarted (as a newcomer) while restarts_left. */
 void herd_children_reap(herd_children_t *children, herd_coord_t *coord);
 int herd_children_alive(const herd_children_t *children);
 /* Sends `signo` to every live child and arms the SIGKILL deadline. */

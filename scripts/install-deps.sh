@@ -9,6 +9,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev hdf5-tools
   libopenblas-dev libjansson-dev zlib1g-dev libcmocka-dev libcurl4-openssl-dev
+  libmicrohttpd-dev
   clang libclang-rt-14-dev
   libgloo-dev
   dataset-fashion-mnist

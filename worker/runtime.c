@@ -190,23 +190,39 @@ static herd_worker_t *s_alloc(void)
   return worker;
 }
 
-/* Waits for the first roster or a refusal, at most join_timeout_ms. */
-static herd_result_t s_wait_roster(herd_worker_t *worker)
+static struct timespec s_deadline_in(int timeout_ms)
 {
-  herd_result_t rc = HERD_OK;
   struct timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
-  deadline.tv_sec += worker->join_timeout_ms / 1000;
-  deadline.tv_nsec += (long)(worker->join_timeout_ms % 1000) * 1000000L;
+  deadline.tv_sec += timeout_ms / 1000;
+  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
   if (deadline.tv_nsec >= 1000000000L) {
     deadline.tv_sec++;
     deadline.tv_nsec -= 1000000000L;
   }
-  pthread_mutex_lock(&worker->lock);
-  while (!worker->have_roster && !worker->refused && rc == HERD_OK)
-    if (pthread_cond_timedwait(&worker->changed, &worker->lock, &deadline) ==
+  return deadline;
+}
+
+/* With worker->lock held: waits until a roster newer than `after` or a
+ * refusal arrives, or the deadline passes (HERD_ETIMEDOUT). */
+static herd_result_t s_wait_newer_locked(herd_worker_t *worker, int64_t after,
+                                         const struct timespec *deadline)
+{
+  while (!(worker->have_roster && worker->roster.generation > after) &&
+         !worker->refused)
+    if (pthread_cond_timedwait(&worker->changed, &worker->lock, deadline) ==
         ETIMEDOUT)
-      rc = HERD_ETIMEDOUT;
+      return HERD_ETIMEDOUT;
+  return HERD_OK;
+}
+
+/* Waits for the first roster or a refusal, at most join_timeout_ms. */
+static herd_result_t s_wait_roster(herd_worker_t *worker)
+{
+  herd_result_t rc = HERD_OK;
+  struct timespec deadline = s_deadline_in(worker->join_timeout_ms);
+  pthread_mutex_lock(&worker->lock);
+  rc = s_wait_newer_locked(worker, INT64_MIN, &deadline);
   if (worker->refused)
     rc = herd_error_set(HERD_EAUTH, "coordinator refused the join: %s",
                         worker->refused_reason);
@@ -267,6 +283,38 @@ herd_result_t herd_worker_roster(herd_worker_t *worker, herd_roster_t *out)
   return rc;
 }
 
+herd_result_t herd_worker_wait_roster(herd_worker_t *worker,
+                                      int64_t after_generation, int timeout_ms,
+                                      herd_roster_t *out)
+{
+  if (!worker || !out || timeout_ms < 0)
+    return HERD_EINVAL;
+  struct timespec deadline = s_deadline_in(timeout_ms);
+  pthread_mutex_lock(&worker->lock);
+  herd_result_t rc = s_wait_newer_locked(worker, after_generation, &deadline);
+  *out = worker->roster;
+  if (worker->refused)
+    rc = herd_error_set(HERD_ESTATE, "no longer a member: %s",
+                        worker->refused_reason);
+  else if (rc == HERD_ETIMEDOUT)
+    rc = herd_error_set(HERD_ETIMEDOUT, "no generation after %lld within "
+                        "%g s (too few workers for --min?)",
+                        (long long)after_generation, timeout_ms / 1000.0);
+  pthread_mutex_unlock(&worker->lock);
+  return rc;
+}
+
+void herd_worker_on_roster(herd_worker_t *worker,
+                           herd_worker_roster_hook_t hook, void *arg)
+{
+  if (!worker)
+    return;
+  pthread_mutex_lock(&worker->lock);
+  worker->roster_hook = hook;
+  worker->roster_hook_arg = arg;
+  pthread_mutex_unlock(&worker->lock);
+}
+
 /* ---- reports ----------------------------------------------------------------
  */
 
@@ -317,6 +365,7 @@ void herd_worker_report_step(herd_worker_t *worker,
   r.data_seconds = report->data_seconds;
   r.sample_begin = report->sample_begin;
   r.sample_end = report->sample_end;
+  r.total_steps = report->total_steps;
   env.body_case = HERD__ENVELOPE__BODY_STEP_REPORT;
   env.step_report = &r;
   atomic_store(&worker->last_step, report->step);
@@ -342,13 +391,23 @@ void herd_worker_report_epoch(herd_worker_t *worker, int64_t epoch,
 void herd_worker_report_checkpoint(herd_worker_t *worker, int64_t step,
                                    const char *path)
 {
-  if (!worker || !path)
+  herd_ckpt_report_t report = {.step = step, .path = path};
+  herd_worker_report_checkpoint_stats(worker, &report);
+}
+
+void herd_worker_report_checkpoint_stats(herd_worker_t *worker,
+                                         const herd_ckpt_report_t *report)
+{
+  if (!worker || !report || !report->path)
     return;
   Herd__Envelope env;
   Herd__CkptCommitted c = HERD__CKPT_COMMITTED__INIT;
   worker_envelope_init(worker, &env);
-  c.step = step;
-  c.path = (char *)path;
+  c.step = report->step;
+  c.path = (char *)report->path;
+  c.duration_seconds = report->duration_seconds;
+  c.bytes = report->bytes;
+  c.stall_seconds = report->stall_seconds;
   env.body_case = HERD__ENVELOPE__BODY_CKPT_COMMITTED;
   env.ckpt_committed = &c;
   s_queue(worker, &env);

@@ -59,6 +59,8 @@ struct herd_worker {
   pthread_cond_t changed; /* roster or refusal arrived */
   herd_roster_t roster;
   int have_roster;
+  herd_worker_roster_hook_t roster_hook; /* called on the link thread */
+  void *roster_hook_arg;
   int refused;
   char refused_reason[256];
   worker_kv_slot_t kv[WORKER_KV_SLOTS];

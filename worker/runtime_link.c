@@ -108,8 +108,13 @@ static void s_apply_roster(herd_worker_t *worker, const Herd__Roster *r)
   worker->roster.state_source_rank = r->state_source_rank;
   worker->roster.resume_step = r->resume_step;
   worker->have_roster = 1;
+  herd_roster_t roster = worker->roster;
+  herd_worker_roster_hook_t hook = worker->roster_hook;
+  void *hook_arg = worker->roster_hook_arg;
   pthread_cond_broadcast(&worker->changed);
   pthread_mutex_unlock(&worker->lock);
+  if (hook)
+    hook(hook_arg, &roster);
   if (!worker->heartbeat_from_config && r->heartbeat_interval_ms > 0)
     worker->heartbeat_interval_ms = r->heartbeat_interval_ms;
   herd_log_set_context(r->rank, r->generation);

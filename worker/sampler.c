@@ -200,3 +200,24 @@ void herd_sampler_step_range(const herd_sampler_t *sampler,
   *begin = g_begin + (size_t)(r * len / w);
   *end = g_begin + (size_t)((r + 1) * len / w);
 }
+
+void herd_sampler_shard_range(const herd_sampler_t *sampler,
+                              size_t step_in_epoch, size_t global_batch,
+                              int rank, int world_size, int shards,
+                              size_t *begin, size_t *end, int *first_shard,
+                              int *shard_count)
+{
+  assert(world_size >= 1 && rank >= 0 && rank < world_size && shards >= 1);
+  size_t g_begin, g_end;
+  herd_sampler_global_range(sampler->count, step_in_epoch, global_batch,
+                            &g_begin, &g_end);
+  uint64_t len = g_end - g_begin, v = (uint64_t)shards;
+  uint64_t w = (uint64_t)world_size, r = (uint64_t)rank;
+  uint64_t first = r * v / w, last = (r + 1) * v / w;
+  *begin = g_begin + (size_t)(first * len / v);
+  *end = g_begin + (size_t)(last * len / v);
+  if (first_shard)
+    *first_shard = (int)first;
+  if (shard_count)
+    *shard_count = (int)(last - first);
+}

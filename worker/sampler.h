@@ -72,6 +72,20 @@ const uint32_t *herd_sampler_perm(const herd_sampler_t *sampler);
 /* ceil(count / global_batch); 0 when global_batch is 0. */
 size_t herd_sampler_steps_per_epoch(size_t count, size_t global_batch);
 
+/* Virtual shards (elastic training): each step's global range is cut into
+ * `shards` fixed pieces, shard k = [b + k*len/shards, b + (k+1)*len/shards),
+ * and rank r of world_size takes the contiguous shards
+ * [r*shards/world_size, (r+1)*shards/world_size). The pieces, and so which
+ * samples form a step, do not depend on the world size; a rank beyond
+ * `shards` gets an empty range. Fills the rank's positions and its first
+ * shard index and shard count. Preconditions as herd_sampler_step_range,
+ * plus shards >= 1. */
+void herd_sampler_shard_range(const herd_sampler_t *sampler,
+                              size_t step_in_epoch, size_t global_batch,
+                              int rank, int world_size, int shards,
+                              size_t *begin, size_t *end, int *first_shard,
+                              int *shard_count);
+
 /* Permutation positions [*begin, *end) that `rank` of `world_size` workers
  * processes in step `step_in_epoch`. Preconditions (asserted): global_batch
  * >= 1, world_size >= 1, 0 <= rank < world_size. A step past the end of the

@@ -8,12 +8,14 @@
 #ifndef HERD_WORKER_TRAIN_H
 #define HERD_WORKER_TRAIN_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "herd/herd.h"
 #include "mlp.h"
 #include "optim.h"
 #include "sampler.h"
+#include "timeline.h"
 
 typedef struct {
   const char *data;
@@ -37,6 +39,8 @@ typedef struct {
   int64_t max_steps;      /* stop after this many steps in total (0: none) */
   const char *dump_params; /* rank 0 writes the final params here (raw f32) */
   const char *device;      /* cpu|cuda */
+  int64_t virtual_shards;  /* pieces of the global batch (elastic) */
+  const char *timeline;    /* Chrome trace of step phases (timeline.h) */
 } herd_train_config_t;
 
 /* --device cuda state (train_cuda.c): model, optimizer and data on the GPU. */
@@ -60,6 +64,10 @@ typedef struct {
   size_t param_count;
   int rank, world_size;
   int64_t generation;
+  int virtual_shards;     /* the global batch's fixed pieces */
+  int has_state;          /* holds a committed training state */
+  pthread_mutex_t comm_lock; /* comm, rank, world_size, generation vs the
+                              * roster hook on the worker's link thread */
   /* progress */
   int64_t step;           /* completed steps in total */
   int64_t epoch;
@@ -68,18 +76,47 @@ typedef struct {
   int64_t resumed_from_step; /* -1: fresh */
   int64_t last_ckpt_step;     /* last step submitted for saving */
   int stop_requested;         /* all ranks agreed to stop (SIGTERM/SIGUSR1) */
+  int reconfigure_requested;  /* all ranks agreed to switch generation */
   double test_accuracy;
   double samples_per_second;
+  herd_timeline_t *timeline;  /* --timeline; NULL: off */
 } herd_train_t;
 
 /* Elements appended to the gradient buffer: loss sum, sample count,
  * correct count, stop flag (> 0 after the SUM when any rank got SIGTERM or
  * SIGUSR1, so every rank stops after the same step). They ride in the same
  * all-reduce (no extra round trip). */
-#define HERD_TRAIN_EXTRA 4
+#define HERD_TRAIN_EXTRA 5
 #define HERD_TRAIN_STOP_SLOT 3
+/* > 0 after the SUM when any rank holds a roster of a newer generation
+ * (newcomers admitted): every rank switches after that same step. */
+#define HERD_TRAIN_RECONFIG_SLOT 4
+
+/* train_elastic.c: generations (gloo under a coordinator). */
+/* 1 when membership may change: the gloo backend under a coordinator. */
+int herd_train_is_elastic(const herd_train_t *train);
+/* Opens this generation's communicator from `roster` (gloo, KV rendezvous)
+ * and installs the roster hook that aborts it when members are lost. */
+herd_result_t herd_train_open_comm(herd_train_t *train,
+                                   const herd_roster_t *roster);
+/* First collective of a generation, on every member: agree on `local_rc`
+ * (newcomers' setup), then take the newest state a member holds, or the
+ * newest checkpoint when none does. */
+herd_result_t herd_train_enter_generation(herd_train_t *train,
+                                          herd_result_t local_rc);
+/* After a failed collective (`why` != OK: the step is discarded) or an
+ * agreed admission (`why` == OK): waits for the next roster, rebuilds the
+ * communicator and re-syncs the state. */
+herd_result_t herd_train_reconfigure(herd_train_t *train, herd_result_t why);
+/* 1 when `rc` is a collective failure a new generation can recover from. */
+int herd_train_recoverable(herd_result_t rc);
 
 /* train_state.c: checkpoints and state agreement across ranks. */
+/* Every rank takes the state of `root`: header {has_state, step, epoch,
+ * step_in_epoch, optimizer step}, parameters, optimizer buffers. */
+#define HERD_TRAIN_HEADER_LEN 5
+herd_result_t herd_train_broadcast_state(herd_train_t *train, int root,
+                                         int64_t *header);
 herd_result_t herd_train_resume(herd_train_t *train);
 /* Rank 0: snapshots the state into the asynchronous writer (the step waits
  * only for the copy). Other ranks: no-op. A failed save is logged, counted

@@ -13,6 +13,7 @@
  * the same step whatever rank got the signal first; then rank 0 saves and
  * waits for the commit, and all ranks exit 0. The next run resumes there.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,12 @@ static const herd_opt_t s_table[] = {
      S_OFF(dump_params), "rank 0 writes the final parameters (raw f32) here"},
     {"device", 0, "HERD_DEVICE", HERD_OPT_CHOICE, "cpu", 0, 0, "cpu|cuda",
      S_OFF(device), "train on the CPU, or on one GPU per rank"},
+    {"virtual-shards", 0, "HERD_VIRTUAL_SHARDS", HERD_OPT_INT, "16", 1, 4096,
+     NULL, S_OFF(virtual_shards),
+     "fixed pieces of each global batch, spread over the ranks"},
+    {"timeline", 0, "HERD_TIMELINE", HERD_OPT_STRING, NULL, 0, 0, NULL,
+     S_OFF(timeline), "write step phases as a Chrome trace (Perfetto) here; "
+     "rank N>0 adds .rankN"},
 };
 
 /* Set by SIGTERM/SIGUSR1; read once per step into the all-reduce. */
@@ -144,7 +151,7 @@ static herd_result_t s_make_model(herd_train_t *train)
 {
   int dims[HERD_MLP_MAX_DIMS], n_dims = 0;
   HERD_CHECK(s_parse_hidden(train->config.hidden, dims, &n_dims));
-  int max_local = (int)(train->config.batch / train->world_size + 1);
+  int max_local = (int)train->config.batch; /* worlds may shrink */
   HERD_CHECK(herd_mlp_new(dims, n_dims, max_local, &train->mlp));
   train->param_count = herd_mlp_param_count(train->mlp);
   train->params = malloc(train->param_count * sizeof(float));
@@ -190,18 +197,9 @@ static herd_result_t s_join(herd_train_t *train)
   herd_log_set_context(train->rank, roster.generation);
   if (train->comm)
     return HERD_OK;
-  /* gloo: this generation's communicator from the roster and the KV store
-   * (the store is only needed while herd_comm_new connects). */
-  herd_comm_config_t cc = HERD_COMM_CONFIG_INIT;
-  cc.backend = HERD_BACKEND_GLOO;
-  cc.rank = train->rank = roster.rank;
-  cc.world_size = train->world_size = roster.world_size;
-  cc.generation = roster.generation;
-  HERD_CHECK(herd_comm_store_from_worker(train->worker, &cc.store));
-  herd_result_t rc = herd_comm_new(&cc, &train->comm);
-  herd_comm_store_destroy(&cc.store);
-  herd_log_set_context(train->rank, roster.generation);
-  return rc;
+  /* gloo: this generation's communicator from the roster and the KV
+   * store; it is rebuilt for every later generation (train_elastic.c). */
+  return herd_train_open_comm(train, &roster);
 }
 
 static herd_result_t s_setup(herd_train_t *train)
@@ -239,8 +237,9 @@ static herd_result_t s_setup(herd_train_t *train)
     rc = herd_dataset_load(train->config.data, &train->dataset);
   if (rc == HERD_OK)
     rc = s_make_model(train);
-  HERD_CHECK(herd_train_agree(train, rc));
-  HERD_CHECK(herd_train_resume(train));
+  /* Agree, then take a member's state, or the newest checkpoint when no
+   * member holds one (a fresh job, or every worker restarted). */
+  HERD_CHECK(herd_train_enter_generation(train, rc));
   return cuda ? herd_train_cuda_setup(train) : HERD_OK;
 }
 
@@ -304,6 +303,16 @@ static void s_update_throughput(herd_train_t *train, double now,
   }
 }
 
+/* 1.0 when this rank holds a roster newer than its generation. */
+static float s_newer_roster(herd_train_t *train)
+{
+  herd_roster_t roster;
+  return train->worker && herd_worker_roster(train->worker, &roster) == HERD_OK &&
+                 roster.generation > train->generation
+             ? 1.0f
+             : 0.0f;
+}
+
 /* One step: local gradient sum, one all-reduce, identical update. */
 static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
                             herd_step_report_t *report)
@@ -313,8 +322,10 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   const herd_data_split_t *data = &train->dataset->train;
   size_t pixels = (size_t)data->rows * (size_t)data->cols;
   size_t begin, end, global_begin, global_end, batch = (size_t)train->config.batch;
-  herd_sampler_step_range(train->sampler, (size_t)train->step_in_epoch, batch,
-                          train->rank, train->world_size, &begin, &end);
+  herd_sampler_shard_range(train->sampler, (size_t)train->step_in_epoch, batch,
+                           train->rank, train->world_size,
+                           (int)train->config.virtual_shards, &begin, &end,
+                           NULL, NULL);
   herd_sampler_global_range(data->count, (size_t)train->step_in_epoch, batch,
                             &global_begin, &global_end);
   double t0 = s_now();
@@ -333,6 +344,7 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   train->grad[p + 1] = (float)(end - begin);
   train->grad[p + 2] = (float)correct;
   train->grad[p + HERD_TRAIN_STOP_SLOT] = s_stop_signal ? 1.0f : 0.0f;
+  train->grad[p + HERD_TRAIN_RECONFIG_SLOT] = s_newer_roster(train);
   double t2 = s_now();
   HERD_CHECK(herd_comm_allreduce_buckets(train->comm, train->grad,
                                          p + HERD_TRAIN_EXTRA, HERD_DTYPE_F32,
@@ -340,6 +352,7 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   double t3 = s_now();
   if (train->grad[p + HERD_TRAIN_STOP_SLOT] > 0)
     train->stop_requested = 1;
+  train->reconfigure_requested = train->grad[p + HERD_TRAIN_RECONFIG_SLOT] > 0;
   float inverse = 1.0f / train->grad[p + 1];
   for (size_t i = 0; i < p; i++)
     train->grad[i] *= inverse;
@@ -353,6 +366,7 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
       .data_seconds = t1 - t0, .compute_seconds = (t2 - t1) + (s_now() - t3),
       .comm_seconds = t3 - t2, .step_seconds = s_now() - t0,
       .sample_begin = (int64_t)global_begin, .sample_end = (int64_t)global_end};
+  herd_timeline_step(train->timeline, report->step, t0, t1, t2, t3, s_now());
   return HERD_OK;
 }
 
@@ -360,12 +374,16 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
  * a failed fetch skips the save, logged, like a failed save. */
 static void s_save(herd_train_t *train)
 {
+  double start = s_now();
   herd_result_t rc = train->rank == 0 ? herd_train_cuda_download(train) : HERD_OK;
   if (rc == HERD_OK)
     herd_train_save(train);
   else
     HERD_LOG(HERD_LOG_ERROR, "train", "checkpoint at step %lld: %s",
              (long long)train->step, herd_error_detail());
+  if (train->rank == 0 && train->config.ckpt_dir)
+    herd_timeline_phase(train->timeline, HERD_TIMELINE_CHECKPOINT,
+                        train->step, start, s_now());
 }
 
 /* Bookkeeping after a committed step: epoch end, reports, checkpoints. */
@@ -373,12 +391,16 @@ static herd_result_t s_after_step(herd_train_t *train, herd_step_report_t *repor
 {
   train->step++;
   report->samples_per_second = train->samples_per_second;
+  report->total_steps = train->config.epochs * train->steps_per_epoch;
+  if (train->config.max_steps && train->config.max_steps < report->total_steps)
+    report->total_steps = train->config.max_steps; /* for the ETA */
   if (train->worker)
     herd_worker_report_step(train->worker, report);
   if (++train->step_in_epoch == train->steps_per_epoch) {
-    HERD_CHECK(s_evaluate(train));
+    train->step_in_epoch = 0; /* the step is committed whatever eval does */
+    herd_result_t rc = s_evaluate(train);
     train->epoch++;
-    train->step_in_epoch = 0;
+    HERD_CHECK(rc);
   }
   if (train->config.ckpt_every > 0 && train->step % train->config.ckpt_every == 0)
     s_save(train); /* a failed save is logged; training goes on */
@@ -389,7 +411,7 @@ static herd_result_t s_after_step(herd_train_t *train, herd_step_report_t *repor
 static herd_result_t s_train(herd_train_t *train)
 {
   size_t pixels = (size_t)train->dataset->train.rows * train->dataset->train.cols;
-  size_t local_max = (size_t)train->config.batch / (size_t)train->world_size + 1;
+  size_t local_max = (size_t)train->config.batch; /* worlds may shrink */
   float *x = malloc(local_max * pixels * sizeof(float));
   uint8_t *labels = malloc(local_max);
   herd_result_t rc = x && labels ? HERD_OK : HERD_ENOMEM;
@@ -404,12 +426,23 @@ static herd_result_t s_train(herd_train_t *train)
       herd_sampler_set_epoch(train->sampler, (uint64_t)train->epoch);
     herd_step_report_t report;
     rc = s_step(train, x, labels, &report);
+    if (rc != HERD_OK && herd_train_is_elastic(train) &&
+        herd_train_recoverable(rc)) {
+      rc = herd_train_reconfigure(train, rc); /* the step is redone */
+      continue;
+    }
     if (rc == HERD_OK) {
       s_update_throughput(train, s_now(), report.samples, &window_start,
                           &window_samples);
       rc = s_after_step(train, &report);
       evaluated = train->step_in_epoch == 0;
+      if (rc != HERD_OK && herd_train_is_elastic(train) &&
+          herd_train_recoverable(rc))
+        rc = herd_train_reconfigure(train, rc);
     }
+    if (rc == HERD_OK && train->reconfigure_requested &&
+        herd_train_is_elastic(train))
+      rc = herd_train_reconfigure(train, HERD_OK); /* admit newcomers */
   }
   if (rc == HERD_OK && train->stop_requested && train->rank == 0)
     fprintf(stderr, "herd-train: stop requested by signal: saving step %lld "
@@ -453,6 +486,7 @@ static void s_finish(herd_train_t *train)
 
 static void s_cleanup(herd_train_t *train)
 {
+  herd_timeline_close(&train->timeline);
   herd_ckpt_writer_destroy(&train->writer);
   herd_worker_leave(&train->worker);
   herd_train_cuda_destroy(&train->cuda);
@@ -470,6 +504,7 @@ int main(int argc, char **argv)
 {
   herd_train_t train;
   memset(&train, 0, sizeof train);
+  pthread_mutex_init(&train.comm_lock, NULL);
   train.resumed_from_step = -1;
   train.last_ckpt_step = -1;
   int first = argc;
@@ -487,6 +522,8 @@ int main(int argc, char **argv)
   }
   s_catch_stop_signals();
   rc = s_setup(&train);
+  if (rc == HERD_OK && train.config.timeline)
+    rc = herd_timeline_open(train.config.timeline, train.rank, &train.timeline);
   if (rc == HERD_OK)
     rc = s_train(&train);
   if (rc == HERD_OK)

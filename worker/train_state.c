@@ -17,10 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "train.h"
 
-#define S_HEADER_LEN 5 /* found, step, epoch, step_in_epoch, optimizer step */
 
 herd_result_t herd_train_agree(herd_train_t *train, herd_result_t rc)
 {
@@ -133,6 +133,21 @@ herd_result_t herd_train_save(herd_train_t *train)
   return HERD_OK;
 }
 
+/* CkptCommitted with what the save cost, for the coordinator's metrics. */
+static void s_report_checkpoint(herd_train_t *train,
+                                const herd_ckpt_completion_t *done)
+{
+  struct stat st;
+  herd_ckpt_writer_stats_t stats;
+  herd_ckpt_writer_stats(train->writer, &stats);
+  herd_ckpt_report_t report = {
+      .step = done->step, .path = done->path,
+      .duration_seconds = done->write_seconds,
+      .bytes = stat(done->path, &st) == 0 ? (int64_t)st.st_size : 0,
+      .stall_seconds = stats.last_stall_seconds};
+  herd_worker_report_checkpoint_stats(train->worker, &report);
+}
+
 void herd_train_poll_saves(herd_train_t *train, int wait)
 {
   herd_ckpt_completion_t *done = NULL;
@@ -151,7 +166,7 @@ void herd_train_poll_saves(herd_train_t *train, int wait)
     HERD_LOG(HERD_LOG_INFO, "train", "checkpoint %s committed in %.3f s",
              done->path, done->write_seconds);
     if (train->worker)
-      herd_worker_report_checkpoint(train->worker, done->step, done->path);
+      s_report_checkpoint(train, done);
   }
   free(done);
 }
@@ -182,7 +197,7 @@ static herd_result_t s_load_rank0(herd_train_t *train, int64_t *header)
   if (rc != HERD_OK)
     return herd_error_set(rc, "cannot resume from '%s': %s", path,
                           herd_error_detail());
-  int64_t values[S_HEADER_LEN] = {1, meta.step, meta.epoch, meta.step_in_epoch,
+  int64_t values[HERD_TRAIN_HEADER_LEN] = {1, meta.step, meta.epoch, meta.step_in_epoch,
                                   optim_step};
   memcpy(header, values, sizeof values);
   fprintf(stderr, "herd-train: resuming from %s (step %lld, epoch %lld)\n",
@@ -194,25 +209,35 @@ static herd_result_t s_load_rank0(herd_train_t *train, int64_t *header)
   return HERD_OK;
 }
 
-herd_result_t herd_train_resume(herd_train_t *train)
+herd_result_t herd_train_broadcast_state(herd_train_t *train, int root,
+                                         int64_t *header)
 {
-  int64_t header[S_HEADER_LEN] = {0};
-  herd_result_t rc = train->rank == 0 ? s_load_rank0(train, header) : HERD_OK;
-  HERD_CHECK(herd_train_agree(train, rc));
-  HERD_CHECK(herd_comm_broadcast(train->comm, header, S_HEADER_LEN,
-                                 HERD_DTYPE_I64, 0));
+  HERD_CHECK(herd_comm_broadcast(train->comm, header, HERD_TRAIN_HEADER_LEN,
+                                 HERD_DTYPE_I64, root));
   HERD_CHECK(herd_comm_broadcast(train->comm, train->params,
-                                 train->param_count, HERD_DTYPE_F32, 0));
+                                 train->param_count, HERD_DTYPE_F32, root));
   if (!header[0])
-    return HERD_OK; /* fresh start: rank 0's initial parameters */
+    return HERD_OK; /* fresh start: root's initial parameters */
   for (int i = 0; i < herd_optim_state_buffers(train->optim); i++)
     HERD_CHECK(herd_comm_broadcast(train->comm, herd_optim_state(train->optim, i),
                                    herd_optim_count(train->optim),
-                                   HERD_DTYPE_F32, 0));
+                                   HERD_DTYPE_F32, root));
   train->step = header[1];
   train->epoch = header[2];
   train->step_in_epoch = header[3];
   herd_optim_set_step_count(train->optim, header[4]);
+  return HERD_OK;
+}
+
+herd_result_t herd_train_resume(herd_train_t *train)
+{
+  int64_t header[HERD_TRAIN_HEADER_LEN] = {0};
+  herd_result_t rc = train->rank == 0 ? s_load_rank0(train, header) : HERD_OK;
+  HERD_CHECK(herd_train_agree(train, rc));
+  HERD_CHECK(herd_train_broadcast_state(train, 0, header));
+  train->has_state = 1;
+  if (!header[0])
+    return HERD_OK;
   train->resumed_from_step = train->step;
   train->last_ckpt_step = train->step;
   return HERD_OK;

@@ -55,11 +55,28 @@ typedef struct {
   int rejoin_window_ms;       /* restarted coordinator: how long to wait for
                                  all members of a generation to re-register
                                  before forming a new one, default 2000 */
+  /* Monitoring (fields added later; NULL / 0: off or the default). */
+  const char *http_address;   /* "ADDR:PORT" of the HTTP server (/metrics,
+                                 /status, /healthz, /); port 0 picks a free
+                                 one; NULL: no server. Loopback unless an
+                                 operator names another address. */
+  const char *push_gateway_url; /* Prometheus Pushgateway base URL; NULL:
+                                   none. PUT /metrics/job/herd/run/<run_id>
+                                   every push_interval_ms and at the end */
+  int push_interval_ms;       /* default 10000 */
+  const char *alert_webhook_url; /* POSTs a JSON alert on member failure,
+                                    stall, job failure and completion */
+  int stall_alert_ms;         /* no step progress this long while running:
+                                 a stall alert, default 120000; -1 off */
+  const char *run_id;         /* Pushgateway grouping key and alert field;
+                                 NULL: the run dir's last component, else
+                                 job_id */
 } herd_coord_config_t;
 
 #define HERD_COORD_CONFIG_INIT                                                 \
   { HERD_COORD_CONFIG_VERSION, "127.0.0.1", 0, NULL, "herd", NULL, 1, 1,      \
-    100, 3, 120000, 69632, 0, 0, 0, 0, 0, 0, 0 }
+    100, 3, 120000, 69632, 0, 0, 0, 0, 0, 0, 0,                               \
+    NULL, NULL, 0, NULL, 0, NULL }
 
 /* Binds, opens the run dir files and starts the coordinator thread.
  * Caller owns *coord_out. */
@@ -70,6 +87,10 @@ void herd_coord_destroy(herd_coord_t **coord_p);
 
 /* "tcp://127.0.0.1:PORT", valid until destroy. */
 const char *herd_coord_endpoint(const herd_coord_t *coord);
+/* "http://ADDR:PORT/" of the monitoring server (the bound port, also when
+ * config.http_address asked for port 0), or NULL without one. Valid until
+ * destroy. */
+const char *herd_coord_http_url(const herd_coord_t *coord);
 
 typedef struct {
   int64_t generation;     /* 0 until the first generation forms */

@@ -59,6 +59,22 @@ herd_result_t herd_worker_join(const herd_worker_config_t *config,
 /* The current roster. */
 herd_result_t herd_worker_roster(herd_worker_t *worker, herd_roster_t *out);
 
+/* Waits up to timeout_ms for a roster of a generation above
+ * after_generation (elastic training: after a peer failed, or after the
+ * ranks agreed to admit newcomers). HERD_ETIMEDOUT when none comes (the job
+ * fell below --min), HERD_ESTATE when this worker was evicted. */
+herd_result_t herd_worker_wait_roster(herd_worker_t *worker,
+                                      int64_t after_generation, int timeout_ms,
+                                      herd_roster_t *out);
+
+/* Called on the worker's link thread right after each roster arrives: keep
+ * it short and thread-safe (e.g. herd_comm_abort() of a communicator the
+ * new roster makes obsolete). NULL removes it. */
+typedef void (*herd_worker_roster_hook_t)(void *arg,
+                                          const herd_roster_t *roster);
+void herd_worker_on_roster(herd_worker_t *worker,
+                           herd_worker_roster_hook_t hook, void *arg);
+
 typedef struct {
   int64_t step;            /* global step number just committed (1-based) */
   int64_t epoch;
@@ -69,6 +85,7 @@ typedef struct {
   double samples_per_second; /* global throughput, recent window */
   double step_seconds, compute_seconds, comm_seconds, data_seconds;
   int64_t sample_begin, sample_end; /* epoch sample-range of the step */
+  int64_t total_steps;     /* steps the job runs in all, 0 unknown (ETA) */
 } herd_step_report_t;
 
 typedef struct {
@@ -87,6 +104,17 @@ void herd_worker_report_epoch(herd_worker_t *worker, int64_t epoch,
                               double test_accuracy, double test_loss);
 void herd_worker_report_checkpoint(herd_worker_t *worker, int64_t step,
                                    const char *path);
+/* The same, with what the save cost (0: unknown), for the coordinator's
+ * herd_checkpoint_* metrics. */
+typedef struct {
+  int64_t step;
+  const char *path;
+  double duration_seconds; /* background write + commit */
+  int64_t bytes;           /* size of the committed file */
+  double stall_seconds;    /* time the save blocked the training step */
+} herd_ckpt_report_t;
+void herd_worker_report_checkpoint_stats(herd_worker_t *worker,
+                                         const herd_ckpt_report_t *report);
 void herd_worker_report_done(herd_worker_t *worker,
                              const herd_done_report_t *report);
 

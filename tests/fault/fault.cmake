@@ -10,3 +10,18 @@ foreach(case kill9 corrupt enospc h5py resume_equiv reshard)
   set_tests_properties(fault_ckpt_${case} PROPERTIES LABELS fault TIMEOUT 300
     SKIP_RETURN_CODE 77 FIXTURES_REQUIRED herd_data)
 endforeach()
+
+# Elastic training under kill -9 (issue 5): gloo workers, local launcher.
+add_test(NAME fault_elastic_baseline
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/elastic.sh ${CMAKE_BINARY_DIR}/bin
+          ${HERD_TEST_DATA} baseline)
+set_tests_properties(fault_elastic_baseline PROPERTIES LABELS fault TIMEOUT 300
+  FIXTURES_REQUIRED herd_data FIXTURES_SETUP elastic_baseline)
+foreach(case kill_random kill_rank0 kill_two kill_in_reconfig kill_in_save
+             newcomer kill_coord below_min)
+  add_test(NAME fault_elastic_${case}
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/elastic.sh ${CMAKE_BINARY_DIR}/bin
+            ${HERD_TEST_DATA} ${case})
+  set_tests_properties(fault_elastic_${case} PROPERTIES LABELS fault
+    TIMEOUT 300 FIXTURES_REQUIRED "herd_data;elastic_baseline")
+endforeach()

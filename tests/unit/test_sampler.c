@@ -186,6 +186,40 @@ static void test_rng_distributions(void **state)
     assert_true(herd_rng_bounded_u32(&rng, UINT32_MAX) < UINT32_MAX);
 }
 
+/* Virtual shards: for every world size the ranks' ranges tile each step's
+ * global range exactly, and the shard boundaries (hence the samples of each
+ * shard) are the same whatever the world size. */
+static void test_virtual_shards(void **state)
+{
+  (void)state;
+  const size_t n = 1000, batch = 100;
+  const int shards = 16;
+  herd_sampler_t *sampler = herd_sampler_new(7, n);
+  assert_non_null(sampler);
+  size_t boundary[17];
+  for (int world = 1; world <= 20; world++) {
+    size_t covered = 0, expect_begin = 300;
+    for (int rank = 0; rank < world; rank++) {
+      size_t begin, end;
+      int first, count;
+      herd_sampler_shard_range(sampler, 3, batch, rank, world, shards, &begin,
+                               &end, &first, &count);
+      assert_int_equal(begin, expect_begin);
+      expect_begin = end;
+      covered += end - begin;
+      if (world == 1)
+        for (int k = 0; k <= shards; k++)
+          boundary[k] = 300 + (size_t)k * batch / shards;
+      assert_int_equal(begin, boundary[first]);
+      assert_int_equal(end, boundary[first + count]);
+      if (world > shards && rank >= shards)
+        assert_true(count <= 1);
+    }
+    assert_int_equal(covered, batch);
+  }
+  herd_sampler_destroy(&sampler);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -194,6 +228,7 @@ int main(void)
       cmocka_unit_test(test_epochs_differ_and_repeat),
       cmocka_unit_test(test_rng_state_round_trip),
       cmocka_unit_test(test_rng_distributions),
+      cmocka_unit_test(test_virtual_shards),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Elastic training under faults (issue 5): real coordinator, real gloo
+# workers on loopback, kill -9 at chosen moments. Each case checks that the
+# job finishes, events.jsonl shows the generations, every sample of every
+# epoch is used exactly once in committed steps, and the final accuracy is
+# within 0.5 points of a fault-free run with the same seed.
+# Usage: elastic.sh BIN_DIR DATA_FILE CASE. Every wait is bounded.
+set -euo pipefail
+bin=$1 data=$2 case=$3
+export PATH="$bin:$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+py=/usr/bin/python3
+tmp=$(mktemp -d /tmp/herd-elastic.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail() { echo "FAIL ($case): $*" >&2; for f in "$tmp"/*.log; do [ -f "$f" ] && tail -20 "$f" >&2; done; exit 1; }
+
+train_args=(--data "$data" --epochs 2 --seed 7 --ckpt-every 50)
+# The fault-free accuracy with the same seed, measured once by the
+# `baseline` case (a ctest fixture) and kept beside the data file.
+baseline_file="$(dirname "$data")/elastic-baseline.txt"
+baseline=$(cat "$baseline_file" 2>/dev/null || echo none)
+
+# wait_for FILE PATTERN SECONDS
+wait_for() {
+  for _ in $(seq 1 $(($3 * 10))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  fail "no '$2' in $1 within $3 s"
+}
+# pid_of_rank RUN_DIR RANK: the pid of that rank in the first generation
+# (every kill below targets members of generation 1).
+pid_of_rank() {
+  "$py" - "$1/events.jsonl" "$2" <<'PY'
+import json, sys
+members = {}
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["event"] == "member_joined":
+        members.setdefault(e["rank"], e["pid"])
+print(members.get(int(sys.argv[2]), ""))
+PY
+}
+step_count() { grep -c '"event":"step"' "$1/events.jsonl" 2>/dev/null || true; }
+wait_steps() { # RUN_DIR N: until N step events
+  for _ in $(seq 1 600); do [ "$(step_count "$1")" -ge "$2" ] 2>/dev/null && return 0; sleep 0.1; done
+  fail "fewer than $2 steps within 60 s"
+}
+
+# check RUN_DIR MIN_GENERATIONS: finished, generations, exactly-once, accuracy.
+check() {
+  "$py" - "$1" "$2" "$baseline" <<'PY' || fail "check failed"
+import json, sys
+from collections import Counter
+run, min_gens, baseline = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+events = [json.loads(l) for l in open(f"{run}/events.jsonl")]
+summary = json.load(open(f"{run}/summary.json"))
+assert summary["ok"] is True, summary
+gens = [e["generation"] for e in events if e["event"] == "generation"]
+assert len(gens) >= min_gens, f"generations {gens}, want >= {min_gens}"
+steps = {}
+for e in events:
+    if e["event"] == "step":
+        steps[e["step"]] = e
+final = summary["final_step"]
+assert sorted(steps) == list(range(1, final + 1)), "committed steps not 1..final"
+used = Counter()
+for e in steps.values():
+    for i in range(e["sample_begin"], e["sample_end"]):
+        used[(e["epoch"], i)] += 1
+epochs = {k[0] for k in used}
+for ep in epochs:
+    n = sum(1 for k in used if k[0] == ep)
+    assert n == 60000, f"epoch {ep}: {n} distinct samples"
+assert max(used.values()) == 1, "a sample was used twice"
+acc = summary["test_accuracy"]
+print(f"generations {gens}; {final} steps; exactly once; accuracy {acc} (baseline {baseline})")
+assert abs(acc - baseline) <= 0.005, "accuracy differs from the fault-free run by > 0.5 points"
+PY
+}
+
+# start_run N MIN MAX RESTARTS: herd run in the background (local launcher).
+start_run() {
+  herd run -n "$1" --min "$2" --max "$3" --max-restarts "$4" --backend gloo \
+    --launcher local --run-dir "$tmp/run" --progress-interval 5 \
+    -- herd-train "${train_args[@]}" > "$tmp/run.log" 2>&1 &
+  run_pid=$!; pids+=("$run_pid")
+}
+finish_run() {
+  for _ in $(seq 1 1200); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$run_pid" 2>/dev/null && fail "job did not finish within 120 s"
+  wait "$run_pid" || fail "herd run exited with status $?"
+}
+
+baseline_run() {
+  herd run -n 4 --backend gloo --launcher local --run-dir "$tmp/run" \
+    -- herd-train "${train_args[@]}" > "$tmp/run.log" 2>&1 || fail "fault-free run"
+  "$py" -c "import json; print(json.load(open('$tmp/run/summary.json'))['test_accuracy'])" \
+    > "$baseline_file"
+  echo "baseline accuracy $(cat "$baseline_file")"
+}
+
+kill_random() {
+  start_run 4 2 4 0; wait_steps "$tmp/run" 100
+  victim=$(pid_of_rank "$tmp/run" $((RANDOM % 3 + 1))); kill -9 "$victim"
+  finish_run; check "$tmp/run" 2
+}
+kill_rank0() {
+  start_run 4 2 4 0; wait_steps "$tmp/run" 100
+  kill -9 "$(pid_of_rank "$tmp/run" 0)"
+  finish_run; check "$tmp/run" 2
+}
+kill_two() {
+  start_run 4 2 4 0; wait_steps "$tmp/run" 100
+  kill -9 "$(pid_of_rank "$tmp/run" 1)" "$(pid_of_rank "$tmp/run" 2)"
+  finish_run; check "$tmp/run" 2
+}
+kill_in_reconfig() { # a second kill while the first generation change runs
+  start_run 4 2 4 0; wait_steps "$tmp/run" 100
+  a=$(pid_of_rank "$tmp/run" 1); b=$(pid_of_rank "$tmp/run" 3)
+  kill -9 "$a"; wait_for "$tmp/run/events.jsonl" '"member_failed"' 10; kill -9 "$b"
+  finish_run; check "$tmp/run" 2
+}
+kill_in_save() { # rank 1 dies while rank 0's checkpoint is being written
+  start_run 4 2 4 0; wait_for "$tmp/run/events.jsonl" checkpoint_committed 60
+  n=$(grep -c checkpoint_committed "$tmp/run/events.jsonl")
+  for _ in $(seq 1 600); do
+    [ "$(grep -c checkpoint_committed "$tmp/run/events.jsonl")" -gt "$n" ] && break
+    ls "$tmp"/run/ckpt/*.tmp >/dev/null 2>&1 && break; sleep 0.01
+  done
+  kill -9 "$(pid_of_rank "$tmp/run" 1)"
+  finish_run; check "$tmp/run" 2
+  herd ckpt verify "$tmp/run/ckpt" > /dev/null || fail "checkpoints do not verify"
+}
+newcomer() { # a killed worker is restarted and admitted at the next generation
+  start_run 4 2 4 1; wait_steps "$tmp/run" 100
+  kill -9 "$(pid_of_rank "$tmp/run" 2)"
+  finish_run; check "$tmp/run" 3
+  grep -q "restarted worker" "$tmp/run.log" || fail "no restart"
+}
+kill_coord() { # the coordinator dies; workers keep stepping; a new one adopts them
+  port=$(( (RANDOM % 20000) + 30000 )); token=t$RANDOM$RANDOM
+  coord_args=(--port "$port" --token "$token" --run-dir "$tmp/run" --min 3)
+  herd coord "${coord_args[@]}" > "$tmp/coord1.log" 2>&1 & c1=$!; pids+=("$c1")
+  wait_for "$tmp/coord1.log" "listening" 10
+  for r in 0 1 2; do
+    HERD_COORD=tcp://127.0.0.1:$port HERD_TOKEN=$token HERD_RANK=$r HERD_WORLD_SIZE=3 \
+      HERD_BACKEND=gloo herd-train "${train_args[@]}" --ckpt-dir "$tmp/run/ckpt" \
+      > "$tmp/w$r.log" 2>&1 & pids+=($!)
+  done
+  wait_steps "$tmp/run" 100
+  kill -9 "$c1"; before=$(grep -h -c "epoch" "$tmp"/w0.log || true)
+  sleep 2
+  herd coord "${coord_args[@]}" > "$tmp/coord2.log" 2>&1 & c2=$!; pids+=("$c2")
+  for _ in $(seq 1 1200); do kill -0 "$c2" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$c2" 2>/dev/null && fail "restarted coordinator did not see the job finish"
+  wait "$c2" || fail "restarted coordinator exited with status $?"
+  grep -q '"adopted":true\|member_adopted' "$tmp/run/events.jsonl" || fail "workers were not adopted"
+  check "$tmp/run" 1
+}
+below_min() { # two of three die with --min 2: the job pauses, then fails at
+              # the join timeout with a clear message and a checkpoint
+  export HERD_JOIN_TIMEOUT=4
+  herd run -n 3 --min 2 --max 3 --backend gloo --launcher local --join-timeout 4 \
+    --run-dir "$tmp/run" -- herd-train "${train_args[@]}" > "$tmp/run.log" 2>&1 &
+  run_pid=$!; pids+=("$run_pid")
+  wait_steps "$tmp/run" 100
+  kill -9 "$(pid_of_rank "$tmp/run" 1)" "$(pid_of_rank "$tmp/run" 2)"
+  rc=0; for _ in $(seq 1 600); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
+  wait "$run_pid" || rc=$?
+  [ "$rc" = 1 ] || fail "below --min: exit status $rc, want 1"
+  grep -q "joined within\|too few workers" "$tmp/run.log" || fail "no clear below-min message"
+  herd ckpt ls "$tmp/run/ckpt" | grep -q "resume would use: $tmp" || fail "no checkpoint to resume from"
+}
+
+if [ "$case" = baseline ]; then
+  baseline_run
+else
+  [ "$baseline" != none ] || fail "no baseline: run the 'baseline' case first"
+  "$case"
+fi
+echo "PASS: $case"
