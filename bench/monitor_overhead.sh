@@ -57,7 +57,7 @@ run_one() { # mode index
   if [ "$mode" = on ]; then
     local url=""
     for _ in $(seq 1 200); do
-      url=$(grep -o 'monitoring http://[^ ]*' "$dir/out" | cut -d' ' -f2 || true)
+      url=$(grep -o 'monitoring http://[^ ]*' "$dir/out" 2>/dev/null | cut -d' ' -f2 || true)
       [ -n "$url" ] && break; sleep 0.05
     done
     poll "$url" & poller=$!
@@ -78,6 +78,9 @@ import statistics, sys
 off = [float(x) for x in sys.argv[1].split()]
 on = [float(x) for x in sys.argv[2].split()]
 mo, mn = statistics.median(off), statistics.median(on)
+ratios = [b / a - 1 for a, b in zip(off, on)]
+print(f"per-pair on/off - 1: {' '.join(f'{r:+.1%}' for r in ratios)};"
+      f" median {statistics.median(ratios):+.2%}")
 print(f"median off {mo:.1f}  on {mn:.1f}  difference {(mn - mo) / mo:+.2%}"
       f"  (mean off {statistics.mean(off):.1f} on {statistics.mean(on):.1f};"
       f" run-to-run spread off {statistics.pstdev(off) / statistics.mean(off):.1%},"

@@ -258,7 +258,9 @@ static void s_form_generation(herd_coord_t *coord, int64_t now_ms)
   int survivors = 0;
   for (int i = 0; i < n; i++)
     survivors += list[i]->state == COORD_MEMBER_ACTIVE;
-  if (!coord->formed_here)
+  /* With no survivors (a fresh job, or a relaunched static MPI world) the
+   * launcher's ranks are kept, so MPI rank i is herd rank i again. */
+  if (!coord->formed_here || survivors == 0)
     s_assign_first_ranks(list, n);
   else
     for (int i = 0; i < n; i++)

@@ -44,8 +44,7 @@ static herd_result_t s_split(const char *text, char *host, size_t host_cap,
 {
   const char *colon = strrchr(text, ':');
   if (!colon || colon == text || !colon[1])
-    return herd_error_set(HERD_EINVAL, "--http '%s': expected ADDR:PORT",
-                          text);
+    return herd_error_set(HERD_EINVAL, "--http '%s': expected ADDR:PORT", text);
   const char *start = text, *end = colon;
   if (text[0] == '[' && colon[-1] == ']') {
     start = text + 1;
@@ -128,8 +127,8 @@ static s_mhd_result_t s_reply_snapshot(struct coord_http *http,
   coord_snapshot_t *snap = NULL;
   if (coord_snapshot_take(http->coord, status_json, &snap) != HERD_OK)
     return s_reply_text(connection, 500, "out of memory\n");
-  char *body = status_json ? coord_status_render(snap)
-                           : coord_metrics_render(snap);
+  char *body =
+      status_json ? coord_status_render(snap) : coord_metrics_render(snap);
   coord_snapshot_free(&snap);
   if (!body)
     return s_reply_text(connection, 500, "out of memory\n");
@@ -160,8 +159,7 @@ static s_mhd_result_t s_route(struct coord_http *http,
 
 static s_mhd_result_t s_on_request(void *cls, struct MHD_Connection *connection,
                                    const char *url, const char *method,
-                                   const char *version,
-                                   const char *upload_data,
+                                   const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **state)
 {
   static int s_first_call_marker;
@@ -180,7 +178,8 @@ static s_mhd_result_t s_on_request(void *cls, struct MHD_Connection *connection,
   return s_route(cls, connection, url);
 }
 
-/* ---- lifecycle ------------------------------------------------------------ */
+/* ---- lifecycle ------------------------------------------------------------
+ */
 
 static void s_make_url(struct coord_http *http, const struct sockaddr *addr)
 {
@@ -200,9 +199,8 @@ static void s_make_url(struct coord_http *http, const struct sockaddr *addr)
     snprintf(host, sizeof host, "127.0.0.1");
   else if (!strcmp(host, "::"))
     snprintf(host, sizeof host, "::1");
-  snprintf(http->url, sizeof http->url, v6 ? "http://[%s]:%u/"
-                                           : "http://%s:%u/",
-           host, port);
+  snprintf(http->url, sizeof http->url,
+           v6 ? "http://[%s]:%u/" : "http://%s:%u/", host, port);
 }
 
 herd_result_t coord_http_start(herd_coord_t *coord, const char *address,

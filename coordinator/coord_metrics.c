@@ -2,9 +2,9 @@
  *
  * The coordinator thread feeds the counters as it handles reports (with
  * coord->lock held, like all coordinator state): the first report of each
- * step gives the job's steps, samples and step-time histogram (data-parallel ranks
- * report the same global step), every rank's report gives its own split of
- * step time, and rank 0's CkptCommitted gives the checkpoint figures. Every
+ * step gives the job's steps, samples and step-time histogram (data-parallel
+ * ranks report the same global step), every rank's report gives its own split
+ * of step time, and rank 0's CkptCommitted gives the checkpoint figures. Every
  * events.jsonl line also passes through s_on_event, which keeps the recent
  * non-step events for `herd top` and hands alerts to coord_push.c.
  *
@@ -29,8 +29,7 @@
 #define COORD_METRICS_TEXT_MAX ((size_t)8 << 20)
 
 static const double s_step_bounds[COORD_STEP_BUCKETS - 1] = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-    0.25,  0.5,    1,     2.5,  5,     10};
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 static const double s_ckpt_bounds[COORD_CKPT_BUCKETS - 1] = {
     0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 static const char *const s_phase_names[COORD_PHASE_COUNT] = {
@@ -100,8 +99,7 @@ static int s_bucket(const double *bounds, int n_bounds, double value)
   return i; /* n_bounds: +Inf */
 }
 
-static void s_rank_step(coord_metrics_t *m, int rank,
-                        const Herd__StepReport *r)
+static void s_rank_step(coord_metrics_t *m, int rank, const Herd__StepReport *r)
 {
   if (rank < 0 || rank >= COORD_METRICS_RANKS_MAX)
     return;
@@ -179,7 +177,8 @@ void coord_metrics_on_checkpoint(herd_coord_t *coord,
     m->ranks[0].phase_seconds_total[COORD_PHASE_CHECKPOINT] += stall;
 }
 
-/* ---- snapshots ------------------------------------------------------------ */
+/* ---- snapshots ------------------------------------------------------------
+ */
 
 static int s_by_rank(const void *a, const void *b)
 {
@@ -280,7 +279,8 @@ void coord_snapshot_free(coord_snapshot_t **snap_p)
   *snap_p = NULL;
 }
 
-/* ---- Prometheus text format 0.0.4 ----------------------------------------- */
+/* ---- Prometheus text format 0.0.4 -----------------------------------------
+ */
 
 typedef struct {
   char *data;
@@ -430,8 +430,7 @@ static void s_render_checkpoints(s_buf_t *b, const coord_snapshot_t *s)
               "checkpoint write and commit time", s_ckpt_bounds,
               m->ckpt_buckets, COORD_CKPT_BUCKETS, m->ckpt_seconds_sum);
   s_metric(b, "herd_checkpoint_written_bytes_total", "counter",
-           "bytes of committed checkpoint files",
-           (double)m->ckpt_bytes_total);
+           "bytes of committed checkpoint files", (double)m->ckpt_bytes_total);
   s_metric(b, "herd_checkpoint_last_bytes", "gauge",
            "size of the newest committed checkpoint",
            (double)m->ckpt_last_bytes);
@@ -490,13 +489,12 @@ static json_t *s_checkpoint_json(const coord_snapshot_t *s)
   const coord_metrics_t *m = &s->metrics;
   if (!m->ckpt_count)
     return json_null();
-  return json_pack("{s:I, s:o, s:f, s:f, s:f, s:I}", "step",
-                   (json_int_t)m->ckpt_last_step, "path",
-                   coord_json_string(m->ckpt_last_path), "unix_time",
-                   m->ckpt_last_unix, "age_seconds",
-                   s->now_unix - m->ckpt_last_unix, "duration_seconds",
-                   m->ckpt_last_seconds, "bytes",
-                   (json_int_t)m->ckpt_last_bytes);
+  return json_pack(
+      "{s:I, s:o, s:f, s:f, s:f, s:I}", "step", (json_int_t)m->ckpt_last_step,
+      "path", coord_json_string(m->ckpt_last_path), "unix_time",
+      m->ckpt_last_unix, "age_seconds", s->now_unix - m->ckpt_last_unix,
+      "duration_seconds", m->ckpt_last_seconds, "bytes",
+      (json_int_t)m->ckpt_last_bytes);
 }
 
 static json_t *s_member_json(const coord_snapshot_t *s,
@@ -523,9 +521,8 @@ static json_t *s_member_json(const coord_snapshot_t *s,
 static json_t *s_events_json(const coord_metrics_t *m)
 {
   json_t *list = json_array();
-  int64_t first = m->n_recent > COORD_RECENT_EVENTS
-                      ? m->n_recent - COORD_RECENT_EVENTS
-                      : 0;
+  int64_t first =
+      m->n_recent > COORD_RECENT_EVENTS ? m->n_recent - COORD_RECENT_EVENTS : 0;
   for (int64_t i = first; list && i < m->n_recent; i++) {
     const coord_recent_event_t *e = &m->recent[i % COORD_RECENT_EVENTS];
     json_array_append_new(list,
@@ -552,18 +549,15 @@ static json_t *s_status_json(const coord_snapshot_t *s)
       "{s:o, s:o, s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:o, s:o}",
       "job", coord_json_string(s->job_id), "run_id",
       coord_json_string(s->run_id), "job_state", s->job_state, "generation",
-      (json_int_t)st->generation, "world_size", st->world_size,
-      "member_count", st->members, "waiting", st->waiting, "min_workers",
-      s->min_workers, "max_workers", s->max_workers, "step",
-      (json_int_t)st->step, "epoch", (json_int_t)st->epoch, "loss",
-      coord_json_real(st->loss), "samples_per_second",
-      coord_json_real(st->samples_per_second));
+      (json_int_t)st->generation, "world_size", st->world_size, "member_count",
+      st->members, "waiting", st->waiting, "min_workers", s->min_workers,
+      "max_workers", s->max_workers, "step", (json_int_t)st->step, "epoch",
+      (json_int_t)st->epoch, "loss", coord_json_real(st->loss),
+      "samples_per_second", coord_json_real(st->samples_per_second));
   if (!j)
     return NULL;
-  json_object_set_new(j, "step_seconds",
-                      json_real(s->step_seconds_median));
-  json_object_set_new(j, "total_steps",
-                      json_integer(s->metrics.total_steps));
+  json_object_set_new(j, "step_seconds", json_real(s->step_seconds_median));
+  json_object_set_new(j, "total_steps", json_integer(s->metrics.total_steps));
   json_object_set_new(j, "eta_seconds", s_eta(s));
   json_object_set_new(j, "steps_total", json_integer(s->metrics.steps_total));
   json_object_set_new(j, "samples_total",

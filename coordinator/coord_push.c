@@ -52,7 +52,8 @@ struct coord_push {
   int stalled; /* a stall alert went out; reset on progress */
 };
 
-/* ---- building alerts (coord->lock held) ----------------------------------- */
+/* ---- building alerts (coord->lock held) -----------------------------------
+ */
 
 static double s_unix_now(void)
 {
@@ -82,14 +83,13 @@ static char *s_alert_text(herd_coord_t *coord, const char *alert,
                           const char *severity, const char *summary,
                           json_t *details)
 {
-  json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:f, s:o, s:O}", "source",
-                        "herd", "alert", alert, "severity", severity, "job",
-                        coord_json_string(coord->job_id), "run_id",
-                        coord_json_string(coord->run_id ? coord->run_id
-                                                        : coord->job_id),
-                        "ts", s_unix_now(), "summary",
-                        coord_json_string(summary), "details",
-                        details ? details : json_null());
+  json_t *j = json_pack(
+      "{s:s, s:s, s:s, s:o, s:o, s:f, s:o, s:O}", "source", "herd", "alert",
+      alert, "severity", severity, "job", coord_json_string(coord->job_id),
+      "run_id",
+      coord_json_string(coord->run_id ? coord->run_id : coord->job_id), "ts",
+      s_unix_now(), "summary", coord_json_string(summary), "details",
+      details ? details : json_null());
   char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   return text;
@@ -141,7 +141,8 @@ void coord_push_on_event(struct coord_push *push, const char *event,
   s_enqueue(push, s_alert_text(push->coord, alert, severity, summary, line));
 }
 
-/* ---- sending (the push thread) -------------------------------------------- */
+/* ---- sending (the push thread) --------------------------------------------
+ */
 
 static size_t s_discard(char *data, size_t size, size_t n, void *arg)
 {
@@ -302,16 +303,16 @@ static void *s_thread_main(void *arg)
   return NULL;
 }
 
-/* ---- lifecycle ------------------------------------------------------------ */
+/* ---- lifecycle ------------------------------------------------------------
+ */
 
 /* Grouping key values: [A-Za-z0-9_.-], anything else becomes '_'. */
 static void s_sanitize(char *out, size_t cap, const char *text)
 {
   size_t n = 0;
   for (; text && *text && n + 1 < cap; text++)
-    out[n++] = isalnum((unsigned char)*text) || strchr("_.-", *text)
-                   ? *text
-                   : '_';
+    out[n++] =
+        isalnum((unsigned char)*text) || strchr("_.-", *text) ? *text : '_';
   out[n] = '\0';
   if (!n)
     snprintf(out, cap, "herd");
@@ -353,8 +354,8 @@ herd_result_t coord_push_start(herd_coord_t *coord, struct coord_push **out)
   push->coord = coord;
   push->interval_ms =
       config->push_interval_ms > 0 ? config->push_interval_ms : 10000;
-  push->stall_ms = config->stall_alert_ms == 0 ? 120000
-                                               : config->stall_alert_ms;
+  push->stall_ms =
+      config->stall_alert_ms == 0 ? 120000 : config->stall_alert_ms;
   herd_result_t rc = s_make_urls(push, config);
   if (rc != HERD_OK) {
     free(push);

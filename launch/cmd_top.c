@@ -58,8 +58,8 @@ static const herd_opt_t s_table[] = {
      S_OFF(iterations), "frames to show (0: until Ctrl-C or the job ends)"},
     {"rows", 0, NULL, HERD_OPT_INT, "32", 1, 100000, NULL, S_OFF(rows),
      "rank rows to show at most"},
-    {"timeout", 0, NULL, HERD_OPT_DOUBLE, "3", 0.1, 600, NULL,
-     S_OFF(timeout_s), "seconds to wait for each answer"},
+    {"timeout", 0, NULL, HERD_OPT_DOUBLE, "3", 0.1, 600, NULL, S_OFF(timeout_s),
+     "seconds to wait for each answer"},
 };
 
 static const char s_usage[] =
@@ -145,8 +145,9 @@ static herd_result_t s_url_from_run_dir(const char *run_dir, char *out,
   }
   fclose(file);
   return out[0] ? HERD_OK
-                : herd_error_set(HERD_ENOENT, "no http event in %s "
-                                              "(started with --http off?)",
+                : herd_error_set(HERD_ENOENT,
+                                 "no http event in %s "
+                                 "(started with --http off?)",
                                  path);
 }
 

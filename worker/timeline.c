@@ -24,9 +24,9 @@
 struct herd_timeline {
   FILE *file;
   int rank;
-  int failed;             /* a write failed: stop recording */
-  int events;             /* written so far (for the separating commas) */
-  double epoch_offset_s;  /* realtime - monotonic */
+  int failed;            /* a write failed: stop recording */
+  int events;            /* written so far (for the separating commas) */
+  double epoch_offset_s; /* realtime - monotonic */
   size_t len;
   char buffer[TIMELINE_BUFFER];
 };
@@ -41,8 +41,7 @@ static double s_clock(clockid_t id)
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void herd_timeline_rank_path(const char *path, int rank, char *out,
-                             size_t cap)
+void herd_timeline_rank_path(const char *path, int rank, char *out, size_t cap)
 {
   if (rank <= 0) {
     snprintf(out, cap, "%s", path);
@@ -61,8 +60,10 @@ static void s_flush(herd_timeline_t *t)
   if (t->failed || !t->len)
     return;
   if (fwrite(t->buffer, 1, t->len, t->file) != t->len) {
-    HERD_LOG(HERD_LOG_WARN, "train", "timeline: write failed (%s): no more "
-                                     "events recorded", strerror(errno));
+    HERD_LOG(HERD_LOG_WARN, "train",
+             "timeline: write failed (%s): no more "
+             "events recorded",
+             strerror(errno));
     t->failed = 1;
   }
   t->len = 0;
@@ -144,12 +145,11 @@ void herd_timeline_phase(herd_timeline_t *t, herd_timeline_phase_t phase,
   s_event(t,
           "\"name\":\"%s\",\"cat\":\"step\",\"ph\":\"X\",\"ts\":%.3f,"
           "\"dur\":%.3f,\"pid\":%d,\"tid\":%d,\"args\":{\"step\":%lld}",
-          s_names[phase], ts_us, dur_us, t->rank, (int)phase,
-          (long long)step);
+          s_names[phase], ts_us, dur_us, t->rank, (int)phase, (long long)step);
 }
 
-void herd_timeline_step(herd_timeline_t *t, int64_t step, double t0,
-                        double t1, double t2, double t3, double t4)
+void herd_timeline_step(herd_timeline_t *t, int64_t step, double t0, double t1,
+                        double t2, double t3, double t4)
 {
   if (!t)
     return;

@@ -42,9 +42,8 @@ typedef enum {
 herd_result_t herd_timeline_open(const char *path, int rank,
                                  herd_timeline_t **out);
 /* One phase, from CLOCK_MONOTONIC seconds start_s to end_s. NULL-safe. */
-void herd_timeline_phase(herd_timeline_t *timeline,
-                         herd_timeline_phase_t phase, int64_t step,
-                         double start_s, double end_s);
+void herd_timeline_phase(herd_timeline_t *timeline, herd_timeline_phase_t phase,
+                         int64_t step, double start_s, double end_s);
 /* A whole step from its boundaries (monotonic seconds): data t0..t1,
  * compute t1..t2, comm t2..t3, optimizer t3..t4. NULL-safe. */
 void herd_timeline_step(herd_timeline_t *timeline, int64_t step, double t0,
@@ -52,7 +51,6 @@ void herd_timeline_step(herd_timeline_t *timeline, int64_t step, double t0,
 /* Writes what is buffered and the closing bracket; NULL-safe, nulls. */
 void herd_timeline_close(herd_timeline_t **timeline_p);
 /* The file this rank writes for `path` (rank 0: path itself). */
-void herd_timeline_rank_path(const char *path, int rank, char *out,
-                             size_t cap);
+void herd_timeline_rank_path(const char *path, int rank, char *out, size_t cap);
 
 #endif

@@ -171,6 +171,30 @@ below_min() { # two of three die with --min 2: the job pauses, then fails at
   herd ckpt ls "$tmp/run/ckpt" | grep -q "resume would use: $tmp" || fail "no checkpoint to resume from"
 }
 
+mpirun_gloo() { # survivors keep running under mpirun too
+  herd run -n 4 --min 2 --max 4 --backend gloo --launcher mpirun \
+    --run-dir "$tmp/run" --progress-interval 5 -- herd-train "${train_args[@]}" \
+    > "$tmp/run.log" 2>&1 &
+  run_pid=$!; pids+=("$run_pid")
+  wait_steps "$tmp/run" 100
+  kill -9 "$(pid_of_rank "$tmp/run" 2)"
+  finish_run; check "$tmp/run" 2
+}
+mpi_restart() { # a static world: a failure relaunches the job from checkpoint
+  herd run -n 2 --backend mpi --launcher mpirun --max-restarts 1 \
+    --ckpt-every 50 --run-dir "$tmp/run" --progress-interval 5 \
+    -- herd-train "${train_args[@]}" > "$tmp/run.log" 2>&1 &
+  run_pid=$!; pids+=("$run_pid")
+  wait_for "$tmp/run/events.jsonl" checkpoint_committed 60
+  wait_steps "$tmp/run" 150
+  kill -9 "$(pid_of_rank "$tmp/run" 1)"
+  finish_run
+  grep -q '"job_restarted"' "$tmp/run/events.jsonl" || fail "no job_restarted event"
+  [ "$("$py" -c "import json; print(json.load(open('$tmp/run/summary.json'))['resumed_from_step'] is not None)")" = True ] \
+    || fail "the relaunched job did not resume from a checkpoint"
+  check "$tmp/run" 2
+}
+
 if [ "$case" = baseline ]; then
   baseline_run
 else

@@ -76,7 +76,8 @@ static void test_timeline_valid_json(void **state)
   unlink(path);
 }
 
-/* ---- metrics / status ------------------------------------------------------ */
+/* ---- metrics / status ------------------------------------------------------
+ */
 
 static herd_coord_t *s_detached(void)
 {
@@ -134,8 +135,8 @@ static void test_metrics_text(void **state)
   assert_non_null(strstr(text, "herd_rank_step_phase_seconds_total{rank=\"1\","
                                "phase=\"comm\"}"));
   assert_non_null(strstr(text, "herd_checkpoint_written_bytes_total 4096\n"));
-  assert_non_null(strstr(text, "herd_build_info{version=\"" HERD_VERSION
-                               "\"} 1\n"));
+  assert_non_null(
+      strstr(text, "herd_build_info{version=\"" HERD_VERSION "\"} 1\n"));
   /* Every sample line: name[{labels}] value. */
   for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
     if (line[0] == '#')
@@ -176,29 +177,34 @@ static void test_status_json(void **state)
   herd_coord_destroy(&coord);
 }
 
-/* ---- HTTP ------------------------------------------------------------------ */
+/* ---- HTTP ------------------------------------------------------------------
+ */
 
 static void test_parse_address(void **state)
 {
   struct sockaddr_storage addr;
   size_t len = 0;
-  assert_int_equal(coord_http_parse_address("127.0.0.1:0", &addr, sizeof addr,
-                                            &len),
-                   HERD_OK);
+  assert_int_equal(
+      coord_http_parse_address("127.0.0.1:0", &addr, sizeof addr, &len),
+      HERD_OK);
   assert_int_equal(addr.ss_family, AF_INET);
-  assert_int_equal(coord_http_parse_address("[::1]:8080", &addr, sizeof addr,
-                                            &len),
-                   HERD_OK);
+  assert_int_equal(
+      coord_http_parse_address("[::1]:8080", &addr, sizeof addr, &len),
+      HERD_OK);
   assert_int_equal(addr.ss_family, AF_INET6);
-  assert_int_equal(coord_http_parse_address("localhost:9", &addr, sizeof addr,
-                                            &len),
-                   HERD_OK);
-  const char *bad[] = {"", "127.0.0.1", ":80", "127.0.0.1:", "1.2.3.4:70000",
-                       "example.com:80", "127.0.0.1:8x"};
+  assert_int_equal(
+      coord_http_parse_address("localhost:9", &addr, sizeof addr, &len),
+      HERD_OK);
+  const char *bad[] = {"",
+                       "127.0.0.1",
+                       ":80",
+                       "127.0.0.1:",
+                       "1.2.3.4:70000",
+                       "example.com:80",
+                       "127.0.0.1:8x"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    assert_int_equal(
-        coord_http_parse_address(bad[i], &addr, sizeof addr, &len),
-        HERD_EINVAL);
+    assert_int_equal(coord_http_parse_address(bad[i], &addr, sizeof addr, &len),
+                     HERD_EINVAL);
 }
 
 static size_t s_sink(char *data, size_t size, size_t n, void *arg)
