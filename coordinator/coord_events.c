@@ -160,7 +160,8 @@ static json_t *s_summary_json(herd_coord_t *coord, int job_ok,
   const herd_coord_stats_t *s = &coord->stats;
   herd_done_report_t d = {s->step,          s->epoch,
                           s->test_accuracy, s->samples_per_second,
-                          s->world_size,    -1};
+                          s->world_size,    -1,
+                          ""};
   if (coord->have_done)
     d = coord->done_report;
   json_t *paths = json_array();
@@ -179,6 +180,9 @@ static json_t *s_summary_json(herd_coord_t *coord, int job_ok,
       job_ok);
   if (summary) {
     json_object_set_new(summary, "job_id", coord_json_string(coord->job_id));
+    json_object_set_new(summary, "param_sha256",
+                        d.param_sha256[0] ? coord_json_string(d.param_sha256)
+                                          : json_null());
     json_object_set_new(summary, "reason",
                         reason ? coord_json_string(reason) : json_null());
   }

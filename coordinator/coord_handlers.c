@@ -173,6 +173,9 @@ static void s_handle_done(herd_coord_t *coord, const Herd__Done *d)
   coord->done_report.samples_per_second = d->samples_per_second;
   coord->done_report.world_size = d->world_size;
   coord->done_report.resumed_from_step = d->resumed_from_step;
+  snprintf(coord->done_report.param_sha256,
+           sizeof coord->done_report.param_sha256, "%s",
+           d->param_sha256 ? d->param_sha256 : "");
   coord->stats.done = 1;
   coord->stats.test_accuracy = d->test_accuracy;
   if (d->final_step > coord->stats.step)

@@ -8,7 +8,7 @@ packages=(
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev hdf5-tools
-  libopenblas-dev libjansson-dev zlib1g-dev libcmocka-dev libcurl4-openssl-dev
+  libopenblas-dev libjansson-dev zlib1g-dev libcmocka-dev libcurl4-openssl-dev libssl-dev
   libmicrohttpd-dev
   clang libclang-rt-14-dev
   libgloo-dev

@@ -427,6 +427,7 @@ void herd_worker_report_done(herd_worker_t *worker,
   d.samples_per_second = report->samples_per_second;
   d.world_size = report->world_size;
   d.resumed_from_step = report->resumed_from_step;
+  d.param_sha256 = (char *)report->param_sha256;
   env.body_case = HERD__ENVELOPE__BODY_DONE;
   env.done = &d;
   s_queue(worker, &env);

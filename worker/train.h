@@ -40,6 +40,7 @@ typedef struct {
   const char *dump_params; /* rank 0 writes the final params here (raw f32) */
   const char *device;      /* cpu|cuda */
   int64_t virtual_shards;  /* pieces of the global batch (elastic) */
+  int deterministic;       /* integer-summed shard gradients (train_determ.c) */
   const char *timeline;    /* Chrome trace of step phases (timeline.h) */
 } herd_train_config_t;
 
@@ -64,7 +65,9 @@ typedef struct {
   size_t param_count;
   int rank, world_size;
   int64_t generation;
-  int virtual_shards;     /* the global batch's fixed pieces */
+  float *determ_grads;    /* --deterministic: one gradient per local shard */
+  int64_t *determ_sum;    /* --deterministic: fixed-point sum + extras */
+  int determ_shards;      /* shards determ_grads has room for */
   int has_state;          /* holds a committed training state */
   pthread_mutex_t comm_lock; /* comm, rank, world_size, generation vs the
                               * roster hook on the worker's link thread */
@@ -110,6 +113,14 @@ herd_result_t herd_train_enter_generation(herd_train_t *train,
 herd_result_t herd_train_reconfigure(herd_train_t *train, herd_result_t why);
 /* 1 when `rc` is a collective failure a new generation can recover from. */
 int herd_train_recoverable(herd_result_t rc);
+
+/* train_determ.c: one step of --deterministic training. */
+herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
+                                            uint8_t *labels, int stop,
+                                            float reconfigure,
+                                            herd_step_report_t *report);
+/* Hex SHA-256 of the parameters (65 bytes with the NUL). */
+void herd_train_param_sha256(const herd_train_t *train, char *out);
 
 /* train_state.c: checkpoints and state agreement across ranks. */
 /* Every rank takes the state of `root`: header {has_state, step, epoch,

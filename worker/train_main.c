@@ -68,6 +68,9 @@ static const herd_opt_t s_table[] = {
      S_OFF(dump_params), "rank 0 writes the final parameters (raw f32) here"},
     {"device", 0, "HERD_DEVICE", HERD_OPT_CHOICE, "cpu", 0, 0, "cpu|cuda",
      S_OFF(device), "train on the CPU, or on one GPU per rank"},
+    {"deterministic", 0, "HERD_DETERMINISTIC", HERD_OPT_FLAG, NULL, 0, 0, NULL,
+     S_OFF(deterministic),
+     "bitwise-reproducible: same weights whatever the world size/backend"},
     {"virtual-shards", 0, "HERD_VIRTUAL_SHARDS", HERD_OPT_INT, "16", 1, 4096,
      NULL, S_OFF(virtual_shards),
      "fixed pieces of each global batch, spread over the ranks"},
@@ -319,6 +322,9 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
 {
   if (train->cuda)
     return herd_train_cuda_step(train, s_stop_signal != 0, report);
+  if (train->config.deterministic)
+    return herd_train_step_deterministic(train, x, labels, s_stop_signal != 0,
+                                         s_newer_roster(train), report);
   const herd_data_split_t *data = &train->dataset->train;
   size_t pixels = (size_t)data->rows * (size_t)data->cols;
   size_t begin, end, global_begin, global_end, batch = (size_t)train->config.batch;
@@ -480,6 +486,7 @@ static void s_finish(herd_train_t *train)
         .samples_per_second = train->samples_per_second,
         .world_size = train->world_size,
         .resumed_from_step = train->resumed_from_step};
+    herd_train_param_sha256(train, done.param_sha256);
     herd_worker_report_done(train->worker, &done);
   }
 }
@@ -497,6 +504,8 @@ static void s_cleanup(herd_train_t *train)
   herd_dataset_destroy(&train->dataset);
   free(train->params);
   free(train->grad);
+  free(train->determ_grads);
+  free(train->determ_sum);
   herd_comm_global_shutdown();
 }
 

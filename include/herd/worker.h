@@ -95,6 +95,7 @@ typedef struct {
   double samples_per_second;
   int world_size;
   int64_t resumed_from_step; /* -1: fresh start */
+  char param_sha256[65];     /* hex SHA-256 of the final parameters, or "" */
 } herd_done_report_t;
 
 /* Non-blocking reports; never fail the caller (drops are counted). */

@@ -225,7 +225,7 @@ static void s_report_rank0_rest(herd_worker_t *worker)
 {
   herd_worker_report_epoch(worker, 1, 0.8, 0.5);
   herd_worker_report_checkpoint(worker, 3, "ckpt/step-3.h5");
-  herd_done_report_t done = {3, 1, 0.8, 1234.5, 3, -1};
+  herd_done_report_t done = {3, 1, 0.8, 1234.5, 3, -1, "ab12"};
   herd_worker_report_done(worker, &done);
 }
 
