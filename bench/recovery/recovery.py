@@ -284,10 +284,14 @@ def run_herd(args):
         ok, error = False, str(e)
     finally:
         coord_mem = proc_mem(job.proc.pid)
+        stop_ts = time.time()
         stop_session(job.proc, 15, job.seen_workers)
     events = job.events()
     analyse_herd(events, kills)
+    # Failures the bench did not cause (heartbeats missed on a loaded host),
+    # up to the stop (herd run's SIGTERM ends workers still joining).
     spurious = [e for e in events if e.get("event") == "member_failed" and
+                e["ts"] < stop_ts and
                 e.get("pid") not in {k["pid"] for k in kills}]
     restarts = sum(1 for line in open(job.log_path) if "restarted worker" in line)
     result = {
@@ -364,7 +368,7 @@ def memory_report(samples, coord_mem):
     out = {"method": memory_report.__doc__.strip().split("\n\n")[1]
            .replace("\n   ", " ").replace("\n", " ").strip(),
            "buffers_bytes": buffers, "buffers_total_bytes": total,
-           "samples": len(samples)}
+           "samples": len(samples), "raw": samples}
     if samples:
         for key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
             out[key] = summary([s[key] for s in samples])
@@ -470,6 +474,13 @@ def run_torch(args):
             recovered_at = time.time()
             log(f"torch kill {k + 1}: rank {rank} pid {pid} -> step in "
                 f"{first['ts'] - kill_ts:.3f} s")
+        if kills and kills[-1]["recovered"]:  # let the last one catch up
+            old = max(e["step"] for e in steps() if e["attempt"] == attempt)
+            wait_end = min(t_end, time.time() + 30)
+            while time.time() < wait_end and proc.poll() is None:
+                if steps()[-1]["step"] > old:
+                    break
+                time.sleep(0.1)
     except RuntimeError as e:
         log(f"torch: {e}")
         ok, error = False, str(e)
@@ -624,6 +635,10 @@ def main():
     args = ap.parse_args()
     if args.seed is not None:
         random.seed(args.seed)
+    if args.data:
+        args.data = os.path.abspath(args.data)
+    if args.bin:
+        args.bin = os.path.abspath(args.bin)
     if args.side == "report":
         return report(args)
     try:

@@ -25,3 +25,12 @@ foreach(case kill_random kill_rank0 kill_two kill_in_reconfig kill_in_save
   set_tests_properties(fault_elastic_${case} PROPERTIES LABELS fault
     TIMEOUT 300 FIXTURES_REQUIRED "herd_data;elastic_baseline")
 endforeach()
+
+# Bitwise reproducibility with --deterministic (issue 9).
+foreach(case world_sizes backends faults resume)
+  add_test(NAME fault_determinism_${case}
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/determinism.sh ${CMAKE_BINARY_DIR}/bin
+            ${HERD_TEST_DATA} ${case})
+  set_tests_properties(fault_determinism_${case} PROPERTIES LABELS fault
+    TIMEOUT 600 FIXTURES_REQUIRED herd_data)
+endforeach()
