@@ -216,9 +216,12 @@ static herd_result_t s_setup(herd_train_t *train)
   HERD_CHECK(herd_backend_parse(train->config.backend, &cc.backend));
   if (cuda && cc.backend == HERD_BACKEND_NCCL)
     cc.backend = HERD_BACKEND_MPI; /* host side; train_cuda.c opens nccl */
-  const char *env_rank = getenv("HERD_RANK"), *env_world = getenv("HERD_WORLD_SIZE");
-  train->rank = env_rank ? atoi(env_rank) : 0;
-  train->world_size = env_world ? atoi(env_world) : 1;
+  /* The launcher's view (herd run local, mpirun, srun, k8s): a gloo job of
+   * several ranks gets its communicator from the coordinator's roster. */
+  herd_launch_env_t env;
+  HERD_CHECK(herd_env_discover(&env));
+  train->rank = env.rank >= 0 ? env.rank : 0;
+  train->world_size = env.world_size > 0 ? env.world_size : 1;
   if (cc.backend == HERD_BACKEND_GLOO && train->world_size <= 1) {
     cc.rank = 0; /* a single rank needs no rendezvous */
     cc.world_size = 1;

@@ -365,8 +365,7 @@ def memory_report(samples, coord_mem):
         "batch_input": 128 * 784 * 4 + 128, "sampler": 60000 * 4,
     }
     total = sum(buffers.values())
-    out = {"method": memory_report.__doc__.strip().split("\n\n")[1]
-           .replace("\n   ", " ").replace("\n", " ").strip(),
+    out = {"method": " ".join(memory_report.__doc__.split("\n\n")[1].split()),
            "buffers_bytes": buffers, "buffers_total_bytes": total,
            "samples": len(samples), "raw": samples}
     if samples:
@@ -417,7 +416,7 @@ def run_torch(args):
     def steps():
         return [e for e in read_jsonl(step_log) if "step" in e]
 
-    kills = []
+    kills, mem = [], []
     t_end = time.time() + args.deadline
     ok, error = True, None
     try:
@@ -438,6 +437,10 @@ def run_torch(args):
                         s[-1]["ts"] > time.time() - 0.5 and len(ws) == 4):
                     break
                 time.sleep(0.05)
+            for w in ws:
+                m = proc_mem(w)
+                if m:
+                    mem.append(m["VmRSS"])
             pid = random.choice(ws)
             try:
                 with open(f"/proc/{pid}/environ", "rb") as f:
@@ -519,6 +522,7 @@ def run_torch(args):
         "restart_started_s": summary([k.get("restart_started_s") for k in kills]),
         "steps_redone": summary([k.get("steps_redone") for k in kills]),
         "attempts": len(starts),
+        "worker_VmRSS": summary(mem),
         "torchrun_log_tail": text[-3000:],
         "error": error,
         "ok": ok and all(k.get("recovered") for k in kills),
@@ -546,6 +550,18 @@ def fmt_s(v):
 def report(args):
     herd = json.load(open(args.herd))
     torch = json.load(open(args.torch)) if args.torch and os.path.exists(args.torch) else None
+    for side in (herd, torch):  # a side that failed early has no numbers
+        for key in ("recovery_s", "catchup_s", "steps_redone",
+                    "restart_started_s"):
+            if side is not None and key not in side:
+                side[key] = summary([])
+    herd.setdefault("memory", {})
+    for key in ("other_member_failures", "host_cooldowns",
+                "workers_restarted", "generations"):
+        herd.setdefault(key, None)
+    if torch is not None:
+        torch.setdefault("attempts", None)
+        torch.setdefault("ckpt_every", None)
     out = {"bench": "recovery", "command": args.command,
            "host": {"nproc": os.cpu_count(), "uname": " ".join(os.uname())},
            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -599,7 +615,9 @@ def report(args):
     if torch:
         md += [f"torch: {torch['attempts']} attempts, checkpoint every "
                f"{torch['ckpt_every']} steps; kill -> new worker group "
-               f"training p50 {fmt_s(torch['restart_started_s']['p50'])}."]
+               f"training p50 {fmt_s(torch['restart_started_s']['p50'])}; "
+               "worker VmRSS p50 "
+               f"{((torch.get('worker_VmRSS') or {}).get('p50') or 0) / MIB:.1f} MiB."]
     with open(args.md, "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
@@ -633,8 +651,9 @@ def main():
     ap.add_argument("--md")
     ap.add_argument("--command", default="")
     args = ap.parse_args()
-    if args.seed is not None:
-        random.seed(args.seed)
+    if args.seed is None:
+        args.seed = random.randrange(1 << 30)
+    random.seed(args.seed)
     if args.data:
         args.data = os.path.abspath(args.data)
     if args.bin:
@@ -646,6 +665,7 @@ def main():
     except RuntimeError as e:
         log(f"{args.side}: {e}")
         result = {"side": args.side, "ok": False, "error": str(e)}
+    result["seed"] = args.seed
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")

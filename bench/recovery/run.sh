@@ -26,6 +26,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 py=/usr/bin/python3
+command="bench/recovery/run.sh${*:+ $*}"
 quick=0 build=$root/build data="" kills="" out_dir="" seed="" ckpt_every=100
 while [ $# -gt 0 ]; do
   case $1 in
@@ -41,7 +42,6 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-command="bench/recovery/run.sh $*"
 [ -x "$build/bin/herd" ] && [ -x "$build/bin/herd-train" ] ||
   { echo "run.sh: no herd build in $build (cmake -S . -B build -DHERD_CUDA=OFF && cmake --build build -j2)" >&2; exit 2; }
 data=${data:-$build/test-data/fashion-mnist.h5}

@@ -6,7 +6,7 @@
 #   2. slurm/train.sbatch sent USR1 (scancel --signal=USR1 --batch)
 #      checkpoints, requeues itself and resumes from that checkpoint;
 #   3. a task killed under `srun --no-kill --kill-on-bad-exit=0` leaves the
-#      survivors training (gloo backend; skipped until it is available).
+#      survivors training (elastic gloo backend).
 # Exit 77 (ctest: skipped) with a clear message when Slurm cannot start.
 # Stops exactly the daemons it started. Every wait is bounded.
 # Usage: slurm.sh BIN_DIR DATA_FILE
@@ -140,17 +140,13 @@ import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
 failed = [i for i, e in enumerate(ev) if e["event"] == "member_failed"]
 before = [e for e in ev[:failed[0] if failed else len(ev)] if e["event"] == "step"]
-if before and all(e["world_size"] == 1 for e in before):
-    sys.exit(3)  # each task trains alone: gloo does not span the tasks yet
+assert before and all(e["world_size"] == 4 for e in before), \
+    "the four srun tasks did not train as one world"
 assert failed, "no member_failed event"
 later = [e for e in ev[failed[0]:] if e["event"] == "step" and e["world_size"] == 3]
 assert later, "no steps at world size 3 after the failure"
 assert ev[-1]["event"] == "done" and ev[-1]["ok"], ev[-1]
 PY
-  if [ $rc = 3 ]; then
-    echo "SKIP 3: with --backend gloo each task trained alone (world size 1): the elastic gloo backend is not complete in this build"
-    return 0
-  fi
   [ $rc = 0 ] || { tail -20 "$state/elastic.out"; fail "survivors did not keep training"; }
   echo "ok 3: a killed task under srun --no-kill; survivors trained on at world size 3"
 }
