@@ -146,3 +146,40 @@ void ckpt_hash_elems(ckpt_hash_t *hash, const void *data, size_t count,
       ckpt_hash_bytes(hash, p + b, 1);
 #endif
 }
+
+/* HDF5's loop adds one big-endian 16-bit word w at a time (sum1 += w;
+ * sum2 += sum1) in uint32, folding both sums (x & 0xffff) + (x >> 16) after
+ * every 360 words. Within a block of n words that is
+ *   sum1 += S = sum(w_i),  sum2 += n * sum1_before + T,  T = sum((n - i) w_i)
+ * exactly modulo 2^32 (S, T < 2^32 for n <= 360), so computing S and T with
+ * independent (vectorizable) accumulators gives the identical result. */
+uint32_t ckpt_fletcher32(const void *data, size_t len)
+{
+  const unsigned char *p = data;
+  size_t words = len / 2;
+  uint32_t sum1 = 0, sum2 = 0;
+  while (words) {
+    uint32_t n = words > 360 ? 360 : (uint32_t)words;
+    uint32_t s = 0, t = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      uint32_t w = ((uint32_t)p[2 * i] << 8) | p[2 * i + 1];
+      s += w;
+      t += (n - i) * w;
+    }
+    sum2 += n * sum1 + t;
+    sum1 += s;
+    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    p += 2 * (size_t)n;
+    words -= n;
+  }
+  if (len % 2) {
+    sum1 += (uint32_t)*p << 8;
+    sum2 += sum1;
+    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+  }
+  sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+  sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+  return (sum2 << 16) | sum1;
+}

@@ -101,6 +101,11 @@ void ckpt_hash_tensor_head(ckpt_hash_t *hash, const char *name,
 void ckpt_hash_elems(ckpt_hash_t *hash, const void *data, size_t count,
                      size_t elem_size);
 
+/* HDF5's Fletcher32 (H5_checksum_fletcher32, the H5Z_FILTER_FLETCHER32
+ * filter) over len bytes, bit-identical to the library's result; the filter
+ * appends it little-endian after the chunk. Used for direct chunk writes. */
+uint32_t ckpt_fletcher32(const void *data, size_t len);
+
 /* --- ckpt_fs.c: POSIX side of the commit protocol ------------------------ */
 
 /* ENOSPC -> HERD_ENOSPC, anything else -> HERD_EIO; sets a detail naming
@@ -130,6 +135,9 @@ herd_result_t ckpt_list_steps(const char *dir, int64_t **steps_out,
 /* Hashes every byte after the user block of the closed file `path`, writes
  * the seal header into the user block, fsyncs and closes. */
 herd_result_t ckpt_seal_write(const char *path);
+/* Starts (does not wait for) writeback of fd's dirty pages, so the disk
+ * works while the writer still computes; the fsync later only waits. */
+void ckpt_start_writeback(int fd);
 /* HERD_OK when the seal is intact and matches every byte of the file;
  * HERD_ECHECKSUM otherwise (also for a truncated or extended file). */
 herd_result_t ckpt_seal_check(const char *path);

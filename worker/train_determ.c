@@ -20,6 +20,7 @@
  * (floats carry 24 bits), smaller ones are rounded to that resolution.
  * The loss rides as fixed point with e = 32, the counts as integers.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,8 +95,14 @@ static herd_result_t s_shard_gradients(herd_train_t *train, float *x,
     loss[k] = shard_loss;
     *correct += shard_correct;
     *samples += (int64_t)(e - b);
-    for (size_t i = 0; i < p; i++)
-      *max_abs = fmaxf(*max_abs, fabsf(g[i])); /* NaN is caught below */
+    float shard_max = 0;
+    int finite = 1;
+    for (size_t i = 0; i < p; i++) {
+      float a = fabsf(g[i]);
+      shard_max = a > shard_max ? a : shard_max;
+      finite &= a <= FLT_MAX; /* false for NaN and infinity */
+    }
+    *max_abs = finite ? fmaxf(*max_abs, shard_max) : INFINITY;
   }
   return HERD_OK;
 }
@@ -124,10 +131,14 @@ static void s_to_fixed(herd_train_t *train, int count, const double *loss,
   size_t p = train->param_count;
   int64_t *sum = train->determ_sum;
   memset(sum, 0, (p + S_EXTRA) * sizeof(int64_t));
+  /* Multiplying by a power of two is exact in double (a float has 24
+   * bits), so only the rounding to an integer loses anything, the same way
+   * on every rank. lrint() inlines to one instruction (-fno-math-errno). */
+  const double scale = ldexp(1.0, exponent);
   for (int k = 0; k < count; k++) {
     const float *g = train->determ_grads + (size_t)k * p;
     for (size_t i = 0; i < p; i++)
-      sum[i] += llrint(ldexp((double)g[i], exponent));
+      sum[i] += (int64_t)lrint((double)g[i] * scale);
     sum[p] += llrint(ldexp(loss[k], S_LOSS_EXPONENT));
   }
 }
@@ -160,9 +171,9 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   double t2 = s_now();
   train->stop_requested = sum[p + 3] > 0;
   train->reconfigure_requested = sum[p + 4] > 0;
-  double inverse = 1.0 / (double)sum[p + 1];
+  double inverse = 1.0 / (double)sum[p + 1], unscale = ldexp(1.0, -exponent);
   for (size_t i = 0; i < p; i++)
-    train->grad[i] = (float)(ldexp((double)sum[i], -exponent) * inverse);
+    train->grad[i] = (float)((double)sum[i] * unscale * inverse);
   herd_optim_step(train->optim, train->params, train->grad,
                   (float)herd_lr_at(&train->schedule, train->step));
   size_t gb, ge;

@@ -41,19 +41,30 @@ def log(msg):
     print(f"recovery: {msg}", flush=True)
 
 
-def read_jsonl(path):
-    out = []
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.endswith("\n"):
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        pass
-    except FileNotFoundError:
-        pass
-    return out
+class JsonlTail:
+    """The records of a JSON-lines file that another process appends to,
+    read incrementally (only whole lines), so polling stays cheap."""
+
+    def __init__(self, path):
+        self.path, self.offset, self.records, self.partial = path, 0, [], b""
+
+    def read(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return self.records
+        self.offset += len(data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        for line in lines:
+            try:
+                self.records.append(json.loads(line))
+            except ValueError:
+                pass
+        return self.records
 
 
 def children(pid):
@@ -156,9 +167,10 @@ class HerdJob:
                                      stderr=subprocess.STDOUT)
         self.status_url = None
         self.seen_workers = set()
+        self.tail = JsonlTail(self.events_path)
 
     def events(self):
-        return read_jsonl(self.events_path)
+        return self.tail.read()
 
     def status(self):
         if not self.status_url:
@@ -243,7 +255,7 @@ def run_herd(args):
                     victims = [(r, p) for r, p in members if r != 0]
                     if victims:
                         break
-                time.sleep(0.05)
+                time.sleep(0.1)
             for r, p in members:
                 m = proc_mem(p)
                 if m:
@@ -413,16 +425,21 @@ def run_torch(args):
         seen.update(pids)
         return pids
 
+    tail = JsonlTail(step_log)
+
     def steps():
-        return [e for e in read_jsonl(step_log) if "step" in e]
+        return [e for e in tail.read() if "step" in e]
+
+    def last_step():
+        return next((e for e in reversed(tail.read()) if "step" in e), None)
 
     kills, mem = [], []
     t_end = time.time() + args.deadline
     ok, error = True, None
     try:
-        while time.time() < t_end and proc.poll() is None and not steps():
+        while time.time() < t_end and proc.poll() is None and not last_step():
             time.sleep(0.1)
-        if not steps():
+        if not last_step():
             raise RuntimeError("torchrun produced no step")
         recovered_at = time.time()
         for k in range(args.kills):
@@ -431,12 +448,12 @@ def run_torch(args):
                 if time.time() > t_end or proc.poll() is not None:
                     raise RuntimeError("torchrun ended or deadline before "
                                        f"kill {k + 1}")
-                s = steps()
+                last = last_step()
                 ws = workers()
-                if (time.time() - recovered_at >= delay and s and
-                        s[-1]["ts"] > time.time() - 0.5 and len(ws) == 4):
+                if (time.time() - recovered_at >= delay and last and
+                        last["ts"] > time.time() - 0.5 and len(ws) == 4):
                     break
-                time.sleep(0.05)
+                time.sleep(0.1)
             for w in ws:
                 m = proc_mem(w)
                 if m:
@@ -449,8 +466,8 @@ def run_torch(args):
                 rank = int(env.get(b"RANK", b"-1"))
             except OSError:
                 rank = -1
-            attempt = s[-1]["attempt"]
-            n_lines = len(read_jsonl(step_log))
+            attempt = last["attempt"]
+            n_lines = len(tail.read())
             kill_ts = time.time()
             os.kill(pid, signal.SIGKILL)
             rec = {"kill": k + 1, "kill_ts": kill_ts, "rank": rank, "pid": pid,
@@ -460,7 +477,7 @@ def run_torch(args):
             while time.time() < wait_end and first is None:
                 if proc.poll() is not None:
                     break
-                for e in read_jsonl(step_log)[n_lines:]:
+                for e in tail.read()[n_lines:]:
                     if "step" in e and e["attempt"] > attempt:
                         first = e
                         break
@@ -481,7 +498,7 @@ def run_torch(args):
             old = max(e["step"] for e in steps() if e["attempt"] == attempt)
             wait_end = min(t_end, time.time() + 30)
             while time.time() < wait_end and proc.poll() is None:
-                if steps()[-1]["step"] > old:
+                if last_step()["step"] > old:
                     break
                 time.sleep(0.1)
     except RuntimeError as e:
@@ -489,7 +506,7 @@ def run_torch(args):
         ok, error = False, str(e)
     finally:
         stop_session(proc, 30, seen)
-    lines = read_jsonl(step_log)
+    lines = tail.read()
     all_steps = [e for e in lines if "step" in e]
     starts = [e for e in lines if e.get("event") == "start"]
     for k in kills:

@@ -16,7 +16,7 @@
 #
 # Usage: bench/recovery/run.sh [--quick] [--build DIR] [--data FILE]
 #          [--kills N] [--out-dir DIR] [--seed S] [--ckpt-every N]
-#   full:    12 kills per side -> bench/results/recovery.{json,md}; installs
+#   full:    10 kills per side -> bench/results/recovery.{json,md}; installs
 #            python3-torch with apt-get when missing (large: ~220 packages).
 #   --quick: herd side only, 3 kills, under a minute (ctest, label bench);
 #            never installs anything.
@@ -54,7 +54,7 @@ if [ "$quick" = 1 ]; then
   kills=${kills:-3} out_dir=${out_dir:-$build/bench-results-recovery}
   deadline=50  # the herd side's own bound; ctest's TIMEOUT is the outer one
 else
-  kills=${kills:-12} out_dir=${out_dir:-$root/bench/results}
+  kills=${kills:-10} out_dir=${out_dir:-$root/bench/results}
   deadline=400
 fi
 mkdir -p "$out_dir"
@@ -66,7 +66,10 @@ common=(--data "$data" --kills "$kills" --deadline "$deadline")
 
 echo "== herd side: $kills kills"
 herd_rc=0
-"${driver[@]}" herd --bin "$build/bin" "${common[@]}" --max-restarts 10 \
+# Each kill costs herd run one restart (the newcomer): --max-restarts 10
+# covers 10 kills; torchrun's 12 leave two for failures of its own.
+herd_restarts=$(( kills > 10 ? kills : 10 )) torch_restarts=$(( kills + 2 > 12 ? kills + 2 : 12 ))
+"${driver[@]}" herd --bin "$build/bin" "${common[@]}" --max-restarts "$herd_restarts" \
   --out "$tmp/herd.json" || herd_rc=$?
 
 torch_rc=0 skipped=""
@@ -86,7 +89,7 @@ else
   fi
   if have_torch; then
     echo "== torch side: $kills kills"
-    "${driver[@]}" torch "${common[@]}" --max-restarts 12 --ckpt-every "$ckpt_every" \
+    "${driver[@]}" torch "${common[@]}" --max-restarts "$torch_restarts" --ckpt-every "$ckpt_every" \
       --out "$tmp/torch.json" || torch_rc=$?
   else
     skipped="python3-torch could not be installed (see apt-get output above)"
