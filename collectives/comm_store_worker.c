@@ -6,22 +6,52 @@
  * runtime, in its own library so that libherd_collectives does not depend on
  * libherd (which depends on it).
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "comm_internal.h"
 #include "herd/worker.h"
 
 #ifdef HERD_WORKER_HAS_KV
-static herd_result_t s_set(void *ctx, const char *key, const void *value,
-                           size_t len)
+/* A rendezvous belongs to one generation; once the coordinator hands out a
+ * newer roster (another member died meanwhile) waiting on is pointless, so
+ * gets wait in short slices and give up with HERD_ERECONFIG. */
+#define S_SLICE_MS 100
+
+typedef struct {
+  herd_worker_t *worker;
+  int64_t generation; /* the roster's when the store was made */
+} s_ctx_t;
+
+static int s_superseded(const s_ctx_t *ctx)
 {
-  return herd_worker_kv_set(ctx, key, value, len);
+  herd_roster_t roster;
+  return herd_worker_roster(ctx->worker, &roster) == HERD_OK &&
+         roster.generation > ctx->generation;
 }
 
-static herd_result_t s_get(void *ctx, const char *key, void *buf, size_t cap,
+static herd_result_t s_set(void *arg, const char *key, const void *value,
+                           size_t len)
+{
+  s_ctx_t *ctx = arg;
+  return herd_worker_kv_set(ctx->worker, key, value, len);
+}
+
+static herd_result_t s_get(void *arg, const char *key, void *buf, size_t cap,
                            size_t *len, int timeout_ms)
 {
-  herd_result_t rc = herd_worker_kv_get(ctx, key, buf, cap, len, timeout_ms);
+  s_ctx_t *ctx = arg;
+  herd_result_t rc = HERD_ETIMEDOUT;
+  for (int waited = 0; rc == HERD_ETIMEDOUT && waited < timeout_ms;
+       waited += S_SLICE_MS) {
+    if (s_superseded(ctx))
+      return herd_error_set(HERD_ERECONFIG, "rendezvous of generation %lld "
+                            "superseded by a newer roster",
+                            (long long)ctx->generation);
+    int slice = timeout_ms - waited < S_SLICE_MS ? timeout_ms - waited
+                                                 : S_SLICE_MS;
+    rc = herd_worker_kv_get(ctx->worker, key, buf, cap, len, slice);
+  }
   /* The store contract: a value larger than cap is not an error, *len says
    * how large it is and the caller retries with room. */
   return rc == HERD_ETOOBIG && *len > cap ? HERD_OK : rc;
@@ -32,10 +62,18 @@ herd_result_t herd_comm_store_from_worker(herd_worker_t *worker,
 {
   if (!worker || !store_out)
     return herd_error_set(HERD_EINVAL, "store_from_worker: bad arguments");
+  herd_roster_t roster;
+  HERD_CHECK(herd_worker_roster(worker, &roster));
   herd_comm_store_t *store = calloc(1, sizeof *store);
-  if (!store)
+  s_ctx_t *ctx = calloc(1, sizeof *ctx);
+  if (!store || !ctx) {
+    free(store);
+    free(ctx);
     return HERD_ENOMEM;
-  *store = (herd_comm_store_t){.set = s_set, .get = s_get, .ctx = worker};
+  }
+  *ctx = (s_ctx_t){worker, roster.generation};
+  *store = (herd_comm_store_t){.set = s_set, .get = s_get, .destroy = free,
+                               .ctx = ctx};
   *store_out = store;
   return HERD_OK;
 }

@@ -124,24 +124,50 @@ static int s_roster_wait_ms(void)
   return seconds > 0 ? (int)(seconds * 1000) : S_ROSTER_WAIT_MS_DEFAULT;
 }
 
-herd_result_t herd_train_reconfigure(herd_train_t *train, herd_result_t why)
+/* One attempt: the next roster after `after`, its communicator, the state. */
+static herd_result_t s_join_next(herd_train_t *train, int64_t after,
+                                 int *no_roster)
 {
-  int64_t old_generation = train->generation;
-  if (why != HERD_OK)
-    HERD_LOG(HERD_LOG_WARN, "train", "generation %lld lost a member (%s); "
-             "discarding step %lld", (long long)old_generation,
-             herd_error_detail(), (long long)train->step + 1);
-  s_close_comm(train);
   herd_roster_t roster;
-  herd_result_t rc = herd_worker_wait_roster(train->worker, old_generation,
+  herd_result_t rc = herd_worker_wait_roster(train->worker, after,
                                              s_roster_wait_ms(), &roster);
+  *no_roster = rc != HERD_OK;
   if (rc != HERD_OK) {
     if (train->rank == 0 && train->has_state)
       herd_train_save(train); /* something to resume from */
     return rc;
   }
-  HERD_CHECK(herd_train_open_comm(train, &roster));
-  HERD_LOG(HERD_LOG_INFO, "train", "generation %lld: rank %d of %d",
-           (long long)train->generation, train->rank, train->world_size);
-  return herd_train_enter_generation(train, HERD_OK);
+  rc = herd_train_open_comm(train, &roster);
+  if (rc == HERD_OK) {
+    HERD_LOG(HERD_LOG_INFO, "train", "generation %lld: rank %d of %d",
+             (long long)train->generation, train->rank, train->world_size);
+    rc = herd_train_enter_generation(train, HERD_OK);
+  }
+  train->generation = roster.generation; /* a retry waits past this one */
+  return rc;
+}
+
+herd_result_t herd_train_reconfigure(herd_train_t *train, herd_result_t why)
+{
+  if (why != HERD_OK)
+    HERD_LOG(HERD_LOG_WARN, "train", "generation %lld lost a member (%s); "
+             "discarding step %lld", (long long)train->generation,
+             herd_error_detail(), (long long)train->step + 1);
+  /* Members may keep dying while a generation forms (two kills a few ms
+   * apart give two rosters): a rendezvous or state sync that fails that way
+   * is retried with the next roster. Each wait is bounded, and so are the
+   * attempts. */
+  herd_result_t rc = HERD_ERECONFIG;
+  for (int attempt = 0; attempt < 64; attempt++) {
+    s_close_comm(train);
+    int no_roster = 0;
+    rc = s_join_next(train, train->generation, &no_roster);
+    if (rc == HERD_OK || no_roster ||
+        !(herd_train_recoverable(rc) || rc == HERD_ERECONFIG))
+      break;
+    HERD_LOG(HERD_LOG_WARN, "train", "generation %lld did not form (%s); "
+             "waiting for the next", (long long)train->generation,
+             herd_error_detail());
+  }
+  return rc;
 }

@@ -217,31 +217,78 @@ def last_step_event(events):
 
 
 def run_herd(args):
+    """One herd run for all the kills. Only when that job itself fails (it
+    ends, stalls, or a kill is not followed by a step: see "jobs" in the
+    result) does a fresh herd run take the remaining kills, at most
+    args.max_jobs runs in all; each job's end is recorded."""
     tmp = tempfile.mkdtemp(prefix="herd-recovery.")
-    job = HerdJob(args, tmp)
-    log(f"herd: {' '.join(job.cmd)}")
-    kills, mem_samples = [], []
     t_end = time.time() + args.deadline
-    ok, error, coord_mem = True, None, None
+    kills, jobs, mem_samples, coord_mem = [], [], [], None
+    while (sum(1 for k in kills if k.get("recovered")) < args.kills and
+           len(jobs) < args.max_jobs and time.time() < t_end - 10):
+        job_kills, info, cm = run_herd_job(
+            args, os.path.join(tmp, f"job{len(jobs) + 1}"), len(jobs) + 1,
+            args.kills - sum(1 for k in kills if k.get("recovered")),
+            len(kills), t_end, mem_samples)
+        kills += job_kills
+        jobs.append(info)
+        coord_mem = cm or coord_mem
+    recovered = [k for k in kills if k.get("recovered")]
+    result = {
+        "side": "herd", "command": jobs[0]["command"] if jobs else None,
+        "kills": kills, "jobs": jobs,
+        "unrecovered_kills": len(kills) - len(recovered),
+        "recovery_s": summary([k.get("recovery_s") for k in kills]),
+        "catchup_s": summary([k.get("catchup_s") for k in kills]),
+        "detect_s": summary([k.get("detect_s") for k in kills]),
+        "steps_redone": summary([k.get("steps_redone") for k in kills]),
+        "memory": memory_report(mem_samples, coord_mem),
+        "ok": len(recovered) >= args.kills,
+    }
+    for key in ("other_member_failures", "host_cooldowns", "generations",
+                "workers_restarted"):
+        result[key] = sum(j[key] for j in jobs)
+    result["other_member_failure_reasons"] = sorted(
+        {r for j in jobs for r in j["other_member_failure_reasons"]})[:8]
+    result["error"] = "; ".join(f"job {j['job']}: {j['error']}" for j in jobs
+                                if j["error"]) or None
+    if not args.keep:
+        subprocess.run(["rm", "-rf", tmp])
+    else:
+        result["tmp"] = tmp
+    return result
+
+
+def run_herd_job(args, tmp, index, n_kills, kills_before, t_end, mem_samples):
+    os.makedirs(tmp)
+    job = HerdJob(args, tmp)
+    log(f"herd job {index}: {' '.join(job.cmd)}")
+    kills = []
+    error, coord_mem = None, None
     try:
         # First steps (bounded).
-        while time.time() < t_end and job.proc.poll() is None:
+        first_end = min(t_end, time.time() + 60)
+        while time.time() < first_end and job.proc.poll() is None:
             if last_step_event(job.events()):
                 break
             time.sleep(0.1)
         else:
             raise RuntimeError("herd run produced no step")
         recovered_at = time.time()
-        for k in range(args.kills):
+        for k in range(kills_before, kills_before + n_kills):
             # Ready: a few seconds of training since the last recovery, the
             # world back to 4 (newcomer admitted) or rejoin_wait passed, and
             # the current generation already stepping (no change in flight).
             delay = random.uniform(args.min_gap, args.max_gap)
             ready_deadline = time.time() + delay + args.rejoin_wait
+            stall_end = time.time() + delay + args.recover_timeout
             while True:
-                if time.time() > t_end or job.proc.poll() is not None:
-                    raise RuntimeError("herd run ended or deadline before kill "
-                                       f"{k + 1}")
+                if job.proc.poll() is not None:
+                    raise RuntimeError(f"herd run exited ({job.proc.returncode})"
+                                       f" before kill {k + 1}")
+                if time.time() > min(t_end, stall_end):
+                    raise RuntimeError(f"no progress for {args.recover_timeout:g}"
+                                       f" s before kill {k + 1}")
                 members, st = job.members()
                 ev = job.events()
                 last = last_step_event(ev)
@@ -266,8 +313,9 @@ def run_herd(args):
             n_events = len(ev)
             kill_ts = time.time()
             os.kill(pid, signal.SIGKILL)
-            rec = {"kill": k + 1, "kill_ts": kill_ts, "rank": rank, "pid": pid,
-                   "world_before": len(members), "generation": gen_at_kill}
+            rec = {"kill": k + 1, "job": index, "kill_ts": kill_ts,
+                   "rank": rank, "pid": pid, "world_before": len(members),
+                   "generation": gen_at_kill}
             # Recovered: a step event of a later generation after the kill.
             wait_end = time.time() + args.recover_timeout
             first = None
@@ -279,21 +327,17 @@ def run_herd(args):
                         break
                 else:
                     time.sleep(0.02)
-            if first is None:
-                log(f"herd kill {k + 1}: no step within "
-                    f"{args.recover_timeout} s")
-                rec["recovered"] = False
-                kills.append(rec)
-                ok = False
-                break
-            recovered_at = time.time()
-            rec["recovered"] = True
+            rec["recovered"] = first is not None
             kills.append(rec)
+            if first is None:
+                raise RuntimeError(f"kill {k + 1}: no step within "
+                                   f"{args.recover_timeout:g} s")
+            recovered_at = time.time()
             log(f"herd kill {k + 1}: rank {rank} pid {pid} (world "
                 f"{len(members)}) -> step in {first['ts'] - kill_ts:.3f} s")
     except RuntimeError as e:
-        log(f"herd: {e}")
-        ok, error = False, str(e)
+        log(f"herd job {index} failed: {e}")
+        error = str(e)
     finally:
         coord_mem = proc_mem(job.proc.pid)
         stop_ts = time.time()
@@ -305,30 +349,22 @@ def run_herd(args):
     spurious = [e for e in events if e.get("event") == "member_failed" and
                 e["ts"] < stop_ts and
                 e.get("pid") not in {k["pid"] for k in kills}]
-    restarts = sum(1 for line in open(job.log_path) if "restarted worker" in line)
-    result = {
-        "side": "herd", "command": " ".join(job.cmd), "kills": kills,
-        "recovery_s": summary([k.get("recovery_s") for k in kills]),
-        "catchup_s": summary([k.get("catchup_s") for k in kills]),
-        "detect_s": summary([k.get("detect_s") for k in kills]),
-        "steps_redone": summary([k.get("steps_redone") for k in kills]),
+    log_text = open(job.log_path, errors="replace").read()
+    info = {
+        "job": index, "command": " ".join(job.cmd), "kills": len(kills),
+        "error": error,
         "other_member_failures": len(spurious),
         "other_member_failure_reasons": sorted({e.get("reason", "")
-                                                for e in spurious})[:5],
+                                                for e in spurious}),
         "host_cooldowns": sum(1 for e in events
                               if e.get("event") == "host_cooldown"),
         "generations": sum(1 for e in events if e.get("event") == "generation"),
-        "workers_restarted": restarts,
-        "memory": memory_report(mem_samples, coord_mem),
-        "error": error,
-        "herd_run_log_tail": open(job.log_path, errors="replace").read()[-3000:],
-        "ok": ok and all(k.get("recovered") for k in kills),
+        "workers_restarted": log_text.count("restarted worker"),
+        "herd_run_log_tail": "\n".join(
+            l for l in log_text.splitlines() if not l.startswith("herd: step")
+        )[-3000:],
     }
-    if not args.keep:
-        subprocess.run(["rm", "-rf", tmp])
-    else:
-        result["tmp"] = tmp
-    return result
+    return kills, info, coord_mem
 
 
 def analyse_herd(events, kills):
@@ -525,6 +561,8 @@ def run_torch(args):
             "new_attempt": first["attempt"],
             "resumed_from": start["resumed_from"] if start else None,
             "restart_started_s": start["ts"] - t if start else None,
+            "new_process_s": (start["process_start"] - t
+                              if start and "process_start" in start else None),
             "recovery_s": first["ts"] - t,
             "catchup_s": catch["ts"] - t if catch else None,
             "steps_redone": last_step + 1 - first["step"],
@@ -537,6 +575,7 @@ def run_torch(args):
         "recovery_s": summary([k.get("recovery_s") for k in kills]),
         "catchup_s": summary([k.get("catchup_s") for k in kills]),
         "restart_started_s": summary([k.get("restart_started_s") for k in kills]),
+        "new_process_s": summary([k.get("new_process_s") for k in kills]),
         "steps_redone": summary([k.get("steps_redone") for k in kills]),
         "attempts": len(starts),
         "worker_VmRSS": summary(mem),
@@ -604,7 +643,9 @@ def report(args):
             rows.append(f"| {name} | skipped: {args.torch_skipped} | | | | | |")
             continue
         r, c, s = side["recovery_s"], side["catchup_s"], side["steps_redone"]
-        rows.append(f"| {name} | {r['n']} | {fmt_s(r['p50'])} | {fmt_s(r['max'])} "
+        lost = side.get("unrecovered_kills") or 0
+        n = f"{r['n']}" + (f" (+{lost} not recovered)" if lost else "")
+        rows.append(f"| {name} | {n} | {fmt_s(r['p50'])} | {fmt_s(r['max'])} "
                     f"| {fmt_s(c['p50'])} | {s['p50']:g} | {s['max']:g} |"
                     if r["n"] else f"| {name} | 0 | | | | | |")
     ratio = out["ratio_p50"]
@@ -628,11 +669,21 @@ def report(args):
     md += [f"herd: {herd['other_member_failures']} member failures besides the "
            f"kills, {herd['host_cooldowns']} host cool-downs, "
            f"{herd['workers_restarted']} workers restarted, "
-           f"{herd['generations']} generations."]
+           f"{herd['generations']} generations, "
+           f"{len(herd.get('jobs') or [])} herd run job(s)."]
+    for j in herd.get("jobs") or []:
+        if j.get("error"):
+            md += ["", f"herd job {j['job']} failed after {j['kills']} kill(s): "
+                   f"{j['error']}; {j['other_member_failures']} other member "
+                   f"failures ({', '.join(j['other_member_failure_reasons'][:4])})"
+                   "; the next job took the remaining kills."]
     if torch:
         md += [f"torch: {torch['attempts']} attempts, checkpoint every "
-               f"{torch['ckpt_every']} steps; kill -> new worker group "
-               f"training p50 {fmt_s(torch['restart_started_s']['p50'])}; "
+               f"{torch['ckpt_every']} steps; kill -> new worker processes "
+               f"started p50 {fmt_s((torch.get('new_process_s') or {}).get('p50'))} "
+               f"(max {fmt_s((torch.get('new_process_s') or {}).get('max'))}), "
+               f"-> new group training (imports, data, checkpoint, DDP) p50 "
+               f"{fmt_s(torch['restart_started_s']['p50'])}; "
                "worker VmRSS p50 "
                f"{((torch.get('worker_VmRSS') or {}).get('p50') or 0) / MIB:.1f} MiB."]
     with open(args.md, "w") as f:
@@ -659,6 +710,8 @@ def main():
     ap.add_argument("--deadline", type=float, default=600.0,
                     help="whole side, seconds")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--max-jobs", type=int, default=3,
+                    help="herd: fresh herd runs allowed when a job fails")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--out")
     ap.add_argument("--herd")

@@ -13,14 +13,19 @@ so the file is always whole); every (re)started worker group resumes from it.
 Rank 0 appends one JSON line per completed step to --step-log:
   {"ts": unix time after optimizer.step(), "step": N, "attempt": A, "world": W}
 (A is TORCHELASTIC_RESTART_COUNT), and one "start" line per attempt when
-training begins: {"event": "start", "ts", "attempt", "resumed_from"}. The
+training begins: {"event": "start", "ts", "attempt", "resumed_from",
+"process_start"} (process_start: when this Python process began, before
+importing torch). The
 bench driver (recovery.py) reads that log.
 """
+import time
+
+PROCESS_START = time.time()  # before the heavy imports
+
 import argparse
 import json
 import math
 import os
-import time
 
 import h5py
 import numpy as np
@@ -92,6 +97,7 @@ def main():
     if log:
         log.write(json.dumps({"event": "start", "ts": time.time(),
                               "attempt": attempt, "resumed_from": step,
+                              "process_start": PROCESS_START,
                               "world": world}) + "\n")
 
     perm_epoch, perm = -1, None
