@@ -190,7 +190,7 @@ static herd_worker_t *s_alloc(void)
   return worker;
 }
 
-static struct timespec s_deadline_in(int timeout_ms)
+struct timespec worker_deadline_in(int timeout_ms)
 {
   struct timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -220,7 +220,7 @@ static herd_result_t s_wait_newer_locked(herd_worker_t *worker, int64_t after,
 static herd_result_t s_wait_roster(herd_worker_t *worker)
 {
   herd_result_t rc = HERD_OK;
-  struct timespec deadline = s_deadline_in(worker->join_timeout_ms);
+  struct timespec deadline = worker_deadline_in(worker->join_timeout_ms);
   pthread_mutex_lock(&worker->lock);
   rc = s_wait_newer_locked(worker, INT64_MIN, &deadline);
   if (worker->refused)
@@ -289,7 +289,7 @@ herd_result_t herd_worker_wait_roster(herd_worker_t *worker,
 {
   if (!worker || !out || timeout_ms < 0)
     return HERD_EINVAL;
-  struct timespec deadline = s_deadline_in(timeout_ms);
+  struct timespec deadline = worker_deadline_in(timeout_ms);
   pthread_mutex_lock(&worker->lock);
   herd_result_t rc = s_wait_newer_locked(worker, after_generation, &deadline);
   *out = worker->roster;

@@ -71,6 +71,9 @@ struct herd_worker {
 };
 
 /* runtime.c */
+/* CLOCK_MONOTONIC now + timeout_ms, for pthread_cond_timedwait (the
+ * condition variables are created with CLOCK_MONOTONIC). */
+struct timespec worker_deadline_in(int timeout_ms);
 /* Queues a packed envelope for the link thread; 0 when the queue is full. */
 int worker_queue(herd_worker_t *worker, Herd__Envelope *env);
 

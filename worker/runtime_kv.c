@@ -18,19 +18,6 @@
 #define WORKER_KV_SET_TIMEOUT_MS 30000
 #define WORKER_KV_REPLY_SLACK_MS 2000
 
-static struct timespec s_deadline(int timeout_ms)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += timeout_ms / 1000;
-  ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
-}
-
 /* Takes a free slot; returns its index or -1. Lock held. */
 static int s_slot_take(herd_worker_t *worker, void *buf, size_t cap)
 {
@@ -53,7 +40,7 @@ static herd_result_t s_slot_wait(herd_worker_t *worker, int index,
                                  int timeout_ms, int *found, size_t *len)
 {
   worker_kv_slot_t *slot = &worker->kv[index];
-  struct timespec deadline = s_deadline(timeout_ms);
+  struct timespec deadline = worker_deadline_in(timeout_ms);
   int timed_out = 0;
   while (!slot->done && !worker->refused && !timed_out)
     timed_out = pthread_cond_timedwait(&worker->changed, &worker->lock,
