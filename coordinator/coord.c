@@ -331,8 +331,11 @@ herd_result_t herd_coord_new(const herd_coord_config_t *config,
   coord->forming_since_ms = coord->started_ms;
   coord->current_fd = -1;
   HERD_TRY(coord_events_open(&coord->events, config->run_dir));
-  coord_events_recover(&coord->events, &coord->file_generation,
-                       &coord->stats.step);
+  if (config->continue_run) {
+    coord_events_recover(&coord->events, &coord->file_generation,
+                         &coord->stats.step);
+    coord->step_logged = coord->stats.step;
+  }
   HERD_TRY(s_monitoring_init(coord, config));
   HERD_TRY(s_bind(coord));
   if (pthread_create(&coord->thread, NULL, s_thread_main, coord) != 0) {

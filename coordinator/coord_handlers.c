@@ -128,7 +128,9 @@ static void s_handle_kv_get(herd_coord_t *coord, coord_member_t *member,
 
 static void s_handle_step(herd_coord_t *coord, const Herd__StepReport *r)
 {
-  coord->stats.step = r->step;
+  coord->step_logged = r->step;
+  if (r->step > coord->stats.step)
+    coord->stats.step = r->step;
   coord->stats.epoch = r->epoch;
   coord->stats.loss = r->loss;
   coord->stats.samples_per_second = r->samples_per_second;
@@ -215,7 +217,7 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
      * count too: their buffered reports are steps they committed. */
     if ((member->state == COORD_MEMBER_ACTIVE ||
          (member->state != COORD_MEMBER_FAILED && member->claimed_generation > 0)) &&
-        env->step_report->step > coord->stats.step)
+        env->step_report->step > coord->step_logged)
       s_handle_step(coord, env->step_report);
     break;
   case HERD__ENVELOPE__BODY_EPOCH_END:

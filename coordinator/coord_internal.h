@@ -279,6 +279,7 @@ struct herd_coord {
   int have_done;
   herd_done_report_t done_report;
   int64_t last_epoch_logged;
+  int64_t step_logged; /* newest step with a `step` event (each logged once) */
   coord_events_t events;
   coord_metrics_t *metrics; /* under lock, like the rest */
   /* Monitoring servers: made after the thread starts, stopped first. */

@@ -126,6 +126,7 @@ int herd_cmd_coord(int argc, char **argv)
   config.token = opts.token;
   config.job_id = opts.job_id;
   config.run_dir = opts.run_dir;
+  config.continue_run = 1; /* a restart picks up the run dir where it was */
   config.min_workers = (int)opts.min_workers;
   config.max_workers = (int)(opts.max_workers ? opts.max_workers : opts.min_workers);
   config.heartbeat_interval_ms = (int)opts.heartbeat_ms;

@@ -141,6 +141,7 @@ static void s_destroy(herd_worker_t *worker)
 {
   if (!worker)
     return;
+  worker_replay_free(worker);
   if (worker->dealer) {
     zmq_socket_monitor(worker->dealer, NULL, 0);
     zmq_close(worker->dealer);

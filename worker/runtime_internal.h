@@ -20,6 +20,8 @@
 #define WORKER_LOG "worker"
 #define WORKER_DEFAULT_HEARTBEAT_MS 100
 #define WORKER_DEFAULT_JOIN_TIMEOUT_MS 120000
+#define WORKER_REPLAY_STEPS 64
+
 /* A roster of a few thousand members fits easily; anything larger is not
  * from an honest coordinator. */
 #define WORKER_MAX_MESSAGE_BYTES (1u << 20)
@@ -67,6 +69,15 @@ struct herd_worker {
   uint64_t next_request_id;
   /* link thread only */
   int connected;
+  int ever_connected;
+  /* The last step reports sent, resent after a reconnect: frames in
+   * flight when the coordinator died are lost with its connection, and a
+   * restarted coordinator logs each step number once (duplicates skipped). */
+  struct {
+    unsigned char *data;
+    size_t size;
+  } replay[WORKER_REPLAY_STEPS];
+  int replay_next;
   int64_t last_join_ms;
 };
 
@@ -81,6 +92,7 @@ int worker_queue(herd_worker_t *worker, Herd__Envelope *env);
 void worker_kv_apply(herd_worker_t *worker, const Herd__KvValue *value);
 
 /* runtime_link.c */
+void worker_replay_free(herd_worker_t *worker);
 void *worker_link_main(void *arg);
 void worker_envelope_init(const herd_worker_t *worker, Herd__Envelope *env);
 

@@ -20,6 +20,7 @@
  * it).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -178,6 +179,46 @@ static void s_receive_all(herd_worker_t *worker)
   }
 }
 
+/* Keeps a copy of a sent frame when it is a step report. */
+static void s_remember_step(herd_worker_t *worker, const zmq_msg_t *frame)
+{
+  herd_wire_msg_t msg;
+  size_t size = zmq_msg_size(frame);
+  if (herd_wire_decode(zmq_msg_data((zmq_msg_t *)frame), size, 1 << 20,
+                       &msg) != HERD_OK)
+    return;
+  int is_step = msg.env->body_case == HERD__ENVELOPE__BODY_STEP_REPORT;
+  herd_wire_msg_clear(&msg);
+  unsigned char *copy = is_step ? malloc(size) : NULL;
+  if (!copy)
+    return;
+  memcpy(copy, zmq_msg_data((zmq_msg_t *)frame), size);
+  int slot = worker->replay_next;
+  free(worker->replay[slot].data);
+  worker->replay[slot].data = copy;
+  worker->replay[slot].size = size;
+  worker->replay_next = (slot + 1) % WORKER_REPLAY_STEPS;
+}
+
+/* After a reconnect: the remembered step reports again, oldest first. */
+static void s_replay_steps(herd_worker_t *worker)
+{
+  for (int i = 0; i < WORKER_REPLAY_STEPS; i++) {
+    int slot = (worker->replay_next + i) % WORKER_REPLAY_STEPS;
+    if (worker->replay[slot].data)
+      zmq_send(worker->dealer, worker->replay[slot].data,
+               worker->replay[slot].size, ZMQ_DONTWAIT);
+  }
+}
+
+void worker_replay_free(herd_worker_t *worker)
+{
+  for (int i = 0; i < WORKER_REPLAY_STEPS; i++) {
+    free(worker->replay[i].data);
+    worker->replay[i].data = NULL;
+  }
+}
+
 /* Forwards queued reports; returns 1 when the leave marker was seen. */
 static int s_forward_queued(herd_worker_t *worker)
 {
@@ -192,6 +233,7 @@ static int s_forward_queued(herd_worker_t *worker)
       zmq_msg_close(&frame);
       return 1;
     }
+    s_remember_step(worker, &frame);
     if (zmq_msg_send(&frame, worker->dealer, ZMQ_DONTWAIT) < 0) {
       atomic_fetch_add(&worker->dropped_reports, 1);
       zmq_msg_close(&frame);
@@ -220,6 +262,9 @@ static void s_drain_monitor(herd_worker_t *worker)
     if (id == ZMQ_EVENT_CONNECTED) {
       worker->connected = 1;
       s_send_join(worker); /* first, before any buffered report */
+      if (worker->ever_connected)
+        s_replay_steps(worker);
+      worker->ever_connected = 1;
     } else if (id == ZMQ_EVENT_DISCONNECTED && worker->connected) {
       worker->connected = 0;
       HERD_LOG(HERD_LOG_WARN, WORKER_LOG,

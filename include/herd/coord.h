@@ -71,12 +71,16 @@ typedef struct {
   const char *run_id;         /* Pushgateway grouping key and alert field;
                                  NULL: the run dir's last component, else
                                  job_id */
+  int continue_run;           /* 1: this coordinator replaces one that died
+                                 (herd coord): generation numbers and the
+                                 step log continue from events.jsonl. 0 (herd
+                                 run): a new job, numbered from 1 */
 } herd_coord_config_t;
 
 #define HERD_COORD_CONFIG_INIT                                                 \
   { HERD_COORD_CONFIG_VERSION, "127.0.0.1", 0, NULL, "herd", NULL, 1, 1,      \
     100, 5, 120000, 69632, 0, 0, 0, 0, 0, 0, 0,                               \
-    NULL, NULL, 0, NULL, 0, NULL }
+    NULL, NULL, 0, NULL, 0, NULL, 0 }
 
 /* Binds, opens the run dir files and starts the coordinator thread.
  * Caller owns *coord_out. */
