@@ -184,7 +184,7 @@ EOF
   "$py" - "$url" "$port" <<'PY' || fail "rate disagrees"
 import json, sys, time, urllib.parse, urllib.request
 url, port = sys.argv[1], sys.argv[2]
-window, figures = 10, []
+window, figures = 20, []
 start = time.time()
 while time.time() - start < window:
     s = json.load(urllib.request.urlopen(url + "status", timeout=2))
