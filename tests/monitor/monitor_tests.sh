@@ -104,11 +104,15 @@ endpoints() {
     grep -q "^$name" <<<"$m" || fail "/metrics lacks $name"
   done
   grep -q 'herd_rank_step_phase_seconds_total{rank="1",phase="comm"}' <<<"$m" || fail "per-rank phases"
-  curl -s "$url" | grep -q '<canvas' || fail "/ has no canvas"
+  # Whole responses first: `curl | grep -q` under pipefail fails when grep
+  # stops reading early and curl gets SIGPIPE.
+  page=$(curl -s "$url")
+  grep -q '<canvas' <<<"$page" || fail "/ has no canvas"
   [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x "${url}metrics")" = 405 ] || fail "POST not 405"
   [ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "${url}status")" = 405 ] || fail "DELETE not 405"
   [ "$(curl -s -o /dev/null -w '%{http_code}' "${url}nope")" = 404 ] || fail "404"
-  curl -sI "${url}metrics" | grep -qi '^content-type: text/plain; version=0.0.4' || fail "HEAD / content type"
+  head=$(curl -sI "${url}metrics")
+  grep -qi '^content-type: text/plain; version=0.0.4' <<<"$head" || fail "HEAD / content type"
   herd top --once --url "$url" > "$tmp/top1" || fail "herd top --url"
   HERD_HTTP="$url" herd top --once > /dev/null || fail "herd top with HERD_HTTP"
   herd top --once --run-dir "$tmp/run" > "$tmp/top" || fail "herd top --run-dir"
@@ -226,7 +230,8 @@ pushgateway() {
   pushed=$(curl -sf "http://127.0.0.1:$port/metrics" | grep '^herd_steps_total{' | awk '{print $2}')
   echo "final step $final, pushed herd_steps_total $pushed"
   [ "$pushed" = "$final" ] || fail "final push $pushed != final step $final"
-  curl -sf "http://127.0.0.1:$port/metrics" | grep -q '^herd_step_duration_seconds_bucket{' || fail "histogram not pushed"
+  pushed_metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
+  grep -q '^herd_step_duration_seconds_bucket{' <<<"$pushed_metrics" || fail "histogram not pushed"
 }
 
 # Acceptance 3b: the webhook gets a member_failed alert when a worker is
