@@ -308,6 +308,28 @@ static herd_result_t s_monitoring_start(herd_coord_t *coord,
   return coord_push_start(coord, &coord->push);
 }
 
+/* The coordinator's state without files, sockets or thread: what
+ * herd_coord_new and the fuzz target's coord_new_detached share. On
+ * failure *coord_out holds what was built, for herd_coord_destroy. */
+static herd_result_t s_new_state(const herd_coord_config_t *config,
+                                 herd_coord_t **coord_out)
+{
+  HERD_CHECK(s_check_config(config));
+  herd_coord_t *coord = calloc(1, sizeof *coord);
+  if (!coord)
+    return HERD_ENOMEM;
+  *coord_out = coord;
+  pthread_mutex_init(&coord->lock, NULL);
+  HERD_CHECK(s_copy_config(coord, config));
+  HERD_CHECK(coord_members_init(coord));
+  HERD_CHECK(coord_kv_init(&coord->kv));
+  coord->stats.test_accuracy = -1;
+  coord->started_ms = coord_now_ms();
+  coord->forming_since_ms = coord->started_ms;
+  coord->current_fd = -1;
+  return HERD_OK;
+}
+
 herd_result_t herd_coord_new(const herd_coord_config_t *config,
                              herd_coord_t **coord_out)
 {
@@ -316,20 +338,7 @@ herd_result_t herd_coord_new(const herd_coord_config_t *config,
   if (!coord_out)
     return HERD_EINVAL;
   *coord_out = NULL;
-  HERD_TRY(s_check_config(config));
-  coord = calloc(1, sizeof *coord);
-  if (!coord) {
-    rc = HERD_ENOMEM;
-    goto out;
-  }
-  pthread_mutex_init(&coord->lock, NULL);
-  HERD_TRY(s_copy_config(coord, config));
-  HERD_TRY(coord_members_init(coord));
-  HERD_TRY(coord_kv_init(&coord->kv));
-  coord->stats.test_accuracy = -1;
-  coord->started_ms = coord_now_ms();
-  coord->forming_since_ms = coord->started_ms;
-  coord->current_fd = -1;
+  HERD_TRY(s_new_state(config, &coord));
   HERD_TRY(coord_events_open(&coord->events, config->run_dir));
   if (config->continue_run) {
     coord_events_recover(&coord->events, &coord->file_generation,
@@ -361,20 +370,7 @@ herd_result_t coord_new_detached(const herd_coord_config_t *config,
   herd_result_t rc = HERD_OK;
   herd_coord_t *coord = NULL;
   *coord_out = NULL;
-  HERD_TRY(s_check_config(config));
-  coord = calloc(1, sizeof *coord);
-  if (!coord) {
-    rc = HERD_ENOMEM;
-    goto out;
-  }
-  pthread_mutex_init(&coord->lock, NULL);
-  HERD_TRY(s_copy_config(coord, config));
-  HERD_TRY(coord_members_init(coord));
-  HERD_TRY(coord_kv_init(&coord->kv));
-  coord->stats.test_accuracy = -1;
-  coord->started_ms = coord_now_ms();
-  coord->forming_since_ms = coord->started_ms;
-  coord->current_fd = -1;
+  HERD_TRY(s_new_state(config, &coord));
   HERD_TRY(s_monitoring_init(coord, config));
   *coord_out = coord;
   coord = NULL;

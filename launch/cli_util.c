@@ -10,6 +10,28 @@
 
 #include "cmds.h"
 
+void herd_cli_monitor_apply(const herd_cli_monitor_opts_t *opts,
+                            herd_coord_config_t *config)
+{
+  config->http_address = strcmp(opts->http, "off") ? opts->http : NULL;
+  config->push_gateway_url = opts->push_gateway;
+  config->push_interval_ms = (int)(opts->push_interval_s * 1000);
+  config->alert_webhook_url = opts->alert_webhook;
+  config->stall_alert_ms =
+      opts->stall_alert_s > 0 ? (int)(opts->stall_alert_s * 1000) : -1;
+}
+
+const char *herd_cli_announce_http(herd_coord_t *coord)
+{
+  const char *url = herd_coord_http_url(coord);
+  char fields[400];
+  if (!url)
+    return NULL;
+  snprintf(fields, sizeof fields, "{\"url\": \"%s\"}", url);
+  herd_coord_add_event(coord, "http", fields);
+  return url;
+}
+
 herd_result_t herd_cli_mkdirs(const char *path)
 {
   char buf[4096];

@@ -17,8 +17,8 @@ typedef struct {
   int64_t heartbeat_ms, heartbeat_misses;
   double join_timeout_s;
   int64_t last_call_ms, watchdog_multiple, cooldown_failures, rejoin_window_ms;
-  const char *http, *push_gateway, *alert_webhook, *run_id;
-  double push_interval_s, stall_alert_s;
+  herd_cli_monitor_opts_t monitor;
+  const char *run_id;
 } s_coord_opts_t;
 
 #define S_OFF(field) offsetof(s_coord_opts_t, field)
@@ -55,18 +55,7 @@ static const herd_opt_t s_table[] = {
     {"rejoin-window-ms", 0, "HERD_REJOIN_WINDOW_MS", HERD_OPT_INT, "2000", 1,
      600000, NULL, S_OFF(rejoin_window_ms),
      "after a restart, wait this long for a whole generation to re-register"},
-    {"http", 0, "HERD_HTTP_ADDR", HERD_OPT_STRING, "127.0.0.1:0", 0, 0, NULL,
-     S_OFF(http), "monitoring HTTP server ADDR:PORT (port 0: free port; "
-     "0.0.0.0:PORT exposes it; off: none)"},
-    {"push-gateway", 0, "HERD_PUSH_GATEWAY", HERD_OPT_STRING, NULL, 0, 0,
-     NULL, S_OFF(push_gateway), "Prometheus Pushgateway URL for metrics"},
-    {"push-interval", 0, "HERD_PUSH_INTERVAL", HERD_OPT_DOUBLE, "10", 0.1,
-     86400, NULL, S_OFF(push_interval_s), "seconds between pushes"},
-    {"alert-webhook", 0, "HERD_ALERT_WEBHOOK", HERD_OPT_STRING, NULL, 0, 0,
-     NULL, S_OFF(alert_webhook), "URL to POST JSON alerts to"},
-    {"stall-alert", 0, "HERD_STALL_ALERT", HERD_OPT_DOUBLE, "120", 0, 86400,
-     NULL, S_OFF(stall_alert_s), "alert after this many seconds without a "
-     "step (0: never)"},
+    HERD_CLI_MONITOR_OPTIONS(s_coord_opts_t, monitor),
     {"run-id", 0, "HERD_RUN_ID", HERD_OPT_STRING, NULL, 0, 0, NULL,
      S_OFF(run_id), "run id for pushes and alerts (default: run dir name)"},
 };
@@ -136,12 +125,7 @@ int herd_cmd_coord(int argc, char **argv)
   config.watchdog_multiple = (int)opts.watchdog_multiple;
   config.host_cooldown_failures = (int)opts.cooldown_failures;
   config.rejoin_window_ms = (int)opts.rejoin_window_ms;
-  config.http_address = strcmp(opts.http, "off") ? opts.http : NULL;
-  config.push_gateway_url = opts.push_gateway;
-  config.push_interval_ms = (int)(opts.push_interval_s * 1000);
-  config.alert_webhook_url = opts.alert_webhook;
-  config.stall_alert_ms =
-      opts.stall_alert_s > 0 ? (int)(opts.stall_alert_s * 1000) : -1;
+  herd_cli_monitor_apply(&opts.monitor, &config);
   config.run_id = opts.run_id;
   herd_coord_t *coord = NULL;
   herd_cli_catch_signals();
@@ -149,13 +133,9 @@ int herd_cmd_coord(int argc, char **argv)
     return herd_cli_fail("coord", rc);
   printf("herd coord: listening on %s\nHERD_COORD=%s\nHERD_TOKEN=%s\n",
          herd_coord_endpoint(coord), herd_coord_endpoint(coord), opts.token);
-  if (herd_coord_http_url(coord)) {
-    char fields[400];
-    printf("HERD_HTTP=%s\n", herd_coord_http_url(coord));
-    snprintf(fields, sizeof fields, "{\"url\": \"%s\"}",
-             herd_coord_http_url(coord));
-    herd_coord_add_event(coord, "http", fields);
-  }
+  const char *http_url = herd_cli_announce_http(coord);
+  if (http_url)
+    printf("HERD_HTTP=%s\n", http_url);
   fflush(stdout);
   code = s_wait_for_job(coord);
   herd_coord_destroy(&coord);

@@ -55,18 +55,7 @@ static const herd_opt_t s_table[] = {
     {"max-restarts", 0, "HERD_MAX_RESTARTS", HERD_OPT_INT, "0", 0, 100000,
      NULL, S_OFF(max_restarts),
      "restart failed workers (gloo, local) or the job (mpi) this often"},
-    {"http", 0, "HERD_HTTP_ADDR", HERD_OPT_STRING, "127.0.0.1:0", 0, 0, NULL,
-     S_OFF(http), "monitoring HTTP server ADDR:PORT (port 0: free port; "
-     "0.0.0.0:PORT exposes it; off: none)"},
-    {"push-gateway", 0, "HERD_PUSH_GATEWAY", HERD_OPT_STRING, NULL, 0, 0,
-     NULL, S_OFF(push_gateway), "Prometheus Pushgateway URL for metrics"},
-    {"push-interval", 0, "HERD_PUSH_INTERVAL", HERD_OPT_DOUBLE, "10", 0.1,
-     86400, NULL, S_OFF(push_interval_s), "seconds between pushes"},
-    {"alert-webhook", 0, "HERD_ALERT_WEBHOOK", HERD_OPT_STRING, NULL, 0, 0,
-     NULL, S_OFF(alert_webhook), "URL to POST JSON alerts to"},
-    {"stall-alert", 0, "HERD_STALL_ALERT", HERD_OPT_DOUBLE, "120", 0, 86400,
-     NULL, S_OFF(stall_alert_s), "alert after this many seconds without a "
-     "step (0: never)"},
+    HERD_CLI_MONITOR_OPTIONS(herd_run_opts_t, monitor),
 };
 
 static const char s_usage[] =
@@ -111,12 +100,7 @@ static herd_result_t s_start_coord(const herd_run_opts_t *opts,
   config.heartbeat_interval_ms = (int)opts->heartbeat_ms;
   config.heartbeat_misses = (int)opts->heartbeat_misses;
   config.join_timeout_ms = (int)(opts->join_timeout_s * 1000);
-  config.http_address = strcmp(opts->http, "off") ? opts->http : NULL;
-  config.push_gateway_url = opts->push_gateway;
-  config.push_interval_ms = (int)(opts->push_interval_s * 1000);
-  config.alert_webhook_url = opts->alert_webhook;
-  config.stall_alert_ms =
-      opts->stall_alert_s > 0 ? (int)(opts->stall_alert_s * 1000) : -1;
+  herd_cli_monitor_apply(&opts->monitor, &config);
   return herd_coord_new(&config, coord);
 }
 
@@ -143,13 +127,9 @@ static void s_print_progress(herd_coord_t *coord, int nproc)
  * reads the `http` event). */
 static void s_announce_http(herd_coord_t *coord)
 {
-  const char *url = herd_coord_http_url(coord);
-  char fields[400];
-  if (!url)
-    return;
-  printf("herd: monitoring %s (metrics %smetrics, 'herd top')\n", url, url);
-  snprintf(fields, sizeof fields, "{\"url\": \"%s\"}", url);
-  herd_coord_add_event(coord, "http", fields);
+  const char *url = herd_cli_announce_http(coord);
+  if (url)
+    printf("herd: monitoring %s (metrics %smetrics, 'herd top')\n", url, url);
 }
 
 static char **s_job_command; /* the workers' command line, for relaunches */

@@ -27,6 +27,38 @@ int herd_cli_parse(const char *usage, const herd_opt_t *table, size_t count,
 /* Prints "herd <cmd>: error: <detail>" and returns HERD_EXIT_FAILED. */
 int herd_cli_fail(const char *cmd, herd_result_t rc);
 
+/* Monitoring options shared by `herd run` and `herd coord` (herd/coord.h's
+ * http_address and push/alert fields). */
+typedef struct {
+  const char *http;          /* ADDR:PORT, "off": none */
+  const char *push_gateway;  /* Pushgateway URL */
+  const char *alert_webhook; /* alert webhook URL */
+  double push_interval_s, stall_alert_s;
+} herd_cli_monitor_opts_t;
+
+/* The option-table rows for a herd_cli_monitor_opts_t member `m` of `type`. */
+#define HERD_CLI_MONITOR_OPTIONS(type, m)                                      \
+  {"http", 0, "HERD_HTTP_ADDR", HERD_OPT_STRING, "127.0.0.1:0", 0, 0, NULL,   \
+   offsetof(type, m.http), "monitoring HTTP server ADDR:PORT (port 0: free "   \
+   "port; 0.0.0.0:PORT exposes it; off: none)"},                              \
+  {"push-gateway", 0, "HERD_PUSH_GATEWAY", HERD_OPT_STRING, NULL, 0, 0, NULL, \
+   offsetof(type, m.push_gateway), "Prometheus Pushgateway URL for metrics"}, \
+  {"push-interval", 0, "HERD_PUSH_INTERVAL", HERD_OPT_DOUBLE, "10", 0.1,      \
+   86400, NULL, offsetof(type, m.push_interval_s),                            \
+   "seconds between pushes"},                                                 \
+  {"alert-webhook", 0, "HERD_ALERT_WEBHOOK", HERD_OPT_STRING, NULL, 0, 0,     \
+   NULL, offsetof(type, m.alert_webhook), "URL to POST JSON alerts to"},      \
+  {"stall-alert", 0, "HERD_STALL_ALERT", HERD_OPT_DOUBLE, "120", 0, 86400,    \
+   NULL, offsetof(type, m.stall_alert_s),                                     \
+   "alert after this many seconds without a step (0: never)"}
+
+/* Copies the monitoring options into a coordinator config. */
+void herd_cli_monitor_apply(const herd_cli_monitor_opts_t *opts,
+                            herd_coord_config_t *config);
+/* Records the coordinator's monitoring URL as an `http` event (what `herd
+ * top --run-dir` reads) and returns it; NULL when HTTP is off. */
+const char *herd_cli_announce_http(herd_coord_t *coord);
+
 /* mkdir -p; errors name the path. */
 herd_result_t herd_cli_mkdirs(const char *path);
 /* mkdir -p of the folder holding `file`. */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cmds.h" /* herd_cli_monitor_opts_t */
 #include "herd/herd.h"
 
 typedef struct {
@@ -24,11 +25,7 @@ typedef struct {
   int64_t max_workers;   /* 0: nproc */
   int64_t max_restarts;  /* local: restart a failed worker as a newcomer;
                           * mpi backend: relaunch the job from checkpoint */
-  /* monitoring (herd/coord.h's http_address and the push/alert fields) */
-  const char *http;          /* ADDR:PORT, "off": none */
-  const char *push_gateway;  /* Pushgateway URL */
-  const char *alert_webhook; /* alert webhook URL */
-  double push_interval_s, stall_alert_s;
+  herd_cli_monitor_opts_t monitor;
 } herd_run_opts_t;
 
 typedef struct {

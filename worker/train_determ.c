@@ -31,7 +31,6 @@
 
 #include "train.h"
 
-#define S_EXTRA 5        /* loss, count, correct, stop, reconfigure */
 #define S_LOSS_EXPONENT 32
 
 static double s_now(void)
@@ -60,7 +59,7 @@ static herd_result_t s_ensure_buffers(herd_train_t *train, int shards)
     return HERD_ENOMEM;
   train->determ_grads = grads;
   if (!train->determ_sum) {
-    train->determ_sum = malloc((p + S_EXTRA) * sizeof(int64_t));
+    train->determ_sum = malloc((p + HERD_TRAIN_EXTRA) * sizeof(int64_t));
     if (!train->determ_sum)
       return HERD_ENOMEM;
   }
@@ -130,7 +129,7 @@ static void s_to_fixed(herd_train_t *train, int count, const double *loss,
 {
   size_t p = train->param_count;
   int64_t *sum = train->determ_sum;
-  memset(sum, 0, (p + S_EXTRA) * sizeof(int64_t));
+  memset(sum, 0, (p + HERD_TRAIN_EXTRA) * sizeof(int64_t));
   /* Multiplying by a power of two is exact in double (a float has 24
    * bits), so only the rounding to an integer loses anything, the same way
    * on every rank. lrint() inlines to one instruction (-fno-math-errno). */
@@ -164,13 +163,13 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   int64_t *sum = train->determ_sum;
   sum[p + 1] = samples;
   sum[p + 2] = correct;
-  sum[p + 3] = stop;
-  sum[p + 4] = reconfigure > 0;
-  HERD_CHECK(herd_comm_allreduce_buckets(train->comm, sum, p + S_EXTRA,
+  sum[p + HERD_TRAIN_STOP_SLOT] = stop;
+  sum[p + HERD_TRAIN_RECONFIG_SLOT] = reconfigure > 0;
+  HERD_CHECK(herd_comm_allreduce_buckets(train->comm, sum, p + HERD_TRAIN_EXTRA,
                                          HERD_DTYPE_I64, HERD_OP_SUM));
   double t2 = s_now();
-  train->stop_requested = sum[p + 3] > 0;
-  train->reconfigure_requested = sum[p + 4] > 0;
+  train->stop_requested = sum[p + HERD_TRAIN_STOP_SLOT] > 0;
+  train->reconfigure_requested = sum[p + HERD_TRAIN_RECONFIG_SLOT] > 0;
   double inverse = 1.0 / (double)sum[p + 1], unscale = ldexp(1.0, -exponent);
   for (size_t i = 0; i < p; i++)
     train->grad[i] = (float)((double)sum[i] * unscale * inverse);

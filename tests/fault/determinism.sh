@@ -21,24 +21,7 @@ run() { # NAME N BACKEND [extra herd run args...]
     -- herd-train "${args[@]}" > "$tmp/$name.log" 2>&1 || fail "run $name"
   sha "$tmp/$name"
 }
-pid_of_rank() {
-  "$py" - "$1/events.jsonl" "$2" <<'PY'
-import json, sys
-m = {}
-for l in open(sys.argv[1]):
-    e = json.loads(l)
-    if e["event"] == "member_joined":
-        m.setdefault(e["rank"], e["pid"])
-print(m.get(int(sys.argv[2]), ""))
-PY
-}
-wait_steps() {
-  for _ in $(seq 1 600); do
-    [ "$(grep -c '"event":"step"' "$1/events.jsonl" 2>/dev/null || true)" -ge "$2" ] 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "fewer than $2 steps within 60 s"
-}
+. "$(dirname "$0")/run_helpers.sh"
 
 world_sizes() {
   ref=$(run n1 1 mpi)
