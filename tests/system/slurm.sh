@@ -9,6 +9,7 @@
 #      survivors training (elastic gloo backend).
 # Exit 77 (ctest: skipped) with a clear message when Slurm cannot start.
 # Stops exactly the daemons it started. Every wait is bounded.
+# KEEP_STATE=1 keeps the state folder (daemon logs) for a look afterwards.
 # Usage: slurm.sh BIN_DIR DATA_FILE
 set -uo pipefail
 bin=$(cd "$1" && pwd) data=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
@@ -24,7 +25,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
   sleep 1
   CTLD_PORT=$ctld_port SLURMD_PORT=$slurmd_port "$here/slurm/test-cluster.sh" stop "$state"
-  rm -rf "$state"
+  if [ -n "${KEEP_STATE:-}" ]; then echo "slurm.sh: logs kept in $state"; else rm -rf "$state"; fi
 }
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -103,13 +104,22 @@ sbatch_preempt() {
   for _ in $(seq 1 300); do
     scontrol show job "$id" | grep -q 'JobState=PENDING' && break; sleep 0.1
   done
+  # Release it only once slurmd has cleaned up the first run: launched
+  # while the old steps still exist, slurmd refuses the revoked credential
+  # and the job fails with exit code 1 before the script runs.
+  for _ in $(seq 1 300); do
+    pgrep -f "slurmstepd: \\[$id\\." > /dev/null || break; sleep 0.1
+  done
+  pgrep -f "slurmstepd: \\[$id\\." > /dev/null && fail "the first run's steps did not end in 30 s"
+  sleep 1
   scontrol update JobId="$id" StartTime=now || { scontrol show job "$id"; fail "cannot release the requeued job"; }
   for _ in $(seq 1 1800); do
     squeue -h -j "$id" 2>/dev/null | grep -q . || break; sleep 0.1
   done
   squeue -h -j "$id" 2>/dev/null | grep -q . && { cat "$out"; fail "requeued job did not finish in 180 s"; }
   grep -q "restart 1," "$out" ||
-    { cat "$out"; scontrol show job "$id"; fail "no SLURM_RESTART_COUNT=1 in the requeued run"; }
+    { cat "$out"; scontrol show job "$id"; tail -20 "$state/slurmd.log"
+      fail "no SLURM_RESTART_COUNT=1 in the requeued run"; }
   [ "$(json "$run/summary.json" 'j["resumed_from_step"]')" = "$saved" ] ||
     { cat "$out"; fail "requeued run did not resume from step $saved: $(cat "$run/summary.json")"; }
   [ "$(json "$run/summary.json" 'j["ok"] and j["final_step"] == 400')" = True ] ||

@@ -7,11 +7,8 @@ set_tests_properties(system_world_sizes PROPERTIES LABELS system TIMEOUT 1800
 # cannot start): srun --mpi=pmix, sbatch pre-emption + requeue, --no-kill.
 add_test(NAME system_slurm
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/slurm.sh ${CMAKE_BINARY_DIR}/bin ${HERD_TEST_DATA})
-# One retry: once (of several runs) a requeued job failed in slurmd before
-# its batch script started (RunTime 0, ExitCode 1); the daemons are real
-# and started fresh by the test, so a second attempt is a fair check.
 set_tests_properties(system_slurm PROPERTIES LABELS system TIMEOUT 600
-  SKIP_RETURN_CODE 77 FIXTURES_REQUIRED herd_data REPEAT UNTIL_PASS:2)
+  SKIP_RETURN_CODE 77 FIXTURES_REQUIRED herd_data)
 # Kubernetes manifests: kustomize render + offline schema validation.
 add_test(NAME system_k8s_manifests
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/k8s.sh ${PROJECT_SOURCE_DIR}/k8s ${CMAKE_BINARY_DIR}/k8s-validate)
