@@ -186,9 +186,7 @@ static void s_forward(herd_mlp_t *self, const float *params, const float *x,
   }
 }
 
-/* Cross-entropy of one row of logits; writes softmax - onehot to d when
- * d != NULL. Max-subtraction keeps exp() in range. */
-static double s_xent_row(const float *z, int classes, int label, float *d,
+double herd_mlp_xent_row(const float *z, int classes, int label, float *d,
                          int *correct)
 {
   int argmax = 0;
@@ -218,7 +216,7 @@ static void s_xent(herd_mlp_t *self, const uint8_t *labels, int batch,
   int right = 0;
   for (int i = 0; i < batch; i++) {
     size_t row = (size_t)i * (size_t)classes;
-    loss += s_xent_row(logits + row, classes, labels[i],
+    loss += herd_mlp_xent_row(logits + row, classes, labels[i],
                        delta ? delta + row : NULL, &right);
   }
   if (loss_sum)

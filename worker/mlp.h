@@ -79,6 +79,12 @@ herd_result_t herd_mlp_forward_backward(herd_mlp_t *mlp, const float *params,
                                         int batch, float *grad_sum,
                                         double *loss_sum, int *correct);
 
+/* Cross-entropy of one row of logits z (classes of them); writes
+ * softmax - onehot(label) to d when d != NULL and counts a correct argmax
+ * into *correct. Max-subtraction keeps exp() in range. */
+double herd_mlp_xent_row(const float *z, int classes, int label, float *d,
+                         int *correct);
+
 /* Forward only over n samples, in chunks of the scratch size. Adds the loss
  * sum and correct count like forward_backward. */
 herd_result_t herd_mlp_evaluate(herd_mlp_t *mlp, const float *params,

@@ -65,9 +65,8 @@ typedef struct {
   size_t param_count;
   int rank, world_size;
   int64_t generation;
-  float *determ_grads;    /* --deterministic: one gradient per local shard */
+  struct herd_mlp_det *determ; /* --deterministic: the shard-wise pass */
   int64_t *determ_sum;    /* --deterministic: fixed-point sum + extras */
-  int determ_shards;      /* shards determ_grads has room for */
   int has_state;          /* holds a committed training state */
   pthread_mutex_t comm_lock; /* comm, rank, world_size, generation vs the
                               * roster hook on the worker's link thread */

@@ -3,24 +3,30 @@
  *
  * Floating-point addition is not associative, so a plain all-reduce gives
  * different bits when the ranks, or the order they are summed in, change.
- * Here each virtual shard's gradient is computed on its own (a fixed
- * micro-batch: the shard's samples in sampler order, single-threaded BLAS),
- * turned into 64-bit fixed point with one scale every rank agrees on, and
- * summed as integers, which is exact and associative; only then is it
- * turned back into floats. So the result depends on the shards alone, not
- * on which rank computed which shard.
+ * Here each virtual shard's gradient is computed on its own (its samples in
+ * sampler order, through shape-independent products: mlp_det.h,
+ * det_gemm.h), turned into 64-bit fixed point with one scale per layer that
+ * every rank agrees on, and summed as integers, which is exact and
+ * associative; only then is it turned back into floats. So the result
+ * depends on the shards alone, not on which rank computed which shard, nor
+ * on the CPU's vector width.
  *
- * Fixed-point format: q = round(g * 2^e) in int64, with
- *   e = 62 - ceil(log2(shards)) - E,  where max|g| over all shards < 2^E
- * (E agreed by an all-reduce MAX of the largest magnitude, which is exact).
- * The sum of all shards then stays below 2^62: no overflow is possible, and
- * a non-finite gradient fails the step loudly instead of being clipped.
- * Resolution is 2^-e, i.e. 2^(ceil(log2 shards) - 62) of the largest
- * gradient: any float within 2^-34 of the largest is represented exactly
- * (floats carry 24 bits), smaller ones are rounded to that resolution.
- * The loss rides as fixed point with e = 32, the counts as integers.
+ * Fixed-point format, per layer l (its weights and bias):
+ *   q = round-half-even(g * 2^e_l) in int64,  e_l = 50 - E_l,
+ * where 2^E_l > 2 * B_l and B_l bounds |g| for every shard: the largest
+ * sum of |delta| of one output times the largest |input|
+ * (herd_mlp_det_grad_bound), agreed by an all-reduce MAX (exact). The bound
+ * exists before any weight gradient, so each shard's gradient goes straight
+ * into the integer sums, never stored as floats. Each shard's |q| < 2^50
+ * and at most 4096 shards are summed, so the sum stays below 2^62: no
+ * overflow is possible; a conversion that finds |q| >= 2^50 anyway (a
+ * non-finite gradient) fails the step loudly instead of clipping.
+ * Precision: steps of 2^-e_l, i.e. 2^-50 of 2^E_l; a gradient within 2^-26
+ * of the bound keeps all 24 bits of its float, smaller ones are rounded to
+ * that step (2^-50 of the bound: far below float resolution for any
+ * gradient that matters). The loss rides as fixed point with e = 32, the
+ * counts as integers.
  */
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +35,13 @@
 
 #include <openssl/evp.h>
 
+#include "det_gemm.h"
+#include "mlp_det.h"
 #include "train.h"
 
 #define S_LOSS_EXPONENT 32
+#define S_SHARD_BITS 50 /* log2(HERD_DET_FIXED_LIMIT) */
+#define S_BLOCK_SUMS ((size_t)1 << 15) /* 256 KiB of int64 sums per block */
 
 static double s_now(void)
 {
@@ -40,105 +50,148 @@ static double s_now(void)
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int s_ceil_log2(int n)
+/* This step's local shards: [first, first + count), samples [b0, e0) of the
+ * global order, shard k at local sample row[k], row[k + 1] - row[k] long. */
+typedef struct {
+  int first, count;
+  size_t global_begin, global_end, b0;
+  int row[4097];
+} s_shards_t;
+
+static void s_local_shards(const herd_train_t *train, s_shards_t *s)
 {
-  int bits = 0;
-  while ((1 << bits) < n)
-    bits++;
-  return bits;
+  size_t v = (size_t)train->config.virtual_shards, w = (size_t)train->world_size;
+  size_t r = (size_t)train->rank;
+  herd_sampler_global_range(train->dataset->train.count,
+                            (size_t)train->step_in_epoch,
+                            (size_t)train->config.batch, &s->global_begin,
+                            &s->global_end);
+  size_t n = s->global_end - s->global_begin;
+  s->first = (int)(r * v / w);
+  s->count = (int)((r + 1) * v / w) - s->first;
+  s->b0 = s->global_begin + (size_t)s->first * n / v;
+  for (int k = 0; k <= s->count; k++)
+    s->row[k] = (int)(s->global_begin + (size_t)(s->first + k) * n / v - s->b0);
 }
 
-/* Buffers sized for all shards this rank may hold (shards <= virtual). */
-static herd_result_t s_ensure_buffers(herd_train_t *train, int shards)
+static herd_result_t s_ensure_buffers(herd_train_t *train)
 {
-  size_t p = train->param_count;
-  if (train->determ_shards >= shards)
-    return HERD_OK;
-  float *grads = realloc(train->determ_grads, (size_t)shards * p * sizeof(float));
-  if (!grads)
-    return HERD_ENOMEM;
-  train->determ_grads = grads;
-  if (!train->determ_sum) {
-    train->determ_sum = malloc((p + HERD_TRAIN_EXTRA) * sizeof(int64_t));
-    if (!train->determ_sum)
-      return HERD_ENOMEM;
-  }
-  train->determ_shards = shards;
+  if (!train->determ)
+    HERD_CHECK(herd_mlp_det_new(train->mlp, &train->determ));
+  if (!train->determ_sum)
+    train->determ_sum = malloc((train->param_count + HERD_TRAIN_EXTRA) *
+                               sizeof(int64_t));
+  if (!train->determ_sum)
+    return herd_error_set(HERD_ENOMEM, "--deterministic: out of memory");
   return HERD_OK;
 }
 
-/* Forward/backward of each local shard into its own gradient buffer. */
-static herd_result_t s_shard_gradients(herd_train_t *train, float *x,
-                                       uint8_t *labels, int first, int count,
-                                       double *loss, int64_t *correct,
-                                       int64_t *samples, float *max_abs)
+/* Forward and backward deltas of every local sample; the loss of each
+ * shard (its samples' losses summed in order) and the correct count. */
+static herd_result_t s_deltas(herd_train_t *train, float *x, uint8_t *labels,
+                              const s_shards_t *s, double *loss,
+                              int64_t *correct)
 {
   const herd_data_split_t *data = &train->dataset->train;
-  size_t pixels = (size_t)data->rows * (size_t)data->cols, p = train->param_count;
-  size_t gb, ge, v = (size_t)train->config.virtual_shards;
-  herd_sampler_global_range(data->count, (size_t)train->step_in_epoch,
-                            (size_t)train->config.batch, &gb, &ge);
-  for (int k = 0; k < count; k++) {
-    size_t shard = (size_t)(first + k);
-    size_t b = gb + shard * (ge - gb) / v, e = gb + (shard + 1) * (ge - gb) / v;
-    float *g = train->determ_grads + (size_t)k * p;
-    memset(g, 0, p * sizeof(float));
-    herd_mlp_gather(data->images, data->labels, pixels,
-                    herd_sampler_perm(train->sampler) + b, e - b, x, labels);
-    int shard_correct = 0;
-    double shard_loss = 0;
-    if (e > b)
-      HERD_CHECK(herd_mlp_forward_backward(train->mlp, train->params, x, labels,
-                                           (int)(e - b), g, &shard_loss,
-                                           &shard_correct));
-    loss[k] = shard_loss;
-    *correct += shard_correct;
-    *samples += (int64_t)(e - b);
-    float shard_max = 0;
-    int finite = 1;
-    for (size_t i = 0; i < p; i++) {
-      float a = fabsf(g[i]);
-      shard_max = a > shard_max ? a : shard_max;
-      finite &= a <= FLT_MAX; /* false for NaN and infinity */
-    }
-    *max_abs = finite ? fmaxf(*max_abs, shard_max) : INFINITY;
+  size_t pixels = (size_t)data->rows * (size_t)data->cols;
+  int rows = s->row[s->count], right = 0;
+  herd_mlp_gather(data->images, data->labels, pixels,
+                  herd_sampler_perm(train->sampler) + s->b0, (size_t)rows, x,
+                  labels);
+  double *sample_loss = malloc((size_t)rows * sizeof(double));
+  if (!sample_loss)
+    return herd_error_set(HERD_ENOMEM, "--deterministic: out of memory");
+  herd_result_t rc = herd_mlp_det_load(train->determ, x, rows);
+  if (rc == HERD_OK)
+    rc = herd_mlp_det_forward_deltas(train->determ, train->params, labels,
+                                     sample_loss, &right);
+  for (int k = 0; k < s->count && rc == HERD_OK; k++) {
+    loss[k] = 0;
+    for (int m = s->row[k]; m < s->row[k + 1]; m++)
+      loss[k] += sample_loss[m];
+  }
+  free(sample_loss);
+  *correct = right;
+  return rc;
+}
+
+/* The agreed exponent of each layer, or an error for a non-finite
+ * gradient. */
+static herd_result_t s_agree_exponents(herd_train_t *train,
+                                       const s_shards_t *s, int *exponent)
+{
+  int layers = herd_mlp_n_layers(train->mlp);
+  float bound[HERD_MLP_MAX_DIMS] = {0};
+  for (int k = 0; k < s->count; k++)
+    for (int l = 0; l < layers; l++)
+      bound[l] = fmaxf(bound[l], herd_mlp_det_grad_bound(
+                                     train->determ, l, s->row[k],
+                                     s->row[k + 1] - s->row[k]));
+  HERD_CHECK(herd_comm_allreduce(train->comm, bound, bound, (size_t)layers,
+                                 HERD_DTYPE_F32, HERD_OP_MAX));
+  for (int l = 0; l < layers; l++) {
+    if (!isfinite(bound[l]))
+      return herd_error_set(HERD_EINVAL, "--deterministic: non-finite "
+                            "gradient at step %lld (lower --lr?)",
+                            (long long)train->step + 1);
+    int magnitude = 0;
+    /* 2 * bound < 2^magnitude: the margin covers float rounding in the
+     * gradient and in the bound itself. */
+    frexp(bound[l] > 0 ? 2.0 * bound[l] : 1.0, &magnitude);
+    /* Within float range (det_gemm.h); only gradients below 2^-77 reach
+     * the upper clamp, and a float bound cannot reach the lower one. */
+    exponent[l] = S_SHARD_BITS - magnitude;
+    exponent[l] = exponent[l] > 127 ? 127 : exponent[l] < -126 ? -126 : exponent[l];
   }
   return HERD_OK;
 }
 
-/* The agreed exponent e, or an error when a gradient is not finite. */
-static herd_result_t s_agree_exponent(herd_train_t *train, float local_max,
-                                      int *exponent)
+/* Every local shard's gradient summed into the integer sums, a block of
+ * output rows at a time (all shards of a block while its sums are in
+ * cache). The first shard with samples stores, the others add, so the
+ * sums need no clearing; a rank without samples clears them. */
+static herd_result_t s_to_fixed(herd_train_t *train, const s_shards_t *s,
+                                const int *exponent)
 {
-  float global_max = isfinite(local_max) ? local_max : INFINITY;
-  HERD_CHECK(herd_comm_allreduce(train->comm, &global_max, &global_max, 1,
-                                 HERD_DTYPE_F32, HERD_OP_MAX));
-  if (!isfinite(global_max))
-    return herd_error_set(HERD_EINVAL, "--deterministic: non-finite "
-                          "gradient at step %lld (lower --lr?)",
-                          (long long)train->step + 1);
-  int magnitude = 0;
-  frexp(global_max > 0 ? global_max : 1.0f, &magnitude); /* max < 2^magnitude */
-  *exponent = 62 - s_ceil_log2((int)train->config.virtual_shards) - magnitude;
+  int first = 0;
+  while (first < s->count && s->row[first + 1] == s->row[first])
+    first++;
+  if (first == s->count) {
+    memset(train->determ_sum, 0, train->param_count * sizeof(int64_t));
+    return HERD_OK;
+  }
+  for (int l = 0; l < herd_mlp_n_layers(train->mlp); l++) {
+    int n_in = herd_mlp_dim(train->mlp, l), n_out = herd_mlp_dim(train->mlp, l + 1);
+    int block = (int)(S_BLOCK_SUMS / (size_t)n_in), ok = 1;
+    block = block < 1 ? 1 : block;
+    size_t w_off, b_off;
+    herd_mlp_layer_offsets(train->mlp, l, &w_off, &b_off);
+    for (int o0 = 0; o0 < n_out; o0 += block)
+      for (int k = first; k < s->count; k++)
+        if (s->row[k + 1] > s->row[k])
+          ok &= herd_mlp_det_grad_fixed(
+              train->determ, l, s->row[k], s->row[k + 1] - s->row[k], o0,
+              o0 + block < n_out ? o0 + block : n_out, ldexp(1.0, exponent[l]),
+              k == first, train->determ_sum + w_off, train->determ_sum + b_off);
+    if (!ok)
+      return herd_error_set(HERD_EINVAL, "--deterministic: gradient of layer "
+                            "%d out of fixed-point range at step %lld", l + 1,
+                            (long long)train->step + 1);
+  }
   return HERD_OK;
 }
 
-/* Integer sum of this rank's shards; the extras go after the gradient. */
-static void s_to_fixed(herd_train_t *train, int count, const double *loss,
-                       int exponent)
+/* Back to floats: the mean gradient over the global batch. */
+static void s_from_fixed(herd_train_t *train, const int *exponent,
+                         double inverse_samples)
 {
-  size_t p = train->param_count;
-  int64_t *sum = train->determ_sum;
-  memset(sum, 0, (p + HERD_TRAIN_EXTRA) * sizeof(int64_t));
-  /* Multiplying by a power of two is exact in double (a float has 24
-   * bits), so only the rounding to an integer loses anything, the same way
-   * on every rank. lrint() inlines to one instruction (-fno-math-errno). */
-  const double scale = ldexp(1.0, exponent);
-  for (int k = 0; k < count; k++) {
-    const float *g = train->determ_grads + (size_t)k * p;
-    for (size_t i = 0; i < p; i++)
-      sum[i] += (int64_t)lrint((double)g[i] * scale);
-    sum[p] += llrint(ldexp(loss[k], S_LOSS_EXPONENT));
+  for (int l = 0; l < herd_mlp_n_layers(train->mlp); l++) {
+    size_t w_off, b_off;
+    herd_mlp_layer_offsets(train->mlp, l, &w_off, &b_off);
+    size_t end = b_off + (size_t)herd_mlp_dim(train->mlp, l + 1);
+    double unscale = ldexp(1.0, -exponent[l]) * inverse_samples;
+    for (size_t i = w_off; i < end; i++)
+      train->grad[i] = (float)((double)train->determ_sum[i] * unscale);
   }
 }
 
@@ -147,45 +200,47 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
                                             float reconfigure,
                                             herd_step_report_t *report)
 {
-  int v = (int)train->config.virtual_shards, w = train->world_size;
-  int first = train->rank * v / w, count = (train->rank + 1) * v / w - first;
-  HERD_CHECK(s_ensure_buffers(train, count > 0 ? count : 1));
-  double t0 = s_now(), loss[4096];
-  int64_t correct = 0, samples = 0;
-  float max_abs = 0;
-  HERD_CHECK(s_shard_gradients(train, x, labels, first, count, loss, &correct,
-                               &samples, &max_abs));
-  double t1 = s_now();
-  int exponent = 0;
-  HERD_CHECK(s_agree_exponent(train, max_abs, &exponent));
-  s_to_fixed(train, count, loss, exponent);
+  static s_shards_t shards; /* one trainer per process; 16 KiB off the stack */
+  s_local_shards(train, &shards);
+  HERD_CHECK(s_ensure_buffers(train));
   size_t p = train->param_count;
-  int64_t *sum = train->determ_sum;
-  sum[p + 1] = samples;
+  double t0 = s_now(), loss[4096];
+  int64_t correct = 0, *sum = train->determ_sum;
+  int exponent[HERD_MLP_MAX_DIMS];
+  memset(sum + p, 0, HERD_TRAIN_EXTRA * sizeof(int64_t));
+  if (shards.row[shards.count] > 0)
+    HERD_CHECK(s_deltas(train, x, labels, &shards, loss, &correct));
+  else
+    shards.count = 0;
+  double t1 = s_now();
+  HERD_CHECK(s_agree_exponents(train, &shards, exponent));
+  double t2 = s_now();
+  HERD_CHECK(s_to_fixed(train, &shards, exponent));
+  for (int k = 0; k < shards.count; k++)
+    sum[p] += llrint(ldexp(loss[k], S_LOSS_EXPONENT));
+  sum[p + 1] = shards.row[shards.count];
   sum[p + 2] = correct;
   sum[p + HERD_TRAIN_STOP_SLOT] = stop;
   sum[p + HERD_TRAIN_RECONFIG_SLOT] = reconfigure > 0;
+  double t3 = s_now();
   HERD_CHECK(herd_comm_allreduce_buckets(train->comm, sum, p + HERD_TRAIN_EXTRA,
                                          HERD_DTYPE_I64, HERD_OP_SUM));
-  double t2 = s_now();
+  double t4 = s_now();
   train->stop_requested = sum[p + HERD_TRAIN_STOP_SLOT] > 0;
   train->reconfigure_requested = sum[p + HERD_TRAIN_RECONFIG_SLOT] > 0;
-  double inverse = 1.0 / (double)sum[p + 1], unscale = ldexp(1.0, -exponent);
-  for (size_t i = 0; i < p; i++)
-    train->grad[i] = (float)((double)sum[i] * unscale * inverse);
+  double inverse = 1.0 / (double)sum[p + 1];
+  s_from_fixed(train, exponent, inverse);
   herd_optim_step(train->optim, train->params, train->grad,
                   (float)herd_lr_at(&train->schedule, train->step));
-  size_t gb, ge;
-  herd_sampler_global_range(train->dataset->train.count,
-                            (size_t)train->step_in_epoch,
-                            (size_t)train->config.batch, &gb, &ge);
   *report = (herd_step_report_t){
       .step = train->step + 1, .epoch = train->epoch,
       .generation = train->generation, .world_size = train->world_size,
       .loss = ldexp((double)sum[p], -S_LOSS_EXPONENT) * inverse,
-      .samples = sum[p + 1], .compute_seconds = (t1 - t0) + (s_now() - t2),
-      .comm_seconds = t2 - t1, .step_seconds = s_now() - t0,
-      .sample_begin = (int64_t)gb, .sample_end = (int64_t)ge};
+      .samples = sum[p + 1],
+      .compute_seconds = (t1 - t0) + (t3 - t2) + (s_now() - t4),
+      .comm_seconds = (t2 - t1) + (t4 - t3), .step_seconds = s_now() - t0,
+      .sample_begin = (int64_t)shards.global_begin,
+      .sample_end = (int64_t)shards.global_end};
   return HERD_OK;
 }
 

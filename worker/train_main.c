@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "herd/env.h"
+#include "mlp_det.h"
 #include "train.h"
 
 #define S_OFF(field) offsetof(herd_train_config_t, field)
@@ -507,7 +508,7 @@ static void s_cleanup(herd_train_t *train)
   herd_dataset_destroy(&train->dataset);
   free(train->params);
   free(train->grad);
-  free(train->determ_grads);
+  herd_mlp_det_destroy(&train->determ);
   free(train->determ_sum);
   herd_comm_global_shutdown();
 }

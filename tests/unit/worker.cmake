@@ -6,6 +6,8 @@ herd_unit_test(test_sampler SOURCES ${HERD_WORKER_TEST_DIR}/test_sampler.c
   LIBS herd_train_core)
 herd_unit_test(test_mlp SOURCES ${HERD_WORKER_TEST_DIR}/test_mlp.c
   LIBS herd_train_core)
+herd_unit_test(test_det_gemm SOURCES ${HERD_WORKER_TEST_DIR}/test_det_gemm.c
+  LIBS herd_train_core)
 herd_unit_test(test_optim SOURCES ${HERD_WORKER_TEST_DIR}/test_optim.c
   LIBS herd_train_core)
 herd_unit_test(test_data SOURCES ${HERD_WORKER_TEST_DIR}/test_data.c

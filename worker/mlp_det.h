@@ -1,0 +1,69 @@
+/* The MLP's forward and backward pass for --deterministic (train_determ.c).
+ *
+ * Each virtual shard's gradient must come out bit-for-bit the same whichever
+ * rank computes it, next to whichever other shards. So every product goes
+ * through herd_det_gemm (shape-independent), the batch is kept feature-major
+ * (one column per sample, so a shard is a range of columns and layers chain
+ * without transposes), and a step runs in three phases:
+ *   1. herd_mlp_det_forward_deltas: activations and deltas of every local
+ *      sample at once (a sample's values do not depend on its neighbours);
+ *   2. herd_mlp_det_grad_bound per layer and shard: the caller agrees on a
+ *      fixed-point scale per layer (all-reduce MAX) before any weight
+ *      gradient exists;
+ *   3. herd_mlp_det_grad_fixed per layer, block of outputs and shard: the
+ *      gradient goes straight into int64 sums, never stored as floats.
+ *
+ * Thread safety: one thread at a time per object.
+ */
+#ifndef HERD_WORKER_MLP_DET_H
+#define HERD_WORKER_MLP_DET_H
+
+#include <stdint.h>
+
+#include "mlp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct herd_mlp_det herd_mlp_det_t;
+
+/* For the shape of `mlp`, which must outlive it. HERD_ENOMEM. */
+herd_result_t herd_mlp_det_new(const herd_mlp_t *mlp, herd_mlp_det_t **out);
+/* Safe on NULL and twice; nulls *det_p. */
+void herd_mlp_det_destroy(herd_mlp_det_t **det_p);
+
+/* Takes the step's local samples: x is rows x inputs (normalised, kept by
+ * the caller until the step ends). HERD_ENOMEM, HERD_EINVAL for rows < 1. */
+herd_result_t herd_mlp_det_load(herd_mlp_det_t *det, const float *x, int rows);
+
+/* Forward and backward deltas of all loaded samples (each sample's values
+ * are its own, whatever else is loaded); labels are theirs. Writes each
+ * sample's loss to sample_loss and adds the correct count. HERD_EINVAL for
+ * a bad label or more than 256 classes. */
+herd_result_t herd_mlp_det_forward_deltas(herd_mlp_det_t *det,
+                                          const float *params,
+                                          const uint8_t *labels,
+                                          double *sample_loss, int *correct);
+
+/* An upper bound of |element| of layer `layer`'s weight and bias gradient
+ * over samples [row0, row0 + batch): the largest sum over samples of
+ * |delta| of one output, times max(1, largest |input|). INFINITY when a
+ * value is not finite. */
+float herd_mlp_det_grad_bound(herd_mlp_det_t *det, int layer, int row0,
+                              int batch);
+
+/* Adds round(g * scale) of layer `layer`'s gradient over samples
+ * [row0, row0 + batch), for its output rows [o0, o1), to w_sum (the layer's
+ * outputs x inputs) and b_sum (its outputs); with `assign`, stores it
+ * there instead. Returns 0 when a value reached
+ * HERD_DET_FIXED_LIMIT (see det_gemm.h). Callers loop over blocks of rows
+ * outside and shards inside, so each block of sums stays in cache. */
+int herd_mlp_det_grad_fixed(herd_mlp_det_t *det, int layer, int row0,
+                            int batch, int o0, int o1, double scale,
+                            int assign, int64_t *w_sum, int64_t *b_sum);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
