@@ -262,7 +262,7 @@ __attribute__((target("avx512f,avx512dq"))) static int s_avx512(const herd_det_g
   __mmask16 bad = 0;
   for (int r0 = 0; r0 < g->rows; r0 += height) {
     int rows = g->rows - r0 < height ? g->rows - r0 : height;
-    bad |= (is_wide ? wide : narrow)[rows - 1](g, r0);
+    bad |= is_wide ? wide[rows - 1](g, r0) : narrow[rows - 1](g, r0);
   }
   return bad == 0;
 }
