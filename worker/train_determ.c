@@ -76,8 +76,11 @@ static void s_local_shards(const herd_train_t *train, s_shards_t *s)
 
 static herd_result_t s_ensure_buffers(herd_train_t *train)
 {
-  if (!train->determ)
+  if (!train->determ) {
     HERD_CHECK(herd_mlp_det_new(train->mlp, &train->determ));
+    HERD_LOG(HERD_LOG_INFO, "train", "--deterministic: %s arithmetic",
+             herd_det_gemm_path());
+  }
   if (!train->determ_sum)
     train->determ_sum = malloc((train->param_count + HERD_TRAIN_EXTRA) *
                                sizeof(int64_t));

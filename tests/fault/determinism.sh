@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Bitwise reproducibility (issue 9): with --deterministic the final
 # parameters' SHA-256 (summary.json param_sha256) is the same for -n 1..4,
-# for the mpi and gloo backends, with two kill -9 and one join, and for a
-# run stopped and resumed at another world size.
+# for the mpi and gloo backends, with two kill -9 and one join, for a
+# run stopped and resumed at another world size, and for each of the
+# arithmetic paths of worker/det_gemm.c this CPU has (AVX-512, AVX2,
+# portable: HERD_DET_GEMM).
 # Usage: determinism.sh BIN_DIR DATA_FILE CASE. Every wait is bounded.
 set -euo pipefail
 bin=$1 data=$2 case=$3
@@ -62,6 +64,18 @@ resume() { # stopped at step 100 on 2 workers, resumed on 3
     || fail "second half did not resume from step 100"
   [ "$got" = "$ref" ] || fail "resumed at another world size $got != $ref"
   echo "param_sha256 $ref stopped at 100 on 2 ranks and resumed on 3"
+}
+kernels() { # the same bits from every det_gemm path this CPU runs
+  args=("${args[@]/#240/30}")
+  ref=$(HERD_DET_GEMM=avx512 run avx512 2 mpi)
+  for path in avx2 portable; do
+    got=$(HERD_LOG_LEVEL=info HERD_DET_GEMM=$path run "$path" 2 mpi)
+    grep -q -- "--deterministic: $path arithmetic" "$tmp/$path.log" ||
+      { [ $path = avx2 ] && grep -q -- "--deterministic: portable arithmetic" "$tmp/$path.log"; } ||
+      fail "the workers did not take HERD_DET_GEMM=$path"
+    [ "$got" = "$ref" ] || fail "HERD_DET_GEMM=$path: $got != the widest path's $ref"
+  done
+  echo "param_sha256 $ref from the avx512 (where present), avx2 and portable paths"
 }
 "$case"
 echo "PASS: $case"

@@ -27,7 +27,7 @@ foreach(case kill_random kill_rank0 kill_two kill_in_reconfig kill_in_save
 endforeach()
 
 # Bitwise reproducibility with --deterministic (issue 9).
-foreach(case world_sizes backends faults resume)
+foreach(case world_sizes backends faults resume kernels)
   add_test(NAME fault_determinism_${case}
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/determinism.sh ${CMAKE_BINARY_DIR}/bin
             ${HERD_TEST_DATA} ${case})
