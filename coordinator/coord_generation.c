@@ -289,7 +289,10 @@ static int s_adoptable(herd_coord_t *coord, int64_t g, coord_member_t **list)
     if (world >= 0 && m->claimed_world != world)
       return 0;
     world = m->claimed_world;
-    if (m->claimed_rank < 0 || m->claimed_rank >= world || list[m->claimed_rank])
+    /* The claim comes from the wire: a world larger than the member table
+     * can never be complete here (and would index past `list`). */
+    if (world > coord->member_capacity || m->claimed_rank < 0 ||
+        m->claimed_rank >= world || list[m->claimed_rank])
       return 0;
     list[m->claimed_rank] = m;
     n++;

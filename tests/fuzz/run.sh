@@ -2,8 +2,10 @@
 # Builds the libFuzzer targets with clang into build-fuzz (everything they
 # link instrumented with ASan + UBSan + fuzzer coverage), writes the seed
 # corpus of valid messages, and runs each target for FUZZ_SECONDS (default
-# 30) from it. Any crash, leak or sanitizer report fails the script; the
-# reproducer is left in build-fuzz/artifacts/. `make fuzz` and `make test`
+# 30) from it and from tests/fuzz/regress/<target>/ (inputs that once
+# crashed: commit a new reproducer there with its fix). Any crash, leak or
+# sanitizer report fails the script; the reproducer is left in
+# build-fuzz/artifacts/. `make fuzz` and `make test`
 # call this.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,6 +34,7 @@ for target in codec coord; do
   "$BUILD/bin/fuzz_$target" -max_total_time="$SECONDS_EACH" -max_len=70000 \
     -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$BUILD/artifacts/$target-" "$work" "$corpus/$target" \
+    "tests/fuzz/regress/$target" \
     2>"$BUILD/fuzz_$target.log" || {
       tail -50 "$BUILD/fuzz_$target.log"
       echo "fuzz: fuzz_$target FAILED (reproducer in $BUILD/artifacts/)" >&2
