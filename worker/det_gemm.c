@@ -267,6 +267,31 @@ __attribute__((target("avx512f,avx512dq"))) static int s_avx512(const herd_det_g
   return bad == 0;
 }
 
+/* --- back from fixed point ---------------------------------------------- */
+
+/* out[i] = (float)((double)in[i] * scale). int64 -> double rounds to
+ * nearest even (|in| < 2^62) in both paths, the product and the final
+ * narrowing round the same way too, so the bits match the scalar loop. */
+__attribute__((target("avx512f,avx512dq"))) static void
+s_from_fixed_512(const int64_t *in, float *out, size_t n, double scale)
+{
+  const __m512d s = _mm512_set1_pd(scale);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m512d v = _mm512_mul_pd(_mm512_cvtepi64_pd(_mm512_loadu_si512(in + i)), s);
+    _mm256_storeu_ps(out + i, _mm512_cvtpd_ps(v));
+  }
+  for (; i < n; i++)
+    out[i] = (float)((double)in[i] * scale);
+}
+
+static void s_from_fixed_portable(const int64_t *in, float *out, size_t n,
+                                  double scale)
+{
+  for (size_t i = 0; i < n; i++)
+    out[i] = (float)((double)in[i] * scale);
+}
+
 /* --- dispatch ----------------------------------------------------------- */
 
 typedef int (*s_path_fn)(const herd_det_gemm_t *);
@@ -339,6 +364,15 @@ int herd_det_gemm(const herd_det_gemm_t *g)
   if (g->a_depth > g->a_row && g->a_depth > S_PANEL_ROWS && g->depth > 1)
     return s_packed(g);
   return s_path(g);
+}
+
+void herd_det_from_fixed(const int64_t *in, float *out, size_t n, double scale)
+{
+  s_choose();
+  if (s_path == s_avx512)
+    s_from_fixed_512(in, out, n, scale);
+  else
+    s_from_fixed_portable(in, out, n, scale);
 }
 
 const char *herd_det_gemm_path(void)

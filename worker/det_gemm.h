@@ -49,6 +49,10 @@ typedef struct herd_det_gemm {
  * garbage), 1 otherwise. */
 int herd_det_gemm(const herd_det_gemm_t *g);
 
+/* out[i] = (float)((double)in[i] * scale) for i < n, |in[i]| < 2^62:
+ * fixed-point sums back to floats, the same bits on every path. */
+void herd_det_from_fixed(const int64_t *in, float *out, size_t n, double scale);
+
 /* Which path herd_det_gemm takes on this CPU: "avx512", "avx2" or
  * "portable". */
 const char *herd_det_gemm_path(void);

@@ -192,9 +192,8 @@ static void s_from_fixed(herd_train_t *train, const int *exponent,
     size_t w_off, b_off;
     herd_mlp_layer_offsets(train->mlp, l, &w_off, &b_off);
     size_t end = b_off + (size_t)herd_mlp_dim(train->mlp, l + 1);
-    double unscale = ldexp(1.0, -exponent[l]) * inverse_samples;
-    for (size_t i = w_off; i < end; i++)
-      train->grad[i] = (float)((double)train->determ_sum[i] * unscale);
+    herd_det_from_fixed(train->determ_sum + w_off, train->grad + w_off,
+                        end - w_off, ldexp(1.0, -exponent[l]) * inverse_samples);
   }
 }
 

@@ -145,6 +145,32 @@ static void test_fixed_point_rounding_and_range(void **state)
   unsetenv("HERD_DET_GEMM");
 }
 
+/* Back from fixed point: every path gives the scalar loop's bits, also for
+ * sums beyond 2^53 (where int64 -> double rounds). */
+static void test_from_fixed_paths(void **state)
+{
+  (void)state;
+  enum { N = 37 };
+  int64_t in[N];
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < N; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    in[i] = (int64_t)(x >> 2) * (i % 2 ? 1 : -1) >> (i % 40);
+  }
+  const double scale = ldexp(1.0, -47) / 3.0;
+  for (size_t p = 0; p < 3; p++) {
+    if (!s_use_path(s_paths[p]))
+      continue;
+    float out[N];
+    herd_det_from_fixed(in, out, N, scale);
+    for (int i = 0; i < N; i++) {
+      float want = (float)((double)in[i] * scale);
+      assert_memory_equal(&out[i], &want, sizeof(float));
+    }
+  }
+  unsetenv("HERD_DET_GEMM");
+}
+
 enum { S_SAMPLES = 10, S_SHARD0 = 3, S_SHARD = 4 };
 
 typedef struct {
@@ -282,6 +308,7 @@ int main(void)
       cmocka_unit_test(test_paths_match_fma_chain),
       cmocka_unit_test(test_block_equals_whole),
       cmocka_unit_test(test_fixed_point_rounding_and_range),
+      cmocka_unit_test(test_from_fixed_paths),
       cmocka_unit_test(test_mlp_shard_independent_of_neighbours),
       cmocka_unit_test(test_mlp_bound_covers_gradient),
   };
