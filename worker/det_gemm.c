@@ -267,6 +267,114 @@ __attribute__((target("avx512f,avx512dq"))) static int s_avx512(const herd_det_g
   return bad == 0;
 }
 
+/* Fixed-point tiles over K cut into pieces: 4 rows x 32 columns, 8 float
+ * accumulators for the current piece and 16 int64 ones for the sum of the
+ * rounded pieces, stored once at the end. */
+__attribute__((target("avx512f,avx512dq"), always_inline)) static inline __mmask16
+s_pieces_tile_512(const herd_det_gemm_t *g, int r0, const int rows, int n0,
+                  __mmask16 m0, __mmask16 m1)
+{
+  const float *restrict a = g->a + (size_t)r0 * g->a_row;
+  const float *restrict b = g->b + n0;
+  const size_t a_row = g->a_row, a_depth = g->a_depth, b_depth = g->b_depth;
+  const __m512 scale = _mm512_set1_ps((float)g->scale);
+  const __m512 limit = _mm512_set1_ps((float)HERD_DET_FIXED_LIMIT);
+  const __mmask16 mask[2] = {m0, m1};
+  __m512i sum[4][2][2];
+  __mmask16 bad = 0;
+#pragma GCC unroll 4
+  for (int r = 0; r < rows; r++)
+    for (int v = 0; v < 2; v++)
+      sum[r][v][0] = sum[r][v][1] = _mm512_setzero_si512();
+  for (int p = 0; p < g->n_pieces; p++) {
+    __m512 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < rows; r++)
+      acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int k = g->pieces[p]; k < g->pieces[p + 1]; k++) {
+      const float *bk = b + (size_t)k * b_depth, *ak = a + (size_t)k * a_depth;
+      __m512 b0 = _mm512_maskz_loadu_ps(m0, bk), b1 = _mm512_maskz_loadu_ps(m1, bk + 16);
+#pragma GCC unroll 4
+      for (int r = 0; r < rows; r++) {
+        __m512 av = _mm512_set1_ps(ak[(size_t)r * a_row]);
+        acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 2
+      for (int v = 0; v < 2; v++) {
+        __m512 x = _mm512_mul_ps(acc[r][v], scale);
+        bad |= _mm512_mask_cmp_ps_mask(mask[v], _mm512_abs_ps(x), limit, _CMP_NLT_UQ);
+        sum[r][v][0] = _mm512_add_epi64(sum[r][v][0],
+                                        _mm512_cvtps_epi64(_mm512_castps512_ps256(x)));
+        sum[r][v][1] = _mm512_add_epi64(sum[r][v][1],
+                                        _mm512_cvtps_epi64(_mm512_extractf32x8_ps(x, 1)));
+      }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < rows; r++)
+#pragma GCC unroll 2
+    for (int v = 0; v < 2; v++)
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; h++) {
+        __mmask8 m = (__mmask8)(mask[v] >> (8 * h));
+        int64_t *out = g->fixed + (size_t)(r0 + r) * g->fixed_row + n0 + 16 * v + 8 * h;
+        __m512i q = sum[r][v][h];
+        if (!g->assign)
+          q = _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, out), q);
+        _mm512_mask_storeu_epi64(out, m, q);
+      }
+  return bad;
+}
+
+#define S_512_PIECES_BLOCK(ROWS)                                               \
+  __attribute__((target("avx512f,avx512dq"))) static __mmask16                 \
+      s_pieces_512_##ROWS(const herd_det_gemm_t *g, int r0)                    \
+  {                                                                            \
+    __mmask16 bad = 0;                                                         \
+    for (int n0 = 0; n0 < g->cols; n0 += 32)                                   \
+      bad |= s_pieces_tile_512(g, r0, ROWS, n0, s_mask16(g->cols - n0),        \
+                               s_mask16(g->cols - n0 - 16));                   \
+    return bad;                                                                \
+  }
+S_512_PIECES_BLOCK(4)
+S_512_PIECES_BLOCK(3)
+S_512_PIECES_BLOCK(2)
+S_512_PIECES_BLOCK(1)
+
+__attribute__((target("avx512f,avx512dq"))) static int
+s_pieces_avx512(const herd_det_gemm_t *g)
+{
+  typedef __mmask16 (*block_fn)(const herd_det_gemm_t *, int);
+  static const block_fn blocks[] = {s_pieces_512_1, s_pieces_512_2,
+                                    s_pieces_512_3, s_pieces_512_4};
+  __mmask16 bad = 0;
+  for (int r0 = 0; r0 < g->rows; r0 += 4)
+    bad |= blocks[(g->rows - r0 < 4 ? g->rows - r0 : 4) - 1](g, r0);
+  return bad == 0;
+}
+
+/* Any path: one product per piece, the first storing or adding as asked,
+ * the others adding. Integer sums are exact, so this equals the AVX-512
+ * version's in-register sum. */
+static int s_pieces_each(const herd_det_gemm_t *g, int (*path)(const herd_det_gemm_t *))
+{
+  int ok = 1;
+  for (int p = 0; p < g->n_pieces; p++) {
+    herd_det_gemm_t piece = *g;
+    piece.pieces = NULL;
+    piece.n_pieces = 0;
+    piece.depth = g->pieces[p + 1] - g->pieces[p];
+    piece.a = g->a + (size_t)g->pieces[p] * g->a_depth;
+    piece.b = g->b + (size_t)g->pieces[p] * g->b_depth;
+    piece.assign = g->assign && p == 0;
+    ok &= path(&piece);
+  }
+  return ok;
+}
+
 /* --- back from fixed point ---------------------------------------------- */
 
 /* out[i] = (float)((double)in[i] * scale). int64 -> double rounds to
@@ -361,6 +469,12 @@ int herd_det_gemm(const herd_det_gemm_t *g)
   /* Chosen on every call (a getenv and two cached CPUID bits, next to
    * thousands of multiply-adds) so that tests can switch paths. */
   s_choose();
+  if (g->fixed && g->pieces && g->n_pieces > 0) {
+    /* Pieces of nothing (depth 0) still store zeros, like a plain call. */
+    if (s_path == s_avx512 && !g->init && g->a_depth <= g->a_row)
+      return s_pieces_avx512(g);
+    return s_pieces_each(g, herd_det_gemm);
+  }
   if (g->a_depth > g->a_row && g->a_depth > S_PANEL_ROWS && g->depth > 1)
     return s_packed(g);
   return s_path(g);

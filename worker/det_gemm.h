@@ -13,7 +13,10 @@
  * A fixed-point target turns each result into int64 on the fly instead of
  * storing it (train_determ.c has the format):
  *   fixed[r][n] += round-half-even((double)acc * scale), scale a power of 2
- * (or = with .assign, which saves clearing the sums first).
+ * (or = with .assign, which saves clearing the sums first). With .pieces,
+ * K is cut into pieces (virtual shards: their samples), each piece gets
+ * its own chain (from init, or +0) and rounding, and the integers are summed, in
+ * registers where the CPU allows: one pass instead of one per piece.
  */
 #ifndef HERD_WORKER_DET_GEMM_H
 #define HERD_WORKER_DET_GEMM_H
@@ -38,6 +41,9 @@ typedef struct herd_det_gemm {
   size_t fixed_row;
   double scale;           /* a power of two in [2^-126, 2^127] */
   int assign;             /* fixed[...] = instead of += */
+  const int *pieces;      /* with fixed: K cut at pieces[0] = 0 <= ... <=  */
+  int n_pieces;           /* pieces[n_pieces] = depth, each piece's chain
+                           * rounded on its own and the integers summed */
 } herd_det_gemm_t;
 
 /* Fixed-point values must stay below this in magnitude (so that a sum of

@@ -228,24 +228,27 @@ float herd_mlp_det_grad_bound(herd_mlp_det_t *det, int layer, int row0,
   return column_max * (in_max > 1.0f ? in_max : 1.0f);
 }
 
-int herd_mlp_det_grad_fixed(herd_mlp_det_t *det, int layer, int row0,
-                            int batch, int o0, int o1, double scale,
+int herd_mlp_det_grad_fixed(herd_mlp_det_t *det, int layer, const int *shards,
+                            int n_shards, int o0, int o1, double scale,
                             int assign, int64_t *w_sum, int64_t *b_sum)
 {
-  int n_in = herd_mlp_dim(det->mlp, layer);
+  int n_in = herd_mlp_dim(det->mlp, layer), row0 = shards[0];
+  int pieces[HERD_MLP_DET_MAX_SHARDS + 1];
+  for (int k = 0; k <= n_shards; k++)
+    pieces[k] = shards[k] - row0;
   const float *in = layer == 0 ? det->x : det->act_rows[layer - 1];
   const float *d = det->delta[layer] + (size_t)o0 * det->capacity + row0;
   static const float one = 1.0f;
   int ok = herd_det_gemm(&(herd_det_gemm_t){
-      .rows = o1 - o0, .cols = n_in, .depth = batch,
+      .rows = o1 - o0, .cols = n_in, .depth = pieces[n_shards],
       .a = d, .a_row = (size_t)det->capacity, .a_depth = 1,
       .b = in + (size_t)row0 * n_in, .b_depth = (size_t)n_in,
       .fixed = w_sum + (size_t)o0 * n_in, .fixed_row = (size_t)n_in,
-      .scale = scale, .assign = assign});
+      .scale = scale, .assign = assign, .pieces = pieces, .n_pieces = n_shards});
   ok &= herd_det_gemm(&(herd_det_gemm_t){
-      .rows = o1 - o0, .cols = 1, .depth = batch,
+      .rows = o1 - o0, .cols = 1, .depth = pieces[n_shards],
       .a = d, .a_row = (size_t)det->capacity, .a_depth = 1, .b = &one,
       .b_depth = 0, .fixed = b_sum + o0, .fixed_row = 1, .scale = scale,
-      .assign = assign});
+      .assign = assign, .pieces = pieces, .n_pieces = n_shards});
   return ok;
 }

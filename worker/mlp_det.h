@@ -10,8 +10,9 @@
  *   2. herd_mlp_det_grad_bound per layer and shard: the caller agrees on a
  *      fixed-point scale per layer (all-reduce MAX) before any weight
  *      gradient exists;
- *   3. herd_mlp_det_grad_fixed per layer, block of outputs and shard: the
- *      gradient goes straight into int64 sums, never stored as floats.
+ *   3. herd_mlp_det_grad_fixed per layer, all shards in one pass: each
+ *      shard's gradient goes straight into int64 sums, never stored as
+ *      floats.
  *
  * Thread safety: one thread at a time per object.
  */
@@ -53,14 +54,17 @@ herd_result_t herd_mlp_det_forward_deltas(herd_mlp_det_t *det,
 float herd_mlp_det_grad_bound(herd_mlp_det_t *det, int layer, int row0,
                               int batch);
 
-/* Adds round(g * scale) of layer `layer`'s gradient over samples
- * [row0, row0 + batch), for its output rows [o0, o1), to w_sum (the layer's
- * outputs x inputs) and b_sum (its outputs); with `assign`, stores it
- * there instead. Returns 0 when a value reached
- * HERD_DET_FIXED_LIMIT (see det_gemm.h). Callers loop over blocks of rows
- * outside and shards inside, so each block of sums stays in cache. */
-int herd_mlp_det_grad_fixed(herd_mlp_det_t *det, int layer, int row0,
-                            int batch, int o0, int o1, double scale,
+#define HERD_MLP_DET_MAX_SHARDS 4096
+
+/* For each shard k < n_shards, samples [shards[k], shards[k + 1]), adds
+ * round(g_k * scale) of its layer `layer` gradient g_k, for output rows
+ * [o0, o1), to w_sum (the layer's outputs x inputs) and b_sum (its
+ * outputs); with `assign` the sum replaces what was there. Each shard's
+ * gradient is rounded on its own and never stored as floats. Returns 0
+ * when a value reached HERD_DET_FIXED_LIMIT (see det_gemm.h).
+ * n_shards <= HERD_MLP_DET_MAX_SHARDS. */
+int herd_mlp_det_grad_fixed(herd_mlp_det_t *det, int layer, const int *shards,
+                            int n_shards, int o0, int o1, double scale,
                             int assign, int64_t *w_sum, int64_t *b_sum);
 
 #ifdef __cplusplus

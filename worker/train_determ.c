@@ -41,7 +41,6 @@
 
 #define S_LOSS_EXPONENT 32
 #define S_SHARD_BITS 50 /* log2(HERD_DET_FIXED_LIMIT) */
-#define S_BLOCK_SUMS ((size_t)1 << 15) /* 256 KiB of int64 sums per block */
 
 static double s_now(void)
 {
@@ -149,34 +148,23 @@ static herd_result_t s_agree_exponents(herd_train_t *train,
   return HERD_OK;
 }
 
-/* Every local shard's gradient summed into the integer sums, a block of
- * output rows at a time (all shards of a block while its sums are in
- * cache). The first shard with samples stores, the others add, so the
- * sums need no clearing; a rank without samples clears them. */
+/* Every local shard's gradient summed into the integer sums, one pass per
+ * layer over all local shards (det_gemm's pieces). */
 static herd_result_t s_to_fixed(herd_train_t *train, const s_shards_t *s,
                                 const int *exponent)
 {
-  int first = 0;
-  while (first < s->count && s->row[first + 1] == s->row[first])
-    first++;
-  if (first == s->count) {
+  if (s->count == 0) {
     memset(train->determ_sum, 0, train->param_count * sizeof(int64_t));
     return HERD_OK;
   }
   for (int l = 0; l < herd_mlp_n_layers(train->mlp); l++) {
-    int n_in = herd_mlp_dim(train->mlp, l), n_out = herd_mlp_dim(train->mlp, l + 1);
-    int block = (int)(S_BLOCK_SUMS / (size_t)n_in), ok = 1;
-    block = block < 1 ? 1 : block;
     size_t w_off, b_off;
     herd_mlp_layer_offsets(train->mlp, l, &w_off, &b_off);
-    for (int o0 = 0; o0 < n_out; o0 += block)
-      for (int k = first; k < s->count; k++)
-        if (s->row[k + 1] > s->row[k])
-          ok &= herd_mlp_det_grad_fixed(
-              train->determ, l, s->row[k], s->row[k + 1] - s->row[k], o0,
-              o0 + block < n_out ? o0 + block : n_out, ldexp(1.0, exponent[l]),
-              k == first, train->determ_sum + w_off, train->determ_sum + b_off);
-    if (!ok)
+    if (!herd_mlp_det_grad_fixed(train->determ, l, s->row, s->count, 0,
+                                 herd_mlp_dim(train->mlp, l + 1),
+                                 ldexp(1.0, exponent[l]), 1,
+                                 train->determ_sum + w_off,
+                                 train->determ_sum + b_off))
       return herd_error_set(HERD_EINVAL, "--deterministic: gradient of layer "
                             "%d out of fixed-point range at step %lld", l + 1,
                             (long long)train->step + 1);

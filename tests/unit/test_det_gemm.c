@@ -145,6 +145,52 @@ static void test_fixed_point_rounding_and_range(void **state)
   unsetenv("HERD_DET_GEMM");
 }
 
+/* K cut into pieces: each piece's chain rounded on its own, the integers
+ * summed, the same on every path (AVX-512 sums in registers), with empty
+ * pieces, column tails and both assign and add. */
+static void test_fixed_pieces(void **state)
+{
+  (void)state;
+  herd_rng_t rng;
+  herd_rng_seed(&rng, 23);
+  enum { R = 7, N = 45, K = 13 };
+  const int pieces[] = {0, 3, 3, 8, 13};
+  float a[R * K], b[K * N];
+  s_fill(a, R * K, &rng);
+  s_fill(b, K * N, &rng);
+  const double scale = ldexp(1.0, 20);
+  int64_t want[R * N];
+  for (int r = 0; r < R; r++)
+    for (int n = 0; n < N; n++) {
+      want[r * N + n] = 5;
+      for (int p = 0; p < 4; p++) {
+        float acc = 0.0f;
+        for (int k = pieces[p]; k < pieces[p + 1]; k++)
+          acc = fmaf(a[r * K + k], b[k * N + n], acc);
+        want[r * N + n] += llrint((double)acc * scale);
+      }
+    }
+  for (size_t p = 0; p < 3; p++) {
+    if (!s_use_path(s_paths[p]))
+      continue;
+    for (int assign = 0; assign < 2; assign++) {
+      int64_t got[R * N];
+      for (int i = 0; i < R * N; i++)
+        got[i] = assign ? -77 : 5;
+      herd_det_gemm_t g = {.rows = R, .cols = N, .depth = K, .a = a,
+                           .a_row = K, .a_depth = 1, .b = b, .b_depth = N,
+                           .fixed = got, .fixed_row = N, .scale = scale,
+                           .assign = assign, .pieces = pieces, .n_pieces = 4};
+      assert_int_equal(herd_det_gemm(&g), 1);
+      for (int i = 0; i < R * N; i++)
+        if (got[i] != want[i] - (assign ? 5 : 0))
+          fail_msg("%s assign=%d [%d]: %lld != %lld", s_paths[p], assign, i,
+                   (long long)got[i], (long long)(want[i] - (assign ? 5 : 0)));
+    }
+  }
+  unsetenv("HERD_DET_GEMM");
+}
+
 /* Back from fixed point: every path gives the scalar loop's bits, also for
  * sums beyond 2^53 (where int64 -> double rounds). */
 static void test_from_fixed_paths(void **state)
@@ -220,13 +266,14 @@ static void s_shard_fixed(s_model_t *m, int only_shard, int64_t *fixed,
     assert_true(isfinite(bound) && bound > 0);
     /* In two blocks of output rows, as train_determ.c may split them. */
     int n_out = herd_mlp_dim(m->mlp, l + 1), half = n_out / 2;
-    assert_int_equal(herd_mlp_det_grad_fixed(det, l, row0, S_SHARD, 0, half,
+    const int shard[2] = {row0, row0 + S_SHARD};
+    assert_int_equal(herd_mlp_det_grad_fixed(det, l, shard, 1, 0, half,
                                              ldexp(1.0, 30), 1, fixed + w_off,
                                              fixed + b_off),
                      1);
-    assert_int_equal(herd_mlp_det_grad_fixed(det, l, row0, S_SHARD, half,
-                                             n_out, ldexp(1.0, 30), 1,
-                                             fixed + w_off, fixed + b_off),
+    assert_int_equal(herd_mlp_det_grad_fixed(det, l, shard, 1, half, n_out,
+                                             ldexp(1.0, 30), 1, fixed + w_off,
+                                             fixed + b_off),
                      1);
   }
   herd_mlp_det_destroy(&det);
@@ -309,6 +356,7 @@ int main(void)
       cmocka_unit_test(test_block_equals_whole),
       cmocka_unit_test(test_fixed_point_rounding_and_range),
       cmocka_unit_test(test_from_fixed_paths),
+      cmocka_unit_test(test_fixed_pieces),
       cmocka_unit_test(test_mlp_shard_independent_of_neighbours),
       cmocka_unit_test(test_mlp_bound_covers_gradient),
   };
