@@ -355,6 +355,13 @@ int main(int argc, char **argv)
 {
   s_bench_t b = {.rounds = 5, .bucket_bytes = 0};
   const char *out_dir = "bench/results";
+  static const char usage[] =
+      "usage: mpirun -np N bench_allreduce [--quick] [--out-dir DIR] "
+      "[--bucket-mib M]\n"
+      "  herd's mpi and gloo all-reduce against raw MPI_Allreduce and raw\n"
+      "  Gloo, 4 KiB..256 MiB (--quick: ..4 MiB), then fusion of 256 tensors.\n"
+      "  --out-dir DIR   allreduce.json and allreduce.md (default bench/results)\n"
+      "  --bucket-mib M  fusion bucket size (default 25)\n";
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--quick") == 0)
       b.quick = 1;
@@ -362,6 +369,14 @@ int main(int argc, char **argv)
       out_dir = argv[++i];
     else if (strcmp(argv[i], "--bucket-mib") == 0 && i + 1 < argc)
       b.bucket_bytes = strtoul(argv[++i], NULL, 10) << 20;
+    else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(usage, stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "bench_allreduce: unknown or incomplete option '%s'\n%s",
+              argv[i], usage);
+      return 2;
+    }
   }
   char dir[4096] = "";
   if (s_setup(&b, dir, sizeof dir) != 0) {

@@ -165,6 +165,11 @@ int main(int argc, char **argv)
 {
   int kills = 50;
   const char *out_path = "bench/results/coord_fault.json";
+  static const char usage[] =
+      "usage: coord_fault [--quick] [--kills N] [--out FILE]\n"
+      "  kill -9 of a worker -> the coordinator's member_failed event, p50 and\n"
+      "  p99 over N kills (default 50, --quick 5), default detection settings.\n"
+      "  --out FILE  JSON results (default bench/results/coord_fault.json)\n";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick"))
       kills = 5;
@@ -172,6 +177,18 @@ int main(int argc, char **argv)
       kills = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--out") && i + 1 < argc)
       out_path = argv[++i];
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(usage, stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "coord_fault: unknown or incomplete option '%s'\n%s",
+              argv[i], usage);
+      return 2;
+    }
+  }
+  if (kills < 1 || kills > 100000) {
+    fprintf(stderr, "coord_fault: --kills must be 1..100000\n");
+    return 2;
   }
   char dir[] = "/tmp/herd-coord-fault-XXXXXX", run_dir[128], events[160];
   char port[16], endpoint[64];

@@ -559,11 +559,25 @@ int main(int argc, char **argv)
 {
   int quick = 0;
   const char *out_path = "bench/results/coord_scale.json";
+  static const char usage[] =
+      "usage: coord_scale [--quick] [--out FILE]\n"
+      "  Simulated workers against one coordinator: formation time, CPU,\n"
+      "  heartbeat handling latency and RSS at 1,000 / 4,000 / 10,000\n"
+      "  workers plus a 4,096 formation run (--quick: 200 / 1,000 + 512).\n"
+      "  --out FILE  JSON results (default bench/results/coord_scale.json)\n";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick"))
       quick = 1;
     else if (!strcmp(argv[i], "--out") && i + 1 < argc)
       out_path = argv[++i];
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(usage, stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "coord_scale: unknown or incomplete option '%s'\n%s",
+              argv[i], usage);
+      return 2;
+    }
   }
   signal(SIGPIPE, SIG_IGN);
   if (!getenv("HERD_LOG_LEVEL"))

@@ -211,10 +211,11 @@ static int s_prune(int argc, char **argv)
 
 int herd_cmd_ckpt(int argc, char **argv)
 {
-  if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-    puts(s_usage);
-    return HERD_EXIT_OK;
-  }
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      puts(s_usage); /* every action's help is in it */
+      return HERD_EXIT_OK;
+    }
   if (argc >= 3 && !strcmp(argv[1], "prune"))
     return s_prune(argc, argv);
   if (argc != 3) {

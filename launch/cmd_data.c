@@ -32,7 +32,7 @@ static int s_is_help(const char *arg)
 
 int herd_cmd_data(int argc, char **argv)
 {
-  if (argc >= 2 && s_is_help(argv[1])) {
+  if ((argc >= 2 && s_is_help(argv[1])) || (argc >= 3 && s_is_help(argv[2]))) {
     puts(s_usage);
     return HERD_EXIT_OK;
   }

@@ -129,6 +129,14 @@ bad_input() {
   expect_error any "train-images-idx3-ubyte.gz" herd data import fashion-mnist --src "$tmp/idx" --out "$tmp/o.h5"
   [ ! -e "$tmp/o.h5" ] && [ ! -e "$tmp/o.h5.tmp" ] || fail "partial import output left"
   expect_error any "nonexistent-dir" herd data import fashion-mnist --src /nonexistent-dir --out "$tmp/o.h5"
+  # --help anywhere prints usage, exits 0 and does nothing else.
+  for cmd in "" "run" "coord" "data" "data import" "data import fashion-mnist" \
+             "ckpt" "ckpt ls" "ckpt verify" "ckpt inspect" "ckpt prune" "status" "top"; do
+    (cd "$tmp" && timeout 20 herd $cmd --help > "$tmp/help" 2>&1) || fail "herd $cmd --help: status $?"
+    grep -q "^usage: herd" "$tmp/help" || { cat "$tmp/help"; fail "herd $cmd --help: no usage"; }
+  done
+  [ ! -e "$tmp/data" ] || fail "herd data import --help imported"
+  timeout 20 herd-train --help | grep -q "^usage: herd-train" || fail "herd-train --help"
 }
 
 "$case"
