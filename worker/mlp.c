@@ -254,7 +254,7 @@ static void s_backward(herd_mlp_t *self, const float *params, const float *x,
   }
 }
 
-static herd_result_t s_check_labels(const herd_mlp_t *self,
+herd_result_t herd_mlp_check_labels(const herd_mlp_t *self,
                                     const uint8_t *labels, size_t n)
 {
   int classes = herd_mlp_classes(self);
@@ -274,7 +274,7 @@ herd_result_t herd_mlp_forward_backward(herd_mlp_t *mlp, const float *params,
     return herd_error_set(HERD_EINVAL, "mlp: negative batch %d", batch);
   if (batch == 0)
     return HERD_OK;
-  HERD_CHECK(s_check_labels(mlp, labels, (size_t)batch));
+  HERD_CHECK(herd_mlp_check_labels(mlp, labels, (size_t)batch));
   HERD_CHECK(s_reserve(mlp, batch));
   s_forward(mlp, params, x, batch);
   s_xent(mlp, labels, batch, mlp->delta[0], loss_sum, correct);
@@ -286,7 +286,7 @@ herd_result_t herd_mlp_evaluate(herd_mlp_t *mlp, const float *params,
                                 const float *x, const uint8_t *labels, size_t n,
                                 double *loss_sum, int64_t *correct)
 {
-  HERD_CHECK(s_check_labels(mlp, labels, n));
+  HERD_CHECK(herd_mlp_check_labels(mlp, labels, n));
   size_t inputs = (size_t)herd_mlp_inputs(mlp);
   for (size_t first = 0; first < n; first += (size_t)mlp->capacity) {
     size_t left = n - first;

@@ -79,6 +79,10 @@ herd_result_t herd_mlp_forward_backward(herd_mlp_t *mlp, const float *params,
                                         int batch, float *grad_sum,
                                         double *loss_sum, int *correct);
 
+/* HERD_EINVAL (naming the sample) unless every labels[i] < classes. */
+herd_result_t herd_mlp_check_labels(const herd_mlp_t *mlp, const uint8_t *labels,
+                                    size_t n);
+
 /* Cross-entropy of one row of logits z (classes of them); writes
  * softmax - onehot(label) to d when d != NULL and counts a correct argmax
  * into *correct. Max-subtraction keeps exp() in range. */

@@ -101,8 +101,7 @@ static const float *s_input_t(const herd_mlp_det_t *det, int layer)
   return layer == 0 ? det->x_t : det->act[layer - 1];
 }
 
-static void s_forward(herd_mlp_det_t *det, const float *params, int row0,
-                      int batch)
+static void s_forward(herd_mlp_det_t *det, const float *params)
 {
   size_t c = (size_t)det->capacity;
   for (int l = 0; l < det->layers; l++) {
@@ -110,37 +109,42 @@ static void s_forward(herd_mlp_det_t *det, const float *params, int row0,
     size_t w_off, b_off;
     herd_mlp_layer_offsets(det->mlp, l, &w_off, &b_off);
     herd_det_gemm(&(herd_det_gemm_t){
-        .rows = n_out, .cols = batch, .depth = n_in,
+        .rows = n_out, .cols = det->rows, .depth = n_in,
         .a = params + w_off, .a_row = (size_t)n_in, .a_depth = 1,
-        .b = s_input_t(det, l) + row0, .b_depth = c, .init = params + b_off,
-        .c = det->act[l] + row0, .c_row = c});
+        .b = s_input_t(det, l), .b_depth = c, .init = params + b_off,
+        .c = det->act[l], .c_row = c});
     if (l + 1 == det->layers)
       break;
     for (int o = 0; o < n_out; o++) {
-      float *z = det->act[l] + (size_t)o * c + row0;
-      for (int m = 0; m < batch; m++)
+      float *z = det->act[l] + (size_t)o * c;
+      for (int m = 0; m < det->rows; m++)
         z[m] = z[m] > 0.0f ? z[m] : 0.0f;
     }
   }
 }
 
+/* Softmax cross-entropy and the top deltas; each shard's loss is its
+ * samples' losses summed in order. */
 static void s_xent(herd_mlp_det_t *det, const uint8_t *labels,
-                   double *sample_loss, int *correct)
+                   const int *shards, int n_shards, double *shard_loss,
+                   int *correct)
 {
   int classes = herd_mlp_classes(det->mlp), top = det->layers - 1;
   size_t c = (size_t)det->capacity;
   float z[256], d[256]; /* classes <= 256, checked by the caller */
-  for (int m = 0; m < det->rows; m++) {
-    for (int j = 0; j < classes; j++)
-      z[j] = det->act[top][(size_t)j * c + m];
-    sample_loss[m] = herd_mlp_xent_row(z, classes, labels[m], d, correct);
-    for (int j = 0; j < classes; j++)
-      det->delta[top][(size_t)j * c + m] = d[j];
+  for (int k = 0; k < n_shards; k++) {
+    shard_loss[k] = 0;
+    for (int m = shards[k]; m < shards[k + 1]; m++) {
+      for (int j = 0; j < classes; j++)
+        z[j] = det->act[top][(size_t)j * c + m];
+      shard_loss[k] += herd_mlp_xent_row(z, classes, labels[m], d, correct);
+      for (int j = 0; j < classes; j++)
+        det->delta[top][(size_t)j * c + m] = d[j];
+    }
   }
 }
 
-static void s_deltas(herd_mlp_det_t *det, const float *params, int row0,
-                     int batch)
+static void s_deltas(herd_mlp_det_t *det, const float *params)
 {
   size_t c = (size_t)det->capacity;
   for (int l = det->layers - 1; l > 0; l--) {
@@ -148,14 +152,13 @@ static void s_deltas(herd_mlp_det_t *det, const float *params, int row0,
     size_t w_off, b_off;
     herd_mlp_layer_offsets(det->mlp, l, &w_off, &b_off);
     herd_det_gemm(&(herd_det_gemm_t){
-        .rows = n_in, .cols = batch, .depth = n_out,
+        .rows = n_in, .cols = det->rows, .depth = n_out,
         .a = params + w_off, .a_row = 1, .a_depth = (size_t)n_in,
-        .b = det->delta[l] + row0, .b_depth = c,
-        .c = det->delta[l - 1] + row0, .c_row = c});
+        .b = det->delta[l], .b_depth = c, .c = det->delta[l - 1], .c_row = c});
     for (int i = 0; i < n_in; i++) {
-      const float *a = det->act[l - 1] + (size_t)i * c + row0;
-      float *d = det->delta[l - 1] + (size_t)i * c + row0;
-      for (int m = 0; m < batch; m++)
+      const float *a = det->act[l - 1] + (size_t)i * c;
+      float *d = det->delta[l - 1] + (size_t)i * c;
+      for (int m = 0; m < det->rows; m++)
         d[m] = a[m] > 0.0f ? d[m] : 0.0f;
     }
   }
@@ -164,19 +167,20 @@ static void s_deltas(herd_mlp_det_t *det, const float *params, int row0,
 herd_result_t herd_mlp_det_forward_deltas(herd_mlp_det_t *det,
                                           const float *params,
                                           const uint8_t *labels,
-                                          double *sample_loss, int *correct)
+                                          const int *shards, int n_shards,
+                                          double *shard_loss, int *correct)
 {
   int classes = herd_mlp_classes(det->mlp);
   if (classes > 256)
     return herd_error_set(HERD_EINVAL, "mlp: --deterministic takes at most "
                           "256 classes, not %d", classes);
-  for (int m = 0; m < det->rows; m++)
-    if (labels[m] >= classes)
-      return herd_error_set(HERD_EINVAL, "mlp: label %d of sample %d >= %d",
-                            labels[m], m, classes);
-  s_forward(det, params, 0, det->rows);
-  s_xent(det, labels, sample_loss, correct);
-  s_deltas(det, params, 0, det->rows);
+  if (n_shards < 1 || shards[0] != 0 || shards[n_shards] != det->rows)
+    return herd_error_set(HERD_EINVAL, "mlp: shards must cover the %d loaded "
+                          "samples", det->rows);
+  HERD_CHECK(herd_mlp_check_labels(det->mlp, labels, (size_t)det->rows));
+  s_forward(det, params);
+  s_xent(det, labels, shards, n_shards, shard_loss, correct);
+  s_deltas(det, params);
   /* The weight gradients read hidden activations sample by sample. */
   for (int l = 0; l + 1 < det->layers; l++)
     s_transpose(det->act[l], (size_t)det->capacity, det->act_rows[l],
@@ -229,26 +233,26 @@ float herd_mlp_det_grad_bound(herd_mlp_det_t *det, int layer, int row0,
 }
 
 int herd_mlp_det_grad_fixed(herd_mlp_det_t *det, int layer, const int *shards,
-                            int n_shards, int o0, int o1, double scale,
-                            int assign, int64_t *w_sum, int64_t *b_sum)
+                            int n_shards, double scale, int64_t *w_sum,
+                            int64_t *b_sum)
 {
-  int n_in = herd_mlp_dim(det->mlp, layer), row0 = shards[0];
-  int pieces[HERD_MLP_DET_MAX_SHARDS + 1];
+  int n_in = herd_mlp_dim(det->mlp, layer), n_out = herd_mlp_dim(det->mlp, layer + 1);
+  int row0 = shards[0], pieces[HERD_MLP_DET_MAX_SHARDS + 1];
   for (int k = 0; k <= n_shards; k++)
     pieces[k] = shards[k] - row0;
   const float *in = layer == 0 ? det->x : det->act_rows[layer - 1];
-  const float *d = det->delta[layer] + (size_t)o0 * det->capacity + row0;
+  const float *d = det->delta[layer] + row0;
   static const float one = 1.0f;
   int ok = herd_det_gemm(&(herd_det_gemm_t){
-      .rows = o1 - o0, .cols = n_in, .depth = pieces[n_shards],
+      .rows = n_out, .cols = n_in, .depth = pieces[n_shards],
       .a = d, .a_row = (size_t)det->capacity, .a_depth = 1,
       .b = in + (size_t)row0 * n_in, .b_depth = (size_t)n_in,
-      .fixed = w_sum + (size_t)o0 * n_in, .fixed_row = (size_t)n_in,
-      .scale = scale, .assign = assign, .pieces = pieces, .n_pieces = n_shards});
+      .fixed = w_sum, .fixed_row = (size_t)n_in, .scale = scale, .assign = 1,
+      .pieces = pieces, .n_pieces = n_shards});
   ok &= herd_det_gemm(&(herd_det_gemm_t){
-      .rows = o1 - o0, .cols = 1, .depth = pieces[n_shards],
+      .rows = n_out, .cols = 1, .depth = pieces[n_shards],
       .a = d, .a_row = (size_t)det->capacity, .a_depth = 1, .b = &one,
-      .b_depth = 0, .fixed = b_sum + o0, .fixed_row = 1, .scale = scale,
-      .assign = assign, .pieces = pieces, .n_pieces = n_shards});
+      .b_depth = 0, .fixed = b_sum, .fixed_row = 1, .scale = scale,
+      .assign = 1, .pieces = pieces, .n_pieces = n_shards});
   return ok;
 }

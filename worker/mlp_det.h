@@ -6,7 +6,8 @@
  * (one column per sample, so a shard is a range of columns and layers chain
  * without transposes), and a step runs in three phases:
  *   1. herd_mlp_det_forward_deltas: activations and deltas of every local
- *      sample at once (a sample's values do not depend on its neighbours);
+ *      sample at once (a sample's values do not depend on its neighbours),
+ *      and each shard's loss;
  *   2. herd_mlp_det_grad_bound per layer and shard: the caller agrees on a
  *      fixed-point scale per layer (all-reduce MAX) before any weight
  *      gradient exists;
@@ -39,13 +40,17 @@ void herd_mlp_det_destroy(herd_mlp_det_t **det_p);
 herd_result_t herd_mlp_det_load(herd_mlp_det_t *det, const float *x, int rows);
 
 /* Forward and backward deltas of all loaded samples (each sample's values
- * are its own, whatever else is loaded); labels are theirs. Writes each
- * sample's loss to sample_loss and adds the correct count. HERD_EINVAL for
- * a bad label or more than 256 classes. */
+ * are its own, whatever else is loaded); labels are theirs. The samples
+ * form shards k < n_shards, [shards[k], shards[k + 1]) with shards[0] = 0
+ * and shards[n_shards] = the loaded count; shard_loss[k] gets the sum of
+ * its samples' losses (in order), *correct the correct count added.
+ * HERD_EINVAL for such shards missing, a bad label or more than 256
+ * classes. */
 herd_result_t herd_mlp_det_forward_deltas(herd_mlp_det_t *det,
                                           const float *params,
                                           const uint8_t *labels,
-                                          double *sample_loss, int *correct);
+                                          const int *shards, int n_shards,
+                                          double *shard_loss, int *correct);
 
 /* An upper bound of |element| of layer `layer`'s weight and bias gradient
  * over samples [row0, row0 + batch): the largest sum over samples of
@@ -56,16 +61,15 @@ float herd_mlp_det_grad_bound(herd_mlp_det_t *det, int layer, int row0,
 
 #define HERD_MLP_DET_MAX_SHARDS 4096
 
-/* For each shard k < n_shards, samples [shards[k], shards[k + 1]), adds
- * round(g_k * scale) of its layer `layer` gradient g_k, for output rows
- * [o0, o1), to w_sum (the layer's outputs x inputs) and b_sum (its
- * outputs); with `assign` the sum replaces what was there. Each shard's
- * gradient is rounded on its own and never stored as floats. Returns 0
- * when a value reached HERD_DET_FIXED_LIMIT (see det_gemm.h).
+/* Stores in w_sum (the layer's outputs x inputs) and b_sum (its outputs)
+ * the sum over shards k < n_shards, samples [shards[k], shards[k + 1]), of
+ * round(g_k * scale), g_k the shard's gradient of layer `layer`: each
+ * rounded on its own, never stored as floats. Returns 0 when a value
+ * reached HERD_DET_FIXED_LIMIT (see det_gemm.h).
  * n_shards <= HERD_MLP_DET_MAX_SHARDS. */
 int herd_mlp_det_grad_fixed(herd_mlp_det_t *det, int layer, const int *shards,
-                            int n_shards, int o0, int o1, double scale,
-                            int assign, int64_t *w_sum, int64_t *b_sum);
+                            int n_shards, double scale, int64_t *w_sum,
+                            int64_t *b_sum);
 
 #ifdef __cplusplus
 }

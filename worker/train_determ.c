@@ -49,28 +49,31 @@ static double s_now(void)
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* This step's local shards: [first, first + count), samples [b0, e0) of the
- * global order, shard k at local sample row[k], row[k + 1] - row[k] long. */
+/* This step's local shards (herd_sampler_shard_range): count of them,
+ * permutation positions from b0, shard k at local sample row[k],
+ * row[k + 1] - row[k] long; and the step's global range, for the report. */
 typedef struct {
-  int first, count;
+  int count;
   size_t global_begin, global_end, b0;
-  int row[4097];
+  int row[HERD_MLP_DET_MAX_SHARDS + 1];
 } s_shards_t;
 
 static void s_local_shards(const herd_train_t *train, s_shards_t *s)
 {
-  size_t v = (size_t)train->config.virtual_shards, w = (size_t)train->world_size;
-  size_t r = (size_t)train->rank;
-  herd_sampler_global_range(train->dataset->train.count,
-                            (size_t)train->step_in_epoch,
-                            (size_t)train->config.batch, &s->global_begin,
-                            &s->global_end);
-  size_t n = s->global_end - s->global_begin;
-  s->first = (int)(r * v / w);
-  s->count = (int)((r + 1) * v / w) - s->first;
-  s->b0 = s->global_begin + (size_t)s->first * n / v;
-  for (int k = 0; k <= s->count; k++)
-    s->row[k] = (int)(s->global_begin + (size_t)(s->first + k) * n / v - s->b0);
+  int v = (int)train->config.virtual_shards, first = 0;
+  size_t step = (size_t)train->step_in_epoch, batch = (size_t)train->config.batch;
+  size_t end, b, e;
+  herd_sampler_global_range(train->dataset->train.count, step, batch,
+                            &s->global_begin, &s->global_end);
+  herd_sampler_shard_range(train->sampler, step, batch, train->rank,
+                           train->world_size, v, &s->b0, &end, &first,
+                           &s->count);
+  for (int k = 0; k < s->count; k++) { /* shard first + k alone */
+    herd_sampler_shard_range(train->sampler, step, batch, first + k, v, v, &b,
+                             &e, NULL, NULL);
+    s->row[k] = (int)(b - s->b0);
+  }
+  s->row[s->count] = (int)(end - s->b0);
 }
 
 static herd_result_t s_ensure_buffers(herd_train_t *train)
@@ -89,7 +92,7 @@ static herd_result_t s_ensure_buffers(herd_train_t *train)
 }
 
 /* Forward and backward deltas of every local sample; the loss of each
- * shard (its samples' losses summed in order) and the correct count. */
+ * shard and the correct count. */
 static herd_result_t s_deltas(herd_train_t *train, float *x, uint8_t *labels,
                               const s_shards_t *s, double *loss,
                               int64_t *correct)
@@ -100,21 +103,11 @@ static herd_result_t s_deltas(herd_train_t *train, float *x, uint8_t *labels,
   herd_mlp_gather(data->images, data->labels, pixels,
                   herd_sampler_perm(train->sampler) + s->b0, (size_t)rows, x,
                   labels);
-  double *sample_loss = malloc((size_t)rows * sizeof(double));
-  if (!sample_loss)
-    return herd_error_set(HERD_ENOMEM, "--deterministic: out of memory");
-  herd_result_t rc = herd_mlp_det_load(train->determ, x, rows);
-  if (rc == HERD_OK)
-    rc = herd_mlp_det_forward_deltas(train->determ, train->params, labels,
-                                     sample_loss, &right);
-  for (int k = 0; k < s->count && rc == HERD_OK; k++) {
-    loss[k] = 0;
-    for (int m = s->row[k]; m < s->row[k + 1]; m++)
-      loss[k] += sample_loss[m];
-  }
-  free(sample_loss);
+  HERD_CHECK(herd_mlp_det_load(train->determ, x, rows));
+  HERD_CHECK(herd_mlp_det_forward_deltas(train->determ, train->params, labels,
+                                         s->row, s->count, loss, &right));
   *correct = right;
-  return rc;
+  return HERD_OK;
 }
 
 /* The agreed exponent of each layer, or an error for a non-finite
@@ -160,9 +153,8 @@ static herd_result_t s_to_fixed(herd_train_t *train, const s_shards_t *s,
   for (int l = 0; l < herd_mlp_n_layers(train->mlp); l++) {
     size_t w_off, b_off;
     herd_mlp_layer_offsets(train->mlp, l, &w_off, &b_off);
-    if (!herd_mlp_det_grad_fixed(train->determ, l, s->row, s->count, 0,
-                                 herd_mlp_dim(train->mlp, l + 1),
-                                 ldexp(1.0, exponent[l]), 1,
+    if (!herd_mlp_det_grad_fixed(train->determ, l, s->row, s->count,
+                                 ldexp(1.0, exponent[l]),
                                  train->determ_sum + w_off,
                                  train->determ_sum + b_off))
       return herd_error_set(HERD_EINVAL, "--deterministic: gradient of layer "
@@ -194,7 +186,7 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   s_local_shards(train, &shards);
   HERD_CHECK(s_ensure_buffers(train));
   size_t p = train->param_count;
-  double t0 = s_now(), loss[4096];
+  double t0 = s_now(), loss[HERD_MLP_DET_MAX_SHARDS];
   int64_t correct = 0, *sum = train->determ_sum;
   int exponent[HERD_MLP_MAX_DIMS];
   memset(sum + p, 0, HERD_TRAIN_EXTRA * sizeof(int64_t));
