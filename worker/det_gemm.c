@@ -155,34 +155,8 @@ __attribute__((target("avx2,fma"))) static int s_avx2(const herd_det_gemm_t *g)
 #define S_512_MAX_ROWS 8
 #define S_512_MAX_VECS 4
 
-/* Stores acc, or puts it in fixed point: acc * 2^e in float is exact
- * (herd_det_gemm_t.scale is a power of two within float range, results
- * stay below 2^50; one below 2^-126 would round to 0 either way) and
- * vcvtps2qq rounds half to even, so this equals s_put. Returns the lanes
- * whose |acc * scale| is not below the limit (NaN included). */
-__attribute__((target("avx512f,avx512dq"))) static inline __mmask16
-s_put16_512(const herd_det_gemm_t *g, int r, int n, __m512 acc, __mmask16 mask)
-{
-  if (!g->fixed) {
-    _mm512_mask_storeu_ps(g->c + (size_t)r * g->c_row + n, mask, acc);
-    return 0;
-  }
-  __m512 v = _mm512_mul_ps(acc, _mm512_set1_ps((float)g->scale));
-  __mmask16 bad = _mm512_mask_cmp_ps_mask(
-      mask, _mm512_abs_ps(v), _mm512_set1_ps((float)HERD_DET_FIXED_LIMIT), _CMP_NLT_UQ);
-  int64_t *out = g->fixed + (size_t)r * g->fixed_row + n;
-  __m256 halves[2] = {_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)};
-  for (int h = 0; h < 2; h++) {
-    __mmask8 m = (__mmask8)(mask >> (8 * h));
-    __m512i q = _mm512_cvtps_epi64(halves[h]);
-    if (!g->assign)
-      q = _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, out + 8 * h), q);
-    _mm512_mask_storeu_epi64(out + 8 * h, m, q);
-  }
-  return bad;
-}
-
-__attribute__((target("avx512f,avx512dq"), always_inline)) static inline __mmask16
+/* Float results only: fixed-point targets take s_pieces_avx512. */
+__attribute__((target("avx512f,avx512dq"), always_inline)) static inline void
 s_tile_512(const herd_det_gemm_t *g, int r0, const int rows, const int vecs,
            int n0, const __mmask16 *mask)
 {
@@ -209,14 +183,12 @@ s_tile_512(const herd_det_gemm_t *g, int r0, const int rows, const int vecs,
         acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
   }
-  __mmask16 bad = 0;
 #pragma GCC unroll 8
   for (int r = 0; r < rows; r++)
 #pragma GCC unroll 4
     for (int v = 0; v < vecs; v++)
-      if (mask[v])
-        bad |= s_put16_512(g, r0 + r, n0 + 16 * v, acc[r][v], mask[v]);
-  return bad;
+      _mm512_mask_storeu_ps(g->c + (size_t)(r0 + r) * g->c_row + n0 + 16 * v,
+                            mask[v], acc[r][v]);
 }
 
 static __mmask16 s_mask16(int left)
@@ -226,16 +198,15 @@ static __mmask16 s_mask16(int left)
 
 /* One row block with a constant tile shape, so acc stays in registers. */
 #define S_512_ROW_BLOCK(ROWS, VECS)                                            \
-  __attribute__((target("avx512f,avx512dq"))) static __mmask16                 \
+  __attribute__((target("avx512f,avx512dq"))) static void                      \
       s_rows_512_##ROWS##x##VECS(const herd_det_gemm_t *g, int r0)             \
   {                                                                            \
-    __mmask16 bad = 0, mask[S_512_MAX_VECS];                                   \
+    __mmask16 mask[S_512_MAX_VECS];                                            \
     for (int n0 = 0; n0 < g->cols; n0 += 16 * (VECS)) {                        \
       for (int v = 0; v < (VECS); v++)                                         \
         mask[v] = s_mask16(g->cols - n0 - 16 * v);                             \
-      bad |= s_tile_512(g, r0, ROWS, VECS, n0, mask);                          \
+      s_tile_512(g, r0, ROWS, VECS, n0, mask);                                 \
     }                                                                          \
-    return bad;                                                                \
   }
 S_512_ROW_BLOCK(8, 2)
 S_512_ROW_BLOCK(7, 2)
@@ -252,27 +223,33 @@ S_512_ROW_BLOCK(1, 4)
 
 __attribute__((target("avx512f,avx512dq"))) static int s_avx512(const herd_det_gemm_t *g)
 {
-  typedef __mmask16 (*block_fn)(const herd_det_gemm_t *, int);
+  typedef void (*block_fn)(const herd_det_gemm_t *, int);
   static const block_fn narrow[] = {s_rows_512_1x2, s_rows_512_2x2, s_rows_512_3x2,
                                     s_rows_512_4x2, s_rows_512_5x2, s_rows_512_6x2,
                                     s_rows_512_7x2, s_rows_512_8x2};
   static const block_fn wide[] = {s_rows_512_1x4, s_rows_512_2x4, s_rows_512_3x4,
                                   s_rows_512_4x4};
   int is_wide = g->cols > 32, height = is_wide ? 4 : 8;
-  __mmask16 bad = 0;
   for (int r0 = 0; r0 < g->rows; r0 += height) {
     int rows = g->rows - r0 < height ? g->rows - r0 : height;
-    bad |= is_wide ? wide[rows - 1](g, r0) : narrow[rows - 1](g, r0);
+    if (is_wide)
+      wide[rows - 1](g, r0);
+    else
+      narrow[rows - 1](g, r0);
   }
-  return bad == 0;
+  return 1;
 }
 
-/* Fixed-point tiles over K cut into pieces: 4 rows x 32 columns, 8 float
- * accumulators for the current piece and 16 int64 ones for the sum of the
- * rounded pieces, stored once at the end. */
+/* Every fixed-point target on AVX-512 (a plain one is one piece): tiles of
+ * 4 rows x 32 columns, 8 float accumulators for the current piece and 16
+ * int64 ones for the sum of the rounded pieces, stored once at the end.
+ * acc * 2^e in float is exact (scale is a power of two within float range,
+ * results stay below 2^50; one below 2^-126 rounds to 0 either way) and
+ * vcvtps2qq rounds half to even, so each piece equals s_put's rounding.
+ * Returns the lanes where |acc * scale| reached the limit (NaN included). */
 __attribute__((target("avx512f,avx512dq"), always_inline)) static inline __mmask16
-s_pieces_tile_512(const herd_det_gemm_t *g, int r0, const int rows, int n0,
-                  __mmask16 m0, __mmask16 m1)
+s_pieces_tile_512(const herd_det_gemm_t *g, const int *pieces, int n_pieces,
+                  int r0, const int rows, int n0, __mmask16 m0, __mmask16 m1)
 {
   const float *restrict a = g->a + (size_t)r0 * g->a_row;
   const float *restrict b = g->b + n0;
@@ -286,12 +263,12 @@ s_pieces_tile_512(const herd_det_gemm_t *g, int r0, const int rows, int n0,
   for (int r = 0; r < rows; r++)
     for (int v = 0; v < 2; v++)
       sum[r][v][0] = sum[r][v][1] = _mm512_setzero_si512();
-  for (int p = 0; p < g->n_pieces; p++) {
+  for (int p = 0; p < n_pieces; p++) {
     __m512 acc[4][2];
 #pragma GCC unroll 4
     for (int r = 0; r < rows; r++)
-      acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int k = g->pieces[p]; k < g->pieces[p + 1]; k++) {
+      acc[r][0] = acc[r][1] = _mm512_set1_ps(g->init ? g->init[r0 + r] : 0.0f);
+    for (int k = pieces[p]; k < pieces[p + 1]; k++) {
       const float *bk = b + (size_t)k * b_depth, *ak = a + (size_t)k * a_depth;
       __m512 b0 = _mm512_maskz_loadu_ps(m0, bk), b1 = _mm512_maskz_loadu_ps(m1, bk + 16);
 #pragma GCC unroll 4
@@ -331,11 +308,13 @@ s_pieces_tile_512(const herd_det_gemm_t *g, int r0, const int rows, int n0,
 
 #define S_512_PIECES_BLOCK(ROWS)                                               \
   __attribute__((target("avx512f,avx512dq"))) static __mmask16                 \
-      s_pieces_512_##ROWS(const herd_det_gemm_t *g, int r0)                    \
+      s_pieces_512_##ROWS(const herd_det_gemm_t *g, const int *pieces,         \
+                          int n_pieces, int r0)                                \
   {                                                                            \
     __mmask16 bad = 0;                                                         \
     for (int n0 = 0; n0 < g->cols; n0 += 32)                                   \
-      bad |= s_pieces_tile_512(g, r0, ROWS, n0, s_mask16(g->cols - n0),        \
+      bad |= s_pieces_tile_512(g, pieces, n_pieces, r0, ROWS, n0,              \
+                               s_mask16(g->cols - n0),                         \
                                s_mask16(g->cols - n0 - 16));                   \
     return bad;                                                                \
   }
@@ -347,32 +326,16 @@ S_512_PIECES_BLOCK(1)
 __attribute__((target("avx512f,avx512dq"))) static int
 s_pieces_avx512(const herd_det_gemm_t *g)
 {
-  typedef __mmask16 (*block_fn)(const herd_det_gemm_t *, int);
+  typedef __mmask16 (*block_fn)(const herd_det_gemm_t *, const int *, int, int);
   static const block_fn blocks[] = {s_pieces_512_1, s_pieces_512_2,
                                     s_pieces_512_3, s_pieces_512_4};
+  const int whole[2] = {0, g->depth};
+  const int *pieces = g->pieces ? g->pieces : whole;
+  int n_pieces = g->pieces ? g->n_pieces : 1;
   __mmask16 bad = 0;
   for (int r0 = 0; r0 < g->rows; r0 += 4)
-    bad |= blocks[(g->rows - r0 < 4 ? g->rows - r0 : 4) - 1](g, r0);
+    bad |= blocks[(g->rows - r0 < 4 ? g->rows - r0 : 4) - 1](g, pieces, n_pieces, r0);
   return bad == 0;
-}
-
-/* Any path: one product per piece, the first storing or adding as asked,
- * the others adding. Integer sums are exact, so this equals the AVX-512
- * version's in-register sum. */
-static int s_pieces_each(const herd_det_gemm_t *g, int (*path)(const herd_det_gemm_t *))
-{
-  int ok = 1;
-  for (int p = 0; p < g->n_pieces; p++) {
-    herd_det_gemm_t piece = *g;
-    piece.pieces = NULL;
-    piece.n_pieces = 0;
-    piece.depth = g->pieces[p + 1] - g->pieces[p];
-    piece.a = g->a + (size_t)g->pieces[p] * g->a_depth;
-    piece.b = g->b + (size_t)g->pieces[p] * g->b_depth;
-    piece.assign = g->assign && p == 0;
-    ok &= path(&piece);
-  }
-  return ok;
 }
 
 /* --- back from fixed point ---------------------------------------------- */
@@ -429,6 +392,36 @@ static void s_choose(void)
   }
 }
 
+/* The other paths: one product per piece, the first storing or adding as
+ * asked, the others adding. Integer sums are exact, so this equals the
+ * AVX-512 version's in-register sum. */
+static int s_pieces_each(const herd_det_gemm_t *g)
+{
+  int ok = 1;
+  for (int p = 0; p < g->n_pieces; p++) {
+    herd_det_gemm_t piece = *g;
+    piece.pieces = NULL;
+    piece.n_pieces = 0;
+    piece.depth = g->pieces[p + 1] - g->pieces[p];
+    piece.a = g->a + (size_t)g->pieces[p] * g->a_depth;
+    piece.b = g->b + (size_t)g->pieces[p] * g->b_depth;
+    piece.assign = g->assign && p == 0;
+    ok &= s_path(&piece);
+  }
+  return ok;
+}
+
+/* One product on the chosen path; on AVX-512 every fixed-point target goes
+ * through the pieces kernel (a plain one is a single piece). */
+static int s_dispatch(const herd_det_gemm_t *g)
+{
+  if (g->fixed && s_path == s_avx512)
+    return s_pieces_avx512(g);
+  if (g->fixed && g->pieces)
+    return s_pieces_each(g);
+  return s_path(g);
+}
+
 /* Rows of A packed at a time when A is read down its columns. */
 #define S_PANEL_ROWS 64
 
@@ -440,7 +433,7 @@ static int s_packed(const herd_det_gemm_t *g)
 {
   float *panel = malloc((size_t)g->depth * S_PANEL_ROWS * sizeof(float));
   if (!panel)
-    return s_path(g); /* slower, same bits */
+    return s_dispatch(g); /* slower, same bits */
   int ok = 1;
   for (int r0 = 0; r0 < g->rows; r0 += S_PANEL_ROWS) {
     int rows = g->rows - r0 < S_PANEL_ROWS ? g->rows - r0 : S_PANEL_ROWS;
@@ -456,7 +449,7 @@ static int s_packed(const herd_det_gemm_t *g)
     part.init = g->init ? g->init + r0 : NULL;
     part.c = g->c ? g->c + (size_t)r0 * g->c_row : NULL;
     part.fixed = g->fixed ? g->fixed + (size_t)r0 * g->fixed_row : NULL;
-    ok &= s_path(&part);
+    ok &= s_dispatch(&part);
   }
   free(panel);
   return ok;
@@ -469,15 +462,9 @@ int herd_det_gemm(const herd_det_gemm_t *g)
   /* Chosen on every call (a getenv and two cached CPUID bits, next to
    * thousands of multiply-adds) so that tests can switch paths. */
   s_choose();
-  if (g->fixed && g->pieces && g->n_pieces > 0) {
-    /* Pieces of nothing (depth 0) still store zeros, like a plain call. */
-    if (s_path == s_avx512 && !g->init && g->a_depth <= g->a_row)
-      return s_pieces_avx512(g);
-    return s_pieces_each(g, herd_det_gemm);
-  }
   if (g->a_depth > g->a_row && g->a_depth > S_PANEL_ROWS && g->depth > 1)
     return s_packed(g);
-  return s_path(g);
+  return s_dispatch(g);
 }
 
 void herd_det_from_fixed(const int64_t *in, float *out, size_t n, double scale)
