@@ -19,6 +19,7 @@
  * Rank 0 prints the table and writes allreduce.json and allreduce.md.
  */
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 
 #include "allreduce_gloo_raw.h"
 #include "herd/comm.h"
+#include "herd/opts.h"
 #include "test_comm_store.h"
 
 enum { S_RAW_MPI, S_HERD_MPI, S_RAW_GLOO, S_HERD_GLOO, S_IMPLS };
@@ -351,40 +353,41 @@ static void s_open_outputs(s_bench_t *b, const char *out_dir)
           "|---|---|---|---|---|---|---|---|---|\n", b->world, cores, note);
 }
 
+typedef struct {
+  int quick;
+  const char *out_dir;
+  int64_t bucket_mib;
+} s_args_t;
+
+static const herd_opt_t s_table[] = {
+    {"quick", 0, NULL, HERD_OPT_FLAG, NULL, 0, 0, NULL,
+     offsetof(s_args_t, quick), "4 KiB..4 MiB, fewer iterations"},
+    {"out-dir", 0, NULL, HERD_OPT_STRING, "bench/results", 0, 0, NULL,
+     offsetof(s_args_t, out_dir), "where allreduce.json and allreduce.md go"},
+    {"bucket-mib", 0, NULL, HERD_OPT_INT, "25", 1, 1024, NULL,
+     offsetof(s_args_t, bucket_mib), "fusion bucket size in MiB"},
+};
+
 int main(int argc, char **argv)
 {
-  s_bench_t b = {.rounds = 5, .bucket_bytes = 0};
-  const char *out_dir = "bench/results";
-  static const char usage[] =
+  s_args_t args;
+  int code = herd_opts_main(
+      "bench_allreduce",
       "usage: mpirun -np N bench_allreduce [--quick] [--out-dir DIR] "
       "[--bucket-mib M]\n"
-      "  herd's mpi and gloo all-reduce against raw MPI_Allreduce and raw\n"
-      "  Gloo, 4 KiB..256 MiB (--quick: ..4 MiB), then fusion of 256 tensors.\n"
-      "  --out-dir DIR   allreduce.json and allreduce.md (default bench/results)\n"
-      "  --bucket-mib M  fusion bucket size (default 25)\n";
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0)
-      b.quick = 1;
-    else if (strcmp(argv[i], "--out-dir") == 0 && i + 1 < argc)
-      out_dir = argv[++i];
-    else if (strcmp(argv[i], "--bucket-mib") == 0 && i + 1 < argc)
-      b.bucket_bytes = strtoul(argv[++i], NULL, 10) << 20;
-    else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      fputs(usage, stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "bench_allreduce: unknown or incomplete option '%s'\n%s",
-              argv[i], usage);
-      return 2;
-    }
-  }
+      "herd's mpi and gloo all-reduce against raw MPI_Allreduce and raw Gloo,\n"
+      "4 KiB..256 MiB, then fusion of 256 tensors of 4-64 KiB.",
+      s_table, sizeof s_table / sizeof *s_table, &args, argc, argv, NULL);
+  if (code >= 0)
+    return code;
+  s_bench_t b = {.rounds = 5, .quick = args.quick,
+                 .bucket_bytes = (size_t)args.bucket_mib << 20};
+  const char *out_dir = args.out_dir;
   char dir[4096] = "";
   if (s_setup(&b, dir, sizeof dir) != 0) {
     fprintf(stderr, "bench: setup failed: %s\n", herd_error_detail());
     return 1;
   }
-  if (!b.bucket_bytes)
-    b.bucket_bytes = 25u << 20;
   if (b.rank == 0)
     s_open_outputs(&b, out_dir);
   size_t max_bytes = b.quick ? 4u << 20 : 256u << 20;

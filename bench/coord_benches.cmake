@@ -3,7 +3,7 @@
 # workers, formation of 4,096). ctest runs their --quick modes (label
 # bench); the full runs and how to read them: bench/README.md.
 add_executable(coord_fault ${CMAKE_CURRENT_LIST_DIR}/coord_fault.c)
-target_link_libraries(coord_fault PRIVATE PkgConfig::JANSSON)
+target_link_libraries(coord_fault PRIVATE herd_common PkgConfig::JANSSON)
 target_compile_definitions(coord_fault PRIVATE
   HERD_BIN="$<TARGET_FILE:herd_cli>"
   WORKER_BIN="$<TARGET_FILE:test_coord_worker>")

@@ -10,6 +10,7 @@
  * Usage: coord_fault [--quick] [--kills N] [--out FILE]. Bounded in time.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "herd/opts.h"
 
 #define TOKEN "fault-token"
 #define WORKERS 4
@@ -161,35 +164,34 @@ static double s_one_kill(s_worker_t *ws, const char *events, long *pos,
   return ts < 0 ? -1 : (ts - killed) * 1000.0;
 }
 
+typedef struct {
+  int quick;
+  int64_t kills;
+  const char *out;
+} s_args_t;
+
+static const herd_opt_t s_table[] = {
+    {"quick", 0, NULL, HERD_OPT_FLAG, NULL, 0, 0, NULL,
+     offsetof(s_args_t, quick), "5 kills (overrides --kills)"},
+    {"kills", 0, NULL, HERD_OPT_INT, "50", 1, 100000, NULL,
+     offsetof(s_args_t, kills), "kill -9 rounds"},
+    {"out", 0, NULL, HERD_OPT_STRING, "bench/results/coord_fault.json", 0, 0,
+     NULL, offsetof(s_args_t, out), "JSON results"},
+};
+
 int main(int argc, char **argv)
 {
-  int kills = 50;
-  const char *out_path = "bench/results/coord_fault.json";
-  static const char usage[] =
+  s_args_t args;
+  int code = herd_opts_main(
+      "coord_fault",
       "usage: coord_fault [--quick] [--kills N] [--out FILE]\n"
-      "  kill -9 of a worker -> the coordinator's member_failed event, p50 and\n"
-      "  p99 over N kills (default 50, --quick 5), default detection settings.\n"
-      "  --out FILE  JSON results (default bench/results/coord_fault.json)\n";
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--quick"))
-      kills = 5;
-    else if (!strcmp(argv[i], "--kills") && i + 1 < argc)
-      kills = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-      out_path = argv[++i];
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      fputs(usage, stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "coord_fault: unknown or incomplete option '%s'\n%s",
-              argv[i], usage);
-      return 2;
-    }
-  }
-  if (kills < 1 || kills > 100000) {
-    fprintf(stderr, "coord_fault: --kills must be 1..100000\n");
-    return 2;
-  }
+      "kill -9 of a worker -> the coordinator's member_failed event, p50 and\n"
+      "p99 over the kills, default detection settings.",
+      s_table, sizeof s_table / sizeof *s_table, &args, argc, argv, NULL);
+  if (code >= 0)
+    return code;
+  int kills = args.quick ? 5 : (int)args.kills;
+  const char *out_path = args.out;
   char dir[] = "/tmp/herd-coord-fault-XXXXXX", run_dir[128], events[160];
   char port[16], endpoint[64];
   if (!mkdtemp(dir))

@@ -18,6 +18,7 @@
  * workers plus a 4,096 formation run. Every wait is bounded.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -555,30 +556,32 @@ static void s_print(FILE *out, const s_level_t *r, int last)
           (long long)r->probes_lost, r->ok ? "true" : "false", last ? "" : ",");
 }
 
+typedef struct {
+  int quick;
+  const char *out;
+} s_args_t;
+
+static const herd_opt_t s_table[] = {
+    {"quick", 0, NULL, HERD_OPT_FLAG, NULL, 0, 0, NULL,
+     offsetof(s_args_t, quick), "200 / 1,000 workers + a 512 formation run"},
+    {"out", 0, NULL, HERD_OPT_STRING, "bench/results/coord_scale.json", 0, 0,
+     NULL, offsetof(s_args_t, out), "JSON results"},
+};
+
 int main(int argc, char **argv)
 {
-  int quick = 0;
-  const char *out_path = "bench/results/coord_scale.json";
-  static const char usage[] =
+  s_args_t args;
+  int code = herd_opts_main(
+      "coord_scale",
       "usage: coord_scale [--quick] [--out FILE]\n"
-      "  Simulated workers against one coordinator: formation time, CPU,\n"
-      "  heartbeat handling latency and RSS at 1,000 / 4,000 / 10,000\n"
-      "  workers plus a 4,096 formation run (--quick: 200 / 1,000 + 512).\n"
-      "  --out FILE  JSON results (default bench/results/coord_scale.json)\n";
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--quick"))
-      quick = 1;
-    else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-      out_path = argv[++i];
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      fputs(usage, stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "coord_scale: unknown or incomplete option '%s'\n%s",
-              argv[i], usage);
-      return 2;
-    }
-  }
+      "Simulated workers against one coordinator: formation time, CPU,\n"
+      "heartbeat handling latency and RSS at 1,000 / 4,000 / 10,000 workers\n"
+      "plus a 4,096 formation run.",
+      s_table, sizeof s_table / sizeof *s_table, &args, argc, argv, NULL);
+  if (code >= 0)
+    return code;
+  int quick = args.quick;
+  const char *out_path = args.out;
   signal(SIGPIPE, SIG_IGN);
   if (!getenv("HERD_LOG_LEVEL"))
     herd_log_set_level(HERD_LOG_ERROR);

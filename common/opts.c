@@ -181,6 +181,27 @@ herd_result_t herd_opts_parse(const herd_opt_t *table, size_t count,
   return HERD_OK;
 }
 
+int herd_opts_main(const char *prog, const char *usage, const herd_opt_t *table,
+                   size_t count, void *config, int argc, char **argv,
+                   int *first_positional)
+{
+  int first = argc;
+  herd_result_t rc = herd_opts_parse(table, count, config, argc, argv, &first);
+  if (rc == HERD_EINTR) {
+    herd_opts_help(stdout, usage, table, count);
+    return 0;
+  }
+  if (rc == HERD_OK && !first_positional && first < argc)
+    rc = herd_error_set(HERD_EINVAL, "unexpected argument '%s'", argv[first]);
+  if (rc != HERD_OK) {
+    fprintf(stderr, "%s: error: %s\n", prog, herd_error_detail());
+    return 2;
+  }
+  if (first_positional)
+    *first_positional = first;
+  return -1;
+}
+
 void herd_opts_help(FILE *out, const char *usage, const herd_opt_t *table,
                     size_t count)
 {

@@ -31,17 +31,10 @@ static void s_usage(FILE *out)
 int herd_cli_parse(const char *usage, const herd_opt_t *table, size_t count,
                    void *config, int argc, char **argv, int *first_positional)
 {
-  herd_result_t rc =
-      herd_opts_parse(table, count, config, argc, argv, first_positional);
-  if (rc == HERD_EINTR) {
-    herd_opts_help(stdout, usage, table, count);
-    return HERD_EXIT_OK;
-  }
-  if (rc != HERD_OK) {
-    fprintf(stderr, "herd %s: error: %s\n", argv[0], herd_error_detail());
-    return HERD_EXIT_USAGE;
-  }
-  return -1;
+  char prog[128];
+  snprintf(prog, sizeof prog, "herd %s", argv[0]);
+  return herd_opts_main(prog, usage, table, count, config, argc, argv,
+                        first_positional);
 }
 
 int herd_cli_fail(const char *cmd, herd_result_t rc)

@@ -520,21 +520,13 @@ int main(int argc, char **argv)
   pthread_mutex_init(&train.comm_lock, NULL);
   train.resumed_from_step = -1;
   train.last_ckpt_step = -1;
-  int first = argc;
-  herd_result_t rc = herd_opts_parse(s_table, sizeof s_table / sizeof *s_table,
-                                     &train.config, argc, argv, &first);
-  if (rc == HERD_EINTR) {
-    herd_opts_help(stdout, s_usage, s_table, sizeof s_table / sizeof *s_table);
-    return 0;
-  }
-  if (rc == HERD_OK && first < argc)
-    rc = herd_error_set(HERD_EINVAL, "unexpected argument '%s'", argv[first]);
-  if (rc != HERD_OK) {
-    fprintf(stderr, "herd-train: error: %s\n", herd_error_detail());
-    return 2;
-  }
+  int code = herd_opts_main("herd-train", s_usage, s_table,
+                            sizeof s_table / sizeof *s_table, &train.config,
+                            argc, argv, NULL);
+  if (code >= 0)
+    return code;
   s_catch_stop_signals();
-  rc = s_setup(&train);
+  herd_result_t rc = s_setup(&train);
   if (rc == HERD_OK && train.config.timeline)
     rc = herd_timeline_open(train.config.timeline, train.rank, &train.timeline);
   if (rc == HERD_OK)

@@ -52,6 +52,14 @@ herd_result_t herd_opts_parse(const herd_opt_t *table, size_t count,
 void herd_opts_help(FILE *out, const char *usage, const herd_opt_t *table,
                     size_t count);
 
+/* herd_opts_parse for a program's main(). Returns -1 when the program goes
+ * on; 0 after printing --help; 2 after printing "PROG: error: <detail>" for
+ * a bad option, or for any positional argument when first_positional is
+ * NULL (a program that takes none). */
+int herd_opts_main(const char *prog, const char *usage, const herd_opt_t *table,
+                   size_t count, void *config, int argc, char **argv,
+                   int *first_positional);
+
 #ifdef __cplusplus
 }
 #endif
