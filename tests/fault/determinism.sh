@@ -8,13 +8,8 @@
 # Usage: determinism.sh BIN_DIR DATA_FILE CASE. Every wait is bounded.
 set -euo pipefail
 bin=$1 data=$2 case=$3
-export PATH="$bin:$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-py=/usr/bin/python3
-tmp=$(mktemp -d /tmp/herd-determ.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL ($case): $*" >&2; for f in "$tmp"/*.log; do [ -f "$f" ] && tail -5 "$f" >&2; done; exit 1; }
+. "$(dirname "$0")/run_helpers.sh"
+fault_setup determ
 args=(--data "$data" --deterministic --virtual-shards 12 --epochs 1 --max-steps 240 --seed 3)
 sha() { "$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['param_sha256'])" "$1/summary.json"; }
 run() { # NAME N BACKEND [extra herd run args...]
@@ -23,7 +18,6 @@ run() { # NAME N BACKEND [extra herd run args...]
     -- herd-train "${args[@]}" > "$tmp/$name.log" 2>&1 || fail "run $name"
   sha "$tmp/$name"
 }
-. "$(dirname "$0")/run_helpers.sh"
 
 world_sizes() {
   ref=$(run n1 1 mpi)

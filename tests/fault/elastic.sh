@@ -7,21 +7,14 @@
 # Usage: elastic.sh BIN_DIR DATA_FILE CASE. Every wait is bounded.
 set -euo pipefail
 bin=$1 data=$2 case=$3
-export PATH="$bin:$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-py=/usr/bin/python3
-tmp=$(mktemp -d /tmp/herd-elastic.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL ($case): $*" >&2; for f in "$tmp"/*.log; do [ -f "$f" ] && tail -20 "$f" >&2; done; exit 1; }
+. "$(dirname "$0")/run_helpers.sh"
+fault_setup elastic
 
 train_args=(--data "$data" --epochs 2 --seed 7 --ckpt-every 50)
 # The fault-free accuracy with the same seed, measured once by the
 # `baseline` case (a ctest fixture) and kept beside the data file.
 baseline_file="$(dirname "$data")/elastic-baseline.txt"
 baseline=$(cat "$baseline_file" 2>/dev/null || echo none)
-
-. "$(dirname "$0")/run_helpers.sh"
 
 # check RUN_DIR MIN_GENERATIONS: finished, generations, exactly-once, accuracy.
 check() {

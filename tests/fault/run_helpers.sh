@@ -1,5 +1,26 @@
 # Shared by the fault scripts that watch a running job through its
-# events.jsonl. Sourced; needs $py and a fail() function.
+# events.jsonl. Sourced after $bin and $case are set; `fault_setup NAME`
+# does the common prologue.
+
+# fault_setup NAME: herd's binaries on PATH, Open MPI allowed as root, $py,
+# a private $tmp (removed on exit with every pid in $pids killed), fail().
+fault_setup() {
+  export PATH="$bin:$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  py=/usr/bin/python3
+  tmp=$(mktemp -d "/tmp/herd-$1.XXXXXX")
+  pids=()
+  trap fault_cleanup EXIT
+}
+fault_cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+# fail MESSAGE: the message and the tail of every log in $tmp; exit 1.
+fail() {
+  echo "FAIL ($case): $*" >&2
+  for f in "$tmp"/*.log; do [ -f "$f" ] && tail -20 "$f" >&2; done
+  exit 1
+}
 
 # wait_for FILE PATTERN SECONDS
 wait_for() {
