@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_check.h"
 #include "mlp.h"
 
 struct herd_mlp_cuda {
@@ -41,21 +42,6 @@ struct herd_mlp_cuda {
 
 #define S_MAX_BATCH (1 << 24)
 #define S_THREADS 256
-
-static herd_result_t s_cuda_error(cudaError_t err, const char *what)
-{
-  if (err == cudaErrorMemoryAllocation)
-    return herd_error_set(HERD_ENOMEM, "cuda: %s: out of device memory", what);
-  return herd_error_set(HERD_EBACKEND, "cuda: %s: %s", what,
-                        cudaGetErrorString(err));
-}
-
-#define S_CUDA(call)                                                           \
-  do {                                                                         \
-    cudaError_t s_err_ = (call);                                               \
-    if (s_err_ != cudaSuccess)                                                 \
-      return s_cuda_error(s_err_, #call);                                      \
-  } while (0)
 
 #define S_BLAS(call)                                                           \
   do {                                                                         \
@@ -243,7 +229,7 @@ static herd_result_t s_reserve(herd_mlp_cuda_t *self, int batch)
     err = cudaMalloc((void **)&stats, 2 * (size_t)batch * sizeof(double));
   if (err != cudaSuccess) {
     cudaFree(block);
-    return s_cuda_error(err, "scratch");
+    return herd_cuda_error(err, "scratch");
   }
   cudaFree(self->scratch); /* waits for queued work that still uses it */
   cudaFree(self->row_stats);
@@ -261,12 +247,12 @@ static herd_result_t s_reserve(herd_mlp_cuda_t *self, int batch)
 
 static herd_result_t s_init_device(herd_mlp_cuda_t *self, int max_batch)
 {
-  S_CUDA(cudaStreamCreateWithFlags(&self->stream, cudaStreamNonBlocking));
+  HERD_CUDA_CHECK(cudaStreamCreateWithFlags(&self->stream, cudaStreamNonBlocking));
   S_BLAS(cublasCreate(&self->blas));
   S_BLAS(cublasSetStream(self->blas, self->stream));
   /* FP32 as on the CPU: TF32 would break the 1e-3 agreement with mlp.c. */
   S_BLAS(cublasSetMathMode(self->blas, CUBLAS_DEFAULT_MATH));
-  S_CUDA(cudaMalloc((void **)&self->eval_sums, 2 * sizeof(double)));
+  HERD_CUDA_CHECK(cudaMalloc((void **)&self->eval_sums, 2 * sizeof(double)));
   return s_reserve(self, max_batch);
 }
 
@@ -351,7 +337,7 @@ static herd_result_t s_forward(herd_mlp_cuda_t *self, const float *params,
     size_t n = (size_t)batch * (size_t)n_out;
     s_bias_act<<<s_blocks(n), S_THREADS, 0, self->stream>>>(
         z, params + b_off, (size_t)batch, n_out, l + 1 < self->layers);
-    S_CUDA(cudaGetLastError());
+    HERD_CUDA_CHECK(cudaGetLastError());
     in = z;
   }
   return HERD_OK;
@@ -367,7 +353,7 @@ static herd_result_t s_loss(herd_mlp_cuda_t *self, const uint8_t *labels,
   s_xent<<<blocks, S_THREADS, 0, self->stream>>>(
       self->act[self->layers - 1], labels, batch, classes, d, self->row_stats,
       self->row_stats + self->capacity);
-  S_CUDA(cudaGetLastError());
+  HERD_CUDA_CHECK(cudaGetLastError());
   return HERD_OK;
 }
 
@@ -387,7 +373,7 @@ static herd_result_t s_backward(herd_mlp_cuda_t *self, const float *params,
     dim3 block(32, 8);
     s_bias_grad<<<(unsigned)((n_out + 31) / 32), block, 0, self->stream>>>(
         d, batch, n_out, grad + b_off);
-    S_CUDA(cudaGetLastError());
+    HERD_CUDA_CHECK(cudaGetLastError());
     if (l == 0)
       break;
     S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_N, CUBLAS_OP_N, n_in, batch, n_out,
@@ -395,7 +381,7 @@ static herd_result_t s_backward(herd_mlp_cuda_t *self, const float *params,
                        n_in));
     size_t n = (size_t)batch * (size_t)n_in;
     s_relu_backward<<<s_blocks(n), S_THREADS, 0, self->stream>>>(d_next, in, n);
-    S_CUDA(cudaGetLastError());
+    HERD_CUDA_CHECK(cudaGetLastError());
     float *tmp = d;
     d = d_next;
     d_next = tmp;
@@ -419,7 +405,7 @@ herd_mlp_cuda_forward_backward(herd_mlp_cuda_t *mlp, const float *params,
     s_sum_rows<float><<<1, S_THREADS, 0, mlp->stream>>>(
         mlp->row_stats, mlp->row_stats + mlp->capacity, batch, loss_sum,
         correct);
-    S_CUDA(cudaGetLastError());
+    HERD_CUDA_CHECK(cudaGetLastError());
   }
   return s_backward(mlp, params, x, batch, grad_sum);
 }
@@ -431,7 +417,7 @@ herd_result_t herd_mlp_cuda_evaluate(herd_mlp_cuda_t *mlp, const float *params,
 {
   size_t inputs = (size_t)herd_mlp_inputs(mlp->shape);
   double sums[2] = {0.0, 0.0};
-  S_CUDA(cudaMemsetAsync(mlp->eval_sums, 0, sizeof sums, mlp->stream));
+  HERD_CUDA_CHECK(cudaMemsetAsync(mlp->eval_sums, 0, sizeof sums, mlp->stream));
   for (size_t first = 0; first < n; first += (size_t)mlp->capacity) {
     size_t left = n - first;
     int chunk = left < (size_t)mlp->capacity ? (int)left : mlp->capacity;
@@ -440,11 +426,11 @@ herd_result_t herd_mlp_cuda_evaluate(herd_mlp_cuda_t *mlp, const float *params,
     s_sum_rows<double><<<1, S_THREADS, 0, mlp->stream>>>(
         mlp->row_stats, mlp->row_stats + mlp->capacity, chunk, mlp->eval_sums,
         mlp->eval_sums + 1);
-    S_CUDA(cudaGetLastError());
+    HERD_CUDA_CHECK(cudaGetLastError());
   }
-  S_CUDA(cudaMemcpyAsync(sums, mlp->eval_sums, sizeof sums,
+  HERD_CUDA_CHECK(cudaMemcpyAsync(sums, mlp->eval_sums, sizeof sums,
                          cudaMemcpyDeviceToHost, mlp->stream));
-  S_CUDA(cudaStreamSynchronize(mlp->stream));
+  HERD_CUDA_CHECK(cudaStreamSynchronize(mlp->stream));
   if (loss_sum)
     *loss_sum += sums[0];
   if (correct)
@@ -460,7 +446,7 @@ herd_result_t herd_mlp_cuda_normalize_u8(herd_mlp_cuda_t *mlp,
     return HERD_OK;
   s_normalize<<<s_blocks(count), S_THREADS, 0, mlp->stream>>>(pixels, count,
                                                               out);
-  S_CUDA(cudaGetLastError());
+  HERD_CUDA_CHECK(cudaGetLastError());
   return HERD_OK;
 }
 
@@ -473,7 +459,7 @@ herd_result_t herd_mlp_cuda_gather(herd_mlp_cuda_t *mlp, const uint8_t *images,
     return HERD_OK;
   s_gather<<<s_blocks(n * sample_size), S_THREADS, 0, mlp->stream>>>(
       images, labels, sample_size, indices, n, x, labels_out);
-  S_CUDA(cudaGetLastError());
+  HERD_CUDA_CHECK(cudaGetLastError());
   return HERD_OK;
 }
 
@@ -481,6 +467,6 @@ herd_result_t herd_mlp_cuda_set_f32(herd_mlp_cuda_t *mlp, float *dst,
                                     float value)
 {
   s_set<<<1, 1, 0, mlp->stream>>>(dst, value);
-  S_CUDA(cudaGetLastError());
+  HERD_CUDA_CHECK(cudaGetLastError());
   return HERD_OK;
 }

@@ -14,6 +14,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "cuda_check.h"
+
 struct herd_optim_cuda {
   herd_optim_config_t config;
   size_t count;
@@ -23,15 +25,6 @@ struct herd_optim_cuda {
 };
 
 #define S_THREADS 256
-
-#define S_CUDA(call)                                                           \
-  do {                                                                         \
-    cudaError_t s_err_ = (call);                                               \
-    if (s_err_ != cudaSuccess)                                                 \
-      return herd_error_set(                                                   \
-          s_err_ == cudaErrorMemoryAllocation ? HERD_ENOMEM : HERD_EBACKEND,   \
-          "cuda: %s: %s", #call, cudaGetErrorString(s_err_));                  \
-  } while (0)
 
 #define S_GRID_STRIDE(i, n)                                                    \
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);      \
@@ -141,7 +134,7 @@ herd_result_t herd_optim_cuda_step(herd_optim_cuda_t *optim, float *params,
         params, grad_sum, divisor, optim->state[0], optim->count, lr,
         c->weight_decay, c->momentum, c->nesterov);
   }
-  S_CUDA(cudaGetLastError());
+  HERD_CUDA_CHECK(cudaGetLastError());
   return HERD_OK;
 }
 
@@ -170,10 +163,10 @@ herd_result_t herd_optim_cuda_download(herd_optim_cuda_t *optim,
 {
   HERD_CHECK(s_check_twin(optim, host));
   for (int i = 0; i < optim->n_state; i++)
-    S_CUDA(cudaMemcpyAsync(herd_optim_state(host, i), optim->state[i],
+    HERD_CUDA_CHECK(cudaMemcpyAsync(herd_optim_state(host, i), optim->state[i],
                            optim->count * sizeof(float), cudaMemcpyDeviceToHost,
                            stream));
-  S_CUDA(cudaStreamSynchronize(stream));
+  HERD_CUDA_CHECK(cudaStreamSynchronize(stream));
   herd_optim_set_step_count(host, optim->step_count);
   return HERD_OK;
 }
@@ -186,10 +179,10 @@ herd_result_t herd_optim_cuda_upload(herd_optim_cuda_t *optim,
    * stream's flags (a plain cudaMemcpy from pageable memory may still be
    * in flight when it returns). */
   for (int i = 0; i < optim->n_state; i++)
-    S_CUDA(cudaMemcpyAsync(optim->state[i], herd_optim_state(host, i),
+    HERD_CUDA_CHECK(cudaMemcpyAsync(optim->state[i], herd_optim_state(host, i),
                            optim->count * sizeof(float), cudaMemcpyHostToDevice,
                            stream));
-  S_CUDA(cudaStreamSynchronize(stream));
+  HERD_CUDA_CHECK(cudaStreamSynchronize(stream));
   optim->step_count = herd_optim_step_count(host);
   return HERD_OK;
 }

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cuda_check.h"
 #include "herd/env.h"
 #include "mlp_cuda.h"
 #include "optim_cuda.h"
@@ -55,15 +56,6 @@ struct herd_train_cuda {
 /* Evaluation chunk: bigger than a training batch, small next to a GPU. */
 #define S_EVAL_ROWS 4096
 
-#define S_CUDA(call)                                                           \
-  do {                                                                         \
-    cudaError_t s_err_ = (call);                                               \
-    if (s_err_ != cudaSuccess)                                                 \
-      return herd_error_set(                                                   \
-          s_err_ == cudaErrorMemoryAllocation ? HERD_ENOMEM : HERD_EBACKEND,   \
-          "cuda: %s: %s", #call, cudaGetErrorString(s_err_));                  \
-  } while (0)
-
 static double s_now(void)
 {
   struct timespec ts;
@@ -86,9 +78,9 @@ herd_result_t herd_train_cuda_probe(void)
 static herd_result_t s_upload(herd_train_cuda_t *self, void **dst,
                               const void *src, size_t len)
 {
-  S_CUDA(cudaMalloc(dst, len ? len : 1));
+  HERD_CUDA_CHECK(cudaMalloc(dst, len ? len : 1));
   if (src && len)
-    S_CUDA(
+    HERD_CUDA_CHECK(
         cudaMemcpyAsync(*dst, src, len, cudaMemcpyHostToDevice, self->stream));
   return HERD_OK;
 }
@@ -155,24 +147,24 @@ static herd_result_t s_make_model(herd_train_t *train, herd_train_cuda_t *self)
   HERD_CHECK(s_upload(self, (void **)&self->x, NULL,
                       local_max * pixels * sizeof(float)));
   HERD_CHECK(s_upload(self, (void **)&self->labels, NULL, local_max));
-  S_CUDA(
+  HERD_CUDA_CHECK(
       cudaMallocHost((void **)&self->extras, HERD_TRAIN_EXTRA * sizeof(float)));
-  S_CUDA(cudaEventCreate(&self->data_start));
-  S_CUDA(cudaEventCreate(&self->data_end));
+  HERD_CUDA_CHECK(cudaEventCreate(&self->data_start));
+  HERD_CUDA_CHECK(cudaEventCreate(&self->data_end));
   return HERD_OK;
 }
 
 static herd_result_t s_open_device(herd_train_t *train, herd_train_cuda_t *self)
 {
   int devices = 0;
-  S_CUDA(cudaGetDeviceCount(&devices));
+  HERD_CUDA_CHECK(cudaGetDeviceCount(&devices));
   herd_launch_env_t env; /* one GPU per rank on a node, by local rank */
   HERD_CHECK(herd_env_discover(&env));
   self->device = (env.local_rank > 0 ? env.local_rank : 0) % devices;
-  S_CUDA(cudaSetDevice(self->device));
+  HERD_CUDA_CHECK(cudaSetDevice(self->device));
   HERD_CHECK(s_make_model(train, self));
   HERD_CHECK(s_upload_data(train, self));
-  S_CUDA(cudaStreamSynchronize(self->stream));
+  HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
   HERD_LOG(HERD_LOG_INFO, "train", "cuda: device %d of %d, %zu parameters",
            self->device, devices, train->param_count);
   return HERD_OK;
@@ -216,7 +208,7 @@ static herd_result_t s_sync_perm(herd_train_t *train, herd_train_cuda_t *self)
   int64_t epoch = (int64_t)herd_sampler_epoch(train->sampler);
   if (epoch == self->perm_epoch)
     return HERD_OK;
-  S_CUDA(cudaMemcpyAsync(self->perm, herd_sampler_perm(train->sampler),
+  HERD_CUDA_CHECK(cudaMemcpyAsync(self->perm, herd_sampler_perm(train->sampler),
                          herd_sampler_count(train->sampler) * sizeof(uint32_t),
                          cudaMemcpyHostToDevice, self->stream));
   self->perm_epoch = epoch;
@@ -230,12 +222,12 @@ static herd_result_t s_local_grad(herd_train_t *train, herd_train_cuda_t *self,
   size_t pixels = (size_t)herd_mlp_inputs(train->mlp);
   size_t p = train->param_count, n = end - begin;
   HERD_CHECK(s_sync_perm(train, self));
-  S_CUDA(cudaEventRecord(self->data_start, self->stream));
+  HERD_CUDA_CHECK(cudaEventRecord(self->data_start, self->stream));
   HERD_CHECK(herd_mlp_cuda_gather(
       self->mlp, self->train_images, self->train_labels, pixels,
       self->perm + begin, n, self->x, self->labels));
-  S_CUDA(cudaEventRecord(self->data_end, self->stream));
-  S_CUDA(cudaMemsetAsync(self->grad, 0, (p + HERD_TRAIN_EXTRA) * sizeof(float),
+  HERD_CUDA_CHECK(cudaEventRecord(self->data_end, self->stream));
+  HERD_CUDA_CHECK(cudaMemsetAsync(self->grad, 0, (p + HERD_TRAIN_EXTRA) * sizeof(float),
                          self->stream));
   HERD_CHECK(herd_mlp_cuda_forward_backward(
       self->mlp, self->params, self->x, self->labels, (int)n, self->grad,
@@ -244,7 +236,7 @@ static herd_result_t s_local_grad(herd_train_t *train, herd_train_cuda_t *self,
   HERD_CHECK(herd_mlp_cuda_set_f32(
       self->mlp, self->grad + p + HERD_TRAIN_STOP_SLOT, stop ? 1.0f : 0.0f));
   /* NCCL's stream (or the host) reads the gradient next. */
-  S_CUDA(cudaStreamSynchronize(self->stream));
+  HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
   return HERD_OK;
 }
 
@@ -255,12 +247,12 @@ static herd_result_t s_allreduce(herd_train_t *train, herd_train_cuda_t *self)
     return herd_comm_allreduce_buckets(self->nccl, self->grad, count,
                                        HERD_DTYPE_F32, HERD_OP_SUM);
   /* mpi / gloo: host buffers only. */
-  S_CUDA(cudaMemcpyAsync(train->grad, self->grad, count * sizeof(float),
+  HERD_CUDA_CHECK(cudaMemcpyAsync(train->grad, self->grad, count * sizeof(float),
                          cudaMemcpyDeviceToHost, self->stream));
-  S_CUDA(cudaStreamSynchronize(self->stream));
+  HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
   HERD_CHECK(herd_comm_allreduce_buckets(train->comm, train->grad, count,
                                          HERD_DTYPE_F32, HERD_OP_SUM));
-  S_CUDA(cudaMemcpyAsync(self->grad, train->grad, count * sizeof(float),
+  HERD_CUDA_CHECK(cudaMemcpyAsync(self->grad, train->grad, count * sizeof(float),
                          cudaMemcpyHostToDevice, self->stream));
   return HERD_OK;
 }
@@ -285,10 +277,10 @@ herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
   float lr = (float)herd_lr_at(&train->schedule, train->step);
   HERD_CHECK(herd_optim_cuda_step(self->optim, self->params, self->grad,
                                   self->grad + p + 1, lr, self->stream));
-  S_CUDA(cudaMemcpyAsync(self->extras, self->grad + p,
+  HERD_CUDA_CHECK(cudaMemcpyAsync(self->extras, self->grad + p,
                          HERD_TRAIN_EXTRA * sizeof(float),
                          cudaMemcpyDeviceToHost, self->stream));
-  S_CUDA(cudaStreamSynchronize(self->stream));
+  HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
   double t3 = s_now();
   float data_ms = 0.0f;
   cudaEventElapsedTime(&data_ms, self->data_start, self->data_end);
@@ -327,7 +319,7 @@ herd_result_t herd_train_cuda_download(herd_train_t *train)
   herd_train_cuda_t *self = train->cuda;
   if (!self || !self->optim || !self->params)
     return HERD_OK;
-  S_CUDA(cudaMemcpyAsync(train->params, self->params,
+  HERD_CUDA_CHECK(cudaMemcpyAsync(train->params, self->params,
                          train->param_count * sizeof(float),
                          cudaMemcpyDeviceToHost, self->stream));
   /* waits for the stream, so the params copy too */
