@@ -2,7 +2,9 @@
 # latency) and coord_scale (CPU, latency, memory at 1k-10k simulated
 # workers, formation of 4,096). ctest runs their --quick modes (label
 # bench); the full runs and how to read them: bench/README.md.
-add_executable(coord_fault ${CMAKE_CURRENT_LIST_DIR}/coord_fault.c)
+add_executable(coord_fault ${CMAKE_CURRENT_LIST_DIR}/coord_fault.c
+  ${PROJECT_SOURCE_DIR}/tests/integration/test_proc.c)
+target_include_directories(coord_fault PRIVATE ${PROJECT_SOURCE_DIR}/tests/integration)
 target_link_libraries(coord_fault PRIVATE herd_common PkgConfig::JANSSON)
 target_compile_definitions(coord_fault PRIVATE
   HERD_BIN="$<TARGET_FILE:herd_cli>"

@@ -11,13 +11,11 @@
  */
 #include <fcntl.h>
 #include <stddef.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,6 +24,7 @@
 #include <jansson.h>
 
 #include "herd/opts.h"
+#include "test_proc.h"
 
 #define TOKEN "fault-token"
 #define WORKERS 4
@@ -35,31 +34,6 @@ static double s_unix_now(void)
   struct timeval tv;
   gettimeofday(&tv, NULL);
   return (double)tv.tv_sec + tv.tv_usec / 1e6;
-}
-
-/* stdin is a pipe we keep open (the worker leaves when it closes). */
-static pid_t s_spawn(char *const argv[], int *out_fd, int *in_fd)
-{
-  int out[2], in[2];
-  if (pipe(out) || pipe(in))
-    abort();
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(in[0], 0);
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 2);
-    for (int fd = 3; fd < 256; fd++)
-      close(fd);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  close(out[1]);
-  close(in[0]);
-  fcntl(out[0], F_SETFL, O_NONBLOCK);
-  *out_fd = out[0];
-  *in_fd = in[1];
-  return pid;
 }
 
 /* A worker is admitted once it printed a roster line with generation > 0. */
@@ -101,18 +75,6 @@ static double s_failed_ts(const char *events, long *pos, int pid)
   return ts;
 }
 
-static int s_free_port(void)
-{
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in addr = {0};
-  socklen_t len = sizeof addr;
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&addr, sizeof addr);
-  getsockname(fd, (struct sockaddr *)&addr, &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 typedef struct {
   pid_t pid;
@@ -123,7 +85,7 @@ static void s_start_worker(s_worker_t *w, char *endpoint)
 {
   char *argv[] = {WORKER_BIN, "--coord", endpoint, "--token", TOKEN,
                   "--job-id", "herd", "--duration-s", "300", NULL};
-  w->pid = s_spawn(argv, &w->fd, &w->in_fd);
+  w->pid = herd_test_spawn_piped(argv, NULL, &w->in_fd, &w->fd);
   w->admitted = 0;
 }
 
@@ -198,13 +160,13 @@ int main(int argc, char **argv)
     return 2;
   snprintf(run_dir, sizeof run_dir, "%s/run", dir);
   snprintf(events, sizeof events, "%s/events.jsonl", run_dir);
-  snprintf(port, sizeof port, "%d", s_free_port());
+  snprintf(port, sizeof port, "%d", herd_test_free_port());
   snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%s", port);
   char *cargv[] = {HERD_BIN, "coord", "--port", port, "--token", TOKEN,
                    "--run-dir", run_dir, "--min", "1", "--max", "4",
                    "--host-cooldown-failures", "-1", NULL};
   int coord_fd, coord_in;
-  pid_t coord = s_spawn(cargv, &coord_fd, &coord_in);
+  pid_t coord = herd_test_spawn_piped(cargv, NULL, &coord_in, &coord_fd);
   s_worker_t ws[WORKERS];
   for (int i = 0; i < WORKERS; i++)
     s_start_worker(&ws[i], endpoint);

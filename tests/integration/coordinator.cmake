@@ -9,6 +9,7 @@ add_executable(test_coord_worker ${CMAKE_CURRENT_LIST_DIR}/test_coord_worker.c)
 target_link_libraries(test_coord_worker PRIVATE herd)
 herd_unit_test(test_coord_elastic
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_coord_elastic.c
+          ${CMAKE_CURRENT_LIST_DIR}/test_proc.c
   LIBS herd_coord herd PkgConfig::JANSSON LABEL fault)
 target_compile_definitions(test_coord_elastic PRIVATE
   HERD_BIN="$<TARGET_FILE:herd_cli>"

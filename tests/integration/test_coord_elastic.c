@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -24,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +31,7 @@
 #include <jansson.h>
 
 #include "herd/herd.h"
+#include "test_proc.h"
 
 #define TOKEN "elastic-token"
 #define JOB "job-e"
@@ -57,47 +56,13 @@ typedef struct {
   int join_failed;
 } s_proc_t;
 
-static int s_free_port(void)
-{
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in addr = {0};
-  socklen_t len = sizeof addr;
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-/* fork + exec argv with pipes on stdin/stdout; stderr to `log` if given. */
+/* Spawns argv with pipes (test_proc.h); stderr to `log` if given. */
 static void s_spawn(s_proc_t *p, char *const argv[], const char *log)
 {
-  int in[2], out[2];
-  assert_int_equal(pipe(in), 0);
-  assert_int_equal(pipe(out), 0);
   memset(p, 0, sizeof *p);
   p->rank = -1;
-  p->pid = fork();
-  assert_true(p->pid >= 0);
-  if (p->pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    if (log) {
-      int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0)
-        dup2(fd, 2);
-    }
-    for (int fd = 3; fd < 256; fd++)
-      close(fd);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  close(in[0]);
-  close(out[1]);
-  p->in_fd = in[1];
-  p->out_fd = out[0];
-  fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
+  p->pid = herd_test_spawn_piped(argv, log, &p->in_fd, &p->out_fd);
+  assert_true(p->pid > 0);
 }
 
 static void s_parse_line(s_proc_t *p, const char *line)
@@ -171,7 +136,9 @@ static void s_env_make(s_env_t *env)
   assert_non_null(mkdtemp(env->dir));
   snprintf(env->run_dir, sizeof env->run_dir, "%s/run", env->dir);
   snprintf(env->log, sizeof env->log, "%s/log.txt", env->dir);
-  snprintf(env->port, sizeof env->port, "%d", s_free_port());
+  int port = herd_test_free_port();
+  assert_true(port > 0);
+  snprintf(env->port, sizeof env->port, "%d", port);
   snprintf(env->endpoint, sizeof env->endpoint, "tcp://127.0.0.1:%s",
            env->port);
 }
