@@ -53,17 +53,6 @@ herd_result_t herd_backend_parse(const char *name, herd_backend_t *backend)
                         name ? name : "");
 }
 
-herd_backend_t herd_comm_default_backend(int gpu_buffers, int elastic)
-{
-  herd_backend_t backend;
-  const char *env = getenv("HERD_BACKEND");
-  if (env && *env && herd_backend_parse(env, &backend) == HERD_OK)
-    return backend;
-  if (gpu_buffers)
-    return HERD_BACKEND_NCCL;
-  return elastic ? HERD_BACKEND_GLOO : HERD_BACKEND_MPI;
-}
-
 void herd_comm_store_destroy(herd_comm_store_t **store_p)
 {
   if (!store_p || !*store_p)

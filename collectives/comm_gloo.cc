@@ -364,12 +364,13 @@ const herd_comm_ops_t s_gloo_ops = {
     "gloo", s_allreduce, s_broadcast, s_barrier, s_abort, s_destroy,
 };
 
-/* Device on the address peers should dial: $HERD_GLOO_HOST, else loopback. */
-std::shared_ptr<gloo::transport::Device> s_device()
+/* Device on the address peers should dial: the one the store advertises
+ * (the worker's route to the coordinator, or --iface), loopback for a store
+ * whose ranks share one host. Gloo binds that address, never 0.0.0.0. */
+std::shared_ptr<gloo::transport::Device> s_device(const herd_comm_store_t *store)
 {
   gloo::transport::tcp::attr attr;
-  const char *host = getenv("HERD_GLOO_HOST");
-  attr.hostname = host && *host ? host : "127.0.0.1";
+  attr.hostname = store && store->host[0] ? store->host : "127.0.0.1";
   return gloo::transport::tcp::CreateDevice(attr);
 }
 
@@ -381,7 +382,7 @@ herd_result_t s_connect(herd_comm_t *comm, s_gloo *g)
   std::string prefix =
       "herd/gloo/g" + std::to_string((long long)cfg->generation) + "/";
   try {
-    g->device = s_device();
+    g->device = s_device(cfg->store);
     g->context = std::make_shared<gloo::rendezvous::Context>(comm->rank, comm->world_size);
     g->context->setTimeout(g->timeout);
     HerdStore store(cfg->store, prefix, timeout_ms);

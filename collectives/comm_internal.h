@@ -35,6 +35,10 @@ struct herd_comm_store {
                        size_t *len, int timeout_ms);
   void (*destroy)(void *ctx); /* may be NULL */
   void *ctx;
+  /* The address this process advertises to its peers through the store
+   * (the worker's route to the coordinator, herd/net.h); "" = loopback,
+   * for stores whose ranks all run on one host. */
+  char host[64];
 };
 
 typedef struct herd_comm_ops {

@@ -6,12 +6,15 @@
  * between. So herd_comm_abort() from another thread turns a collective
  * stuck on a dead peer into HERD_EABORTED promptly (ncclCommAbort), instead
  * of the hang a blocking NCCL call would be. In static mode the unique id
- * travels by MPI_Bcast; elastic jobs will take it from the coordinator KV.
+ * travels by MPI_Bcast; in elastic mode (a store in the config: Kubernetes,
+ * srun without pmix, herd run --launcher local) rank 0 of the generation
+ * publishes it in the coordinator's KV store under a per-generation key.
  */
 #include <cuda_runtime.h>
 #include <mpi.h>
 #include <nccl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +188,34 @@ static herd_result_t s_bootstrap(herd_comm_t *comm, ncclUniqueId *id)
   return HERD_OK;
 }
 
+/* Elastic mode: rank and world from the roster, the unique id through the
+ * store under this generation's key (a new id for every generation). */
+static herd_result_t s_bootstrap_store(herd_comm_t *comm, ncclUniqueId *id)
+{
+  const herd_comm_config_t *cfg = &comm->config;
+  if (cfg->rank < 0 || cfg->world_size < 1 || cfg->rank >= cfg->world_size)
+    return herd_error_set(HERD_EINVAL, "nccl: elastic mode needs rank and "
+                          "world_size (got %d of %d)", cfg->rank,
+                          cfg->world_size);
+  comm->rank = cfg->rank;
+  comm->world_size = cfg->world_size;
+  char key[64];
+  snprintf(key, sizeof key, "herd/nccl/g%lld/unique-id",
+           (long long)cfg->generation);
+  if (comm->rank == 0) {
+    S_NCCL_CHECK(ncclGetUniqueId(id));
+    return cfg->store->set(cfg->store->ctx, key, id, sizeof *id);
+  }
+  size_t len = 0;
+  int timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
+  HERD_CHECK(cfg->store->get(cfg->store->ctx, key, id, sizeof *id, &len,
+                             timeout_ms));
+  if (len != sizeof *id)
+    return herd_error_set(HERD_EPROTO, "nccl: unique id of %zu bytes under "
+                          "'%s' (expected %zu)", len, key, sizeof *id);
+  return HERD_OK;
+}
+
 herd_result_t herd_comm_nccl_init(herd_comm_t *comm)
 {
   s_nccl_t *nccl = calloc(1, sizeof *nccl);
@@ -195,7 +226,8 @@ herd_result_t herd_comm_nccl_init(herd_comm_t *comm)
   ncclUniqueId id;
   herd_result_t rc = s_pick_device(comm, nccl);
   if (rc == HERD_OK)
-    rc = s_bootstrap(comm, &id);
+    rc = comm->config.store ? s_bootstrap_store(comm, &id)
+                            : s_bootstrap(comm, &id);
   if (rc == HERD_OK) {
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;

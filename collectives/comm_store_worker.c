@@ -7,12 +7,12 @@
  * libherd (which depends on it).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "comm_internal.h"
 #include "herd/worker.h"
 
-#ifdef HERD_WORKER_HAS_KV
 /* A rendezvous belongs to one generation; once the coordinator hands out a
  * newer roster (another member died meanwhile) waiting on is pointless, so
  * gets wait in short slices and give up with HERD_ERECONFIG. */
@@ -74,17 +74,8 @@ herd_result_t herd_comm_store_from_worker(herd_worker_t *worker,
   *ctx = (s_ctx_t){worker, roster.generation};
   *store = (herd_comm_store_t){.set = s_set, .get = s_get, .destroy = free,
                                .ctx = ctx};
+  snprintf(store->host, sizeof store->host, "%s",
+           herd_worker_advertise_addr(worker));
   *store_out = store;
   return HERD_OK;
 }
-#else
-herd_result_t herd_comm_store_from_worker(herd_worker_t *worker,
-                                          herd_comm_store_t **store_out)
-{
-  (void)worker;
-  if (store_out)
-    *store_out = NULL;
-  return herd_error_set(HERD_EUNSUPPORTED,
-                        "this build's worker runtime has no KV store");
-}
-#endif

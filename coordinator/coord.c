@@ -30,6 +30,7 @@
 #include <zmq.h>
 
 #include "coord_internal.h"
+#include "herd/net.h"
 #include "herd/herd.h"
 
 #define COORD_DRAIN_BATCH 256
@@ -229,6 +230,32 @@ static herd_result_t s_copy_config(herd_coord_t *coord,
   return HERD_OK;
 }
 
+static int s_wildcard(const char *host)
+{
+  return !strcmp(host, "0.0.0.0") || !strcmp(host, "::") ||
+         !strcmp(host, "*") || !strcmp(host, "[::]");
+}
+
+/* The endpoint workers dial: the bound port on the advertised address, so
+ * `herd coord --bind 0.0.0.0` never hands out 0.0.0.0. */
+static herd_result_t s_advertise(herd_coord_t *coord)
+{
+  char host[HERD_NET_HOST_MAX];
+  int port = 0;
+  HERD_CHECK(herd_net_split_endpoint(coord->endpoint, host, sizeof host,
+                                     &port));
+  const char *advertise = coord->config.advertise_host;
+  coord->config.advertise_host = NULL; /* the caller's string: only now */
+  if (advertise && advertise[0])
+    snprintf(host, sizeof host, "%s", advertise);
+  else if (s_wildcard(coord->bind_host))
+    herd_net_any_addr(host, sizeof host);
+  else
+    return HERD_OK;
+  herd_net_format_endpoint(host, port, coord->endpoint, sizeof coord->endpoint);
+  return HERD_OK;
+}
+
 static herd_result_t s_bind(herd_coord_t *coord)
 {
   int one = 1, zero = 0;
@@ -274,7 +301,7 @@ static herd_result_t s_bind(herd_coord_t *coord)
   if (zmq_getsockopt(coord->router, ZMQ_LAST_ENDPOINT, coord->endpoint, &len) !=
       0)
     return herd_error_set(HERD_ESYS, "cannot read bound endpoint");
-  return HERD_OK;
+  return s_advertise(coord);
 }
 
 /* The monitoring counters and the run id (after coord_events_open, whose

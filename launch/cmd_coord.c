@@ -6,9 +6,10 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "herd/net.h"
 
 typedef struct {
-  const char *bind;
+  const char *bind, *advertise, *iface;
   int64_t port;
   const char *token;
   const char *job_id;
@@ -24,7 +25,13 @@ typedef struct {
 #define S_OFF(field) offsetof(s_coord_opts_t, field)
 static const herd_opt_t s_table[] = {
     {"bind", 0, "HERD_COORD_BIND", HERD_OPT_STRING, "127.0.0.1", 0, 0, NULL,
-     S_OFF(bind), "address to bind (0.0.0.0 only when workers are remote)"},
+     S_OFF(bind), "address to bind (the workers' side of this host; "
+     "0.0.0.0 binds every interface)"},
+    {"iface", 0, "HERD_IFACE", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(iface),
+     "bind and advertise this interface's address (e.g. eth0)"},
+    {"advertise", 0, "HERD_COORD_ADVERTISE", HERD_OPT_STRING, NULL, 0, 0, NULL,
+     S_OFF(advertise), "address workers dial, when not the bound one (NAT, "
+     "0.0.0.0; default: the bound address)"},
     {"port", 'p', "HERD_COORD_PORT", HERD_OPT_INT, "0", 0, 65535, NULL,
      S_OFF(port), "TCP port; 0 picks a free one and prints it"},
     {"token", 0, "HERD_TOKEN", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(token),
@@ -65,7 +72,9 @@ static const char s_usage[] =
     "Runs the coordinator until the job is done (rank 0 reports done), the\n"
     "join timeout passes, or SIGINT/SIGTERM. Workers find it through\n"
     "HERD_COORD=tcp://HOST:PORT and HERD_TOKEN. Restarted with the same\n"
-    "--port, --token and --run-dir, it adopts the running workers.";
+    "--port, --token and --run-dir, it adopts the running workers.\n"
+    "Workers on other hosts: --bind ADDR (or --iface IFACE) on the network\n"
+    "they share; the printed HERD_COORD is the address to give them.";
 
 static int s_wait_for_job(herd_coord_t *coord)
 {
@@ -109,8 +118,19 @@ int herd_cmd_coord(int argc, char **argv)
   herd_result_t rc = herd_cli_mkdirs(opts.run_dir);
   if (rc != HERD_OK)
     return herd_cli_fail("coord", rc);
+  char iface_addr[HERD_NET_ADDR_MAX];
+  if (opts.iface) {
+    if ((rc = herd_net_advertise_addr(opts.iface, NULL, iface_addr,
+                                      sizeof iface_addr)) != HERD_OK)
+      return herd_cli_fail("coord", rc == HERD_ENOENT ? HERD_EINVAL : rc);
+    if (!strcmp(opts.bind, "127.0.0.1")) /* the default: take the iface's */
+      opts.bind = iface_addr;
+    if (!opts.advertise)
+      opts.advertise = iface_addr;
+  }
   herd_coord_config_t config = HERD_COORD_CONFIG_INIT;
   config.bind_host = opts.bind;
+  config.advertise_host = opts.advertise;
   config.port = (int)opts.port;
   config.token = opts.token;
   config.job_id = opts.job_id;

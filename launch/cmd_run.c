@@ -1,6 +1,7 @@
 /* `herd run`: one command for a whole job on this machine.
  *
- * Starts an embedded coordinator on a free loopback port, launches N workers
+ * Starts an embedded coordinator (on a free loopback port when every worker
+ * runs here, else on the address the other hosts reach), launches N workers
  * (through mpirun, or fork/exec with --launcher local) with the coordinator
  * address and a fresh job token in their environment, prints a progress
  * line at a steady interval, forwards Ctrl-C/SIGTERM to the workers, and
@@ -55,6 +56,12 @@ static const herd_opt_t s_table[] = {
     {"max-restarts", 0, "HERD_MAX_RESTARTS", HERD_OPT_INT, "0", 0, 100000,
      NULL, S_OFF(max_restarts),
      "restart failed workers (gloo, local) or the job (mpi) this often"},
+    {"iface", 0, "HERD_IFACE", HERD_OPT_STRING, NULL, 0, 0, NULL,
+     S_OFF(iface), "interface the hosts share: the coordinator listens on "
+     "its address (default: the route to the first remote host)"},
+    {"coord-port", 0, "HERD_COORD_PORT", HERD_OPT_INT, "0", 0, 65535, NULL,
+     S_OFF(coord_port), "coordinator TCP port (0: a free one); fix it when "
+     "a firewall sits between the hosts"},
     HERD_CLI_MONITOR_OPTIONS(herd_run_opts_t, monitor),
 };
 
@@ -63,7 +70,8 @@ static const char s_usage[] =
     "                [--resume auto|never|PATH] [--launcher mpirun|local|srun]\n"
     "                [--hostfile FILE | -H host:N,...]\n"
     "                -- COMMAND [ARGS]\n\n"
-    "Starts a coordinator on a free loopback port and N workers running\n"
+    "Starts a coordinator (loopback, or with --hostfile/-H the address the\n"
+    "other hosts reach) and N workers running\n"
     "COMMAND (e.g. herd-train). Workers get HERD_COORD, HERD_TOKEN,\n"
     "HERD_RUN_DIR, HERD_CKPT_DIR, HERD_CKPT_EVERY and HERD_RESUME.\n"
     "Exit status: 0 done, 1 job failed, 2 bad usage, 130 interrupted.";
@@ -82,8 +90,6 @@ static herd_result_t s_export_env(const herd_run_opts_t *opts,
                setenv("HERD_CKPT_DIR", ckpt_dir, 1) ||
                setenv("HERD_CKPT_EVERY", number, 1) ||
                setenv("HERD_RESUME", opts->resume, 1);
-  snprintf(number, sizeof number, "%lld", (long long)opts->heartbeat_ms);
-  failed = failed || setenv("HERD_HEARTBEAT_MS", number, 1);
   if (opts->backend)
     failed = failed || setenv("HERD_BACKEND", opts->backend, 1);
   return failed ? herd_error_set(HERD_ESYS, "setenv failed") : HERD_OK;
@@ -93,6 +99,8 @@ static herd_result_t s_start_coord(const herd_run_opts_t *opts,
                                    const char *token, herd_coord_t **coord)
 {
   herd_coord_config_t config = HERD_COORD_CONFIG_INIT;
+  config.bind_host = opts->coord_addr; /* never 0.0.0.0 (herd_launch_check) */
+  config.port = (int)opts->coord_port;
   config.token = token;
   config.run_dir = opts->run_dir;
   config.min_workers = (int)(opts->min_workers ? opts->min_workers : opts->nproc);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "herd/net.h"
 #include "launch_internal.h"
 
 extern char **environ;
@@ -39,7 +40,7 @@ extern char **environ;
 static const char *const s_exported[] = {
     "HERD_COORD", "HERD_TOKEN", "HERD_JOB_ID", "HERD_RUN_DIR",
     "HERD_CKPT_DIR", "HERD_CKPT_EVERY", "HERD_RESUME", "HERD_BACKEND",
-    "HERD_HEARTBEAT_MS", "HERD_LOG_LEVEL", "HERD_LOG_SUBSYS", "PATH"};
+    "HERD_IFACE", "HERD_LOG_LEVEL", "HERD_LOG_SUBSYS", "PATH"};
 
 /* Finds `name` in PATH (or checks it when it has a '/'). */
 static int s_find_program(const char *name, char *out, size_t cap)
@@ -87,9 +88,22 @@ static int s_valid_count(const char *text, size_t len)
   return value >= 1 && value <= S_MAX_SLOTS;
 }
 
-/* -H host[:N],host[:N],... */
-static herd_result_t s_check_hosts(const char *hosts)
+/* Remembers the first host that is not this one: the coordinator must
+ * listen where that host reaches it. */
+static void s_note_host(herd_run_opts_t *opts, const char *host, size_t len)
 {
+  char name[256];
+  if (opts->remote_host[0] || len >= sizeof name)
+    return;
+  snprintf(name, sizeof name, "%.*s", (int)len, host);
+  if (!herd_net_is_local(name))
+    snprintf(opts->remote_host, sizeof opts->remote_host, "%s", name);
+}
+
+/* -H host[:N],host[:N],... */
+static herd_result_t s_check_hosts(herd_run_opts_t *opts)
+{
+  const char *hosts = opts->hosts;
   const char *p = hosts;
   for (int entries = 0; entries < S_MAX_HOST_ENTRIES; entries++) {
     size_t len = strcspn(p, ",");
@@ -99,6 +113,7 @@ static herd_result_t s_check_hosts(const char *hosts)
         (colon && !s_valid_count(colon + 1, len - host_len - 1)))
       return herd_error_set(HERD_EINVAL, "-H '%s': expected host[:N],... "
                                          "(entry '%.*s')", hosts, (int)len, p);
+    s_note_host(opts, p, host_len);
     if (!p[len])
       return HERD_OK;
     p += len + 1;
@@ -108,7 +123,8 @@ static herd_result_t s_check_hosts(const char *hosts)
 }
 
 /* One hostfile line: `host [slots=N] [max_slots=N]`, `#` comments. */
-static int s_valid_hostfile_line(char *line, int *has_host)
+static int s_valid_hostfile_line(herd_run_opts_t *opts, char *line,
+                                 int *has_host)
 {
   char *hash = strchr(line, '#'), *save = NULL;
   if (hash)
@@ -119,6 +135,7 @@ static int s_valid_hostfile_line(char *line, int *has_host)
     return 1;
   if (!s_valid_host(word, strlen(word)))
     return 0;
+  s_note_host(opts, word, strlen(word));
   while ((word = strtok_r(NULL, " \t\r\n", &save))) {
     char *eq = strchr(word, '=');
     if (!eq)
@@ -133,8 +150,9 @@ static int s_valid_hostfile_line(char *line, int *has_host)
   return 1;
 }
 
-static herd_result_t s_check_hostfile(const char *path)
+static herd_result_t s_check_hostfile(herd_run_opts_t *opts)
 {
+  const char *path = opts->hostfile;
   if (path[0] == '-')
     return herd_error_set(HERD_EINVAL, "--hostfile '%s': write ./%s for a "
                                        "file whose name starts with '-'",
@@ -149,7 +167,7 @@ static herd_result_t s_check_hostfile(const char *path)
     number++;
     int has_host = 0;
     ok = strchr(line, '\n') || feof(file);
-    ok = ok && s_valid_hostfile_line(line, &has_host);
+    ok = ok && s_valid_hostfile_line(opts, line, &has_host);
     hosts += has_host;
   }
   fclose(file);
@@ -185,9 +203,34 @@ static herd_result_t s_check_launcher(herd_run_opts_t *opts)
     return herd_error_set(HERD_EINVAL, "--launcher srun: srun not found "
                                        "in PATH (install slurm-client)");
   if (opts->hostfile)
-    HERD_CHECK(s_check_hostfile(opts->hostfile));
+    HERD_CHECK(s_check_hostfile(opts));
   if (opts->hosts)
-    HERD_CHECK(s_check_hosts(opts->hosts));
+    HERD_CHECK(s_check_hosts(opts));
+  return HERD_OK;
+}
+
+/* Where the coordinator listens: --iface's address, else the local address
+ * of the route to the first remote host; loopback when every worker runs
+ * here. Never 0.0.0.0. */
+static herd_result_t s_find_coord_addr(herd_run_opts_t *opts)
+{
+  herd_result_t rc = HERD_OK;
+  if (opts->iface || opts->remote_host[0])
+    rc = herd_net_advertise_addr(opts->iface, opts->remote_host,
+                                 opts->coord_addr, sizeof opts->coord_addr);
+  else
+    snprintf(opts->coord_addr, sizeof opts->coord_addr, "127.0.0.1");
+  if (rc != HERD_OK) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", herd_error_detail());
+    return herd_error_set(HERD_EINVAL, "%s: %s (name the interface the "
+                          "hosts share with --iface)",
+                          opts->iface ? "--iface" : "the coordinator's "
+                          "address", why);
+  }
+  if (herd_net_cidr_of(opts->coord_addr, opts->network,
+                       sizeof opts->network) != HERD_OK)
+    opts->network[0] = '\0';
   return HERD_OK;
 }
 
@@ -195,6 +238,7 @@ herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command)
 {
   char path[4096];
   HERD_CHECK(s_check_launcher(opts));
+  HERD_CHECK(s_find_coord_addr(opts));
   if (!s_find_program(command, path, sizeof path))
     return herd_error_set(HERD_EINVAL, "command '%s' not found%s", command,
                           strchr(command, '/') ? " or not executable"
@@ -227,12 +271,24 @@ static herd_result_t s_mpirun_argv(const herd_run_opts_t *opts, char **command,
                                    char **argv, char *np, size_t np_cap)
 {
   static const char *const base[] = {
-      "mpirun", "--quiet", "--oversubscribe", "--bind-to", "none", "--mca", "btl",
-      "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none",
+      "mpirun", "--quiet", "--oversubscribe", "--bind-to", "none",
+      "--mca", "btl_vader_single_copy_mechanism", "none",
       "--mca", "mpi_yield_when_idle", "1"};
   int argc = 0, bad = 0;
   for (size_t i = 0; i < sizeof base / sizeof *base; i++)
     bad |= s_push(argv, &argc, base[i]);
+  /* Shared memory within a host, TCP between hosts, on the network the
+   * coordinator was found on (a host's other interfaces, docker bridges
+   * and the like, would otherwise be tried too). */
+  int across_hosts = opts->remote_host[0] != '\0';
+  bad |= s_push(argv, &argc, "--mca") | s_push(argv, &argc, "btl") |
+         s_push(argv, &argc, across_hosts ? "self,vader,tcp" : "self,vader");
+  if (across_hosts && opts->network[0])
+    bad |= s_push(argv, &argc, "--mca") |
+           s_push(argv, &argc, "btl_tcp_if_include") |
+           s_push(argv, &argc, opts->network) | s_push(argv, &argc, "--mca") |
+           s_push(argv, &argc, "oob_tcp_if_include") |
+           s_push(argv, &argc, opts->network);
   if (!opts->hostfile && !opts->hosts) /* one host: keep to loopback */
     bad |= s_push(argv, &argc, "--mca") |
            s_push(argv, &argc, "oob_tcp_if_include") | s_push(argv, &argc, "lo");

@@ -26,6 +26,13 @@ typedef struct {
   int64_t max_restarts;  /* local: restart a failed worker as a newcomer;
                           * mpi backend: relaunch the job from checkpoint */
   herd_cli_monitor_opts_t monitor;
+  const char *iface;     /* the coordinator's (and mpirun's) interface */
+  int64_t coord_port;    /* 0: a free one */
+  /* Resolved by herd_launch_check: where the coordinator listens. */
+  char remote_host[256]; /* first --hostfile/-H host not this one; "": all
+                            workers run on this host */
+  char coord_addr[64];   /* bound and advertised; loopback on one host */
+  char network[80];      /* CIDR of coord_addr's network (mpirun's TCP) */
 } herd_run_opts_t;
 
 typedef struct {

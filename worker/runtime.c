@@ -47,6 +47,9 @@ static herd_result_t s_copy_config(herd_worker_t *worker,
   worker->job_id = strdup(job_id && job_id[0] ? job_id : "herd");
   if (!worker->endpoint || !worker->token || !worker->job_id)
     return HERD_ENOMEM;
+  if (config->version >= 2 && config->iface && config->iface[0] &&
+      !(worker->iface = strdup(config->iface)))
+    return HERD_ENOMEM;
   worker->launcher_rank = config->launcher_rank;
   worker->launcher_world_size = config->launcher_world_size;
   worker->heartbeat_from_config = config->heartbeat_interval_ms > 0;
@@ -160,6 +163,7 @@ static void s_destroy(herd_worker_t *worker)
   free(worker->endpoint);
   free(worker->token);
   free(worker->job_id);
+  free(worker->iface);
   free(worker);
 }
 
@@ -239,12 +243,45 @@ static herd_result_t s_wait_roster(herd_worker_t *worker)
   return rc;
 }
 
+/* Once joined the coordinator's name resolves (it may not have before, in
+ * a Kubernetes pod that starts before the Service's DNS record). */
+static herd_result_t s_find_advertise_addr(herd_worker_t *worker)
+{
+  herd_result_t rc = herd_net_advertise_addr(
+      worker->iface, worker->endpoint, worker->advertise_addr,
+      sizeof worker->advertise_addr);
+  if (rc != HERD_OK)
+    return herd_error_set(rc, "address to advertise to peers (%s): %s",
+                          worker->iface ? "HERD_IFACE" : "route to the "
+                                                         "coordinator",
+                          herd_error_detail());
+  if (herd_net_iface_of(worker->advertise_addr, worker->advertise_iface,
+                        sizeof worker->advertise_iface) != HERD_OK)
+    worker->advertise_iface[0] = '\0';
+  HERD_LOG(HERD_LOG_INFO, WORKER_LOG, "advertising %s (interface %s) to peers",
+           worker->advertise_addr,
+           worker->advertise_iface[0] ? worker->advertise_iface : "?");
+  return HERD_OK;
+}
+
+const char *herd_worker_advertise_addr(const herd_worker_t *worker)
+{
+  return worker && worker->advertise_addr[0] ? worker->advertise_addr
+                                              : "127.0.0.1";
+}
+
+const char *herd_worker_advertise_iface(const herd_worker_t *worker)
+{
+  return worker ? worker->advertise_iface : "";
+}
+
 herd_result_t herd_worker_join(const herd_worker_config_t *config,
                                herd_worker_t **worker_out)
 {
   herd_result_t rc = HERD_OK;
   herd_worker_t *worker = NULL;
-  if (!config || !worker_out || config->version != HERD_WORKER_CONFIG_VERSION)
+  if (!config || !worker_out || config->version < 1 ||
+      config->version > HERD_WORKER_CONFIG_VERSION)
     return herd_error_set(HERD_EINVAL, "worker config missing or of "
                                        "another version");
   *worker_out = NULL;
@@ -260,6 +297,7 @@ herd_result_t herd_worker_join(const herd_worker_config_t *config,
   }
   worker->thread_started = 1;
   HERD_TRY(s_wait_roster(worker));
+  HERD_TRY(s_find_advertise_addr(worker));
   *worker_out = worker;
   worker = NULL;
 out:

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "herd/net.h"
 #include "herd/worker.h"
 #include "herd_wire.h"
 
@@ -42,6 +43,9 @@ struct herd_worker {
   int heartbeat_from_config; /* 0: adopt the coordinator's interval */
   char routing_id[256];
   char host[200];
+  char *iface;                        /* NULL: route to the coordinator */
+  char advertise_addr[HERD_NET_ADDR_MAX]; /* set once the join succeeded */
+  char advertise_iface[64];
   int pid;
   void *zmq_ctx;
   void *dealer;    /* link thread */

@@ -42,6 +42,7 @@ typedef struct {
   int64_t virtual_shards;  /* pieces of the global batch (elastic) */
   int deterministic;       /* integer-summed shard gradients (train_determ.c) */
   const char *timeline;    /* Chrome trace of step phases (timeline.h) */
+  const char *iface;       /* interface advertised to peers (herd/net.h) */
 } herd_train_config_t;
 
 /* --device cuda state (train_cuda.c): model, optimizer and data on the GPU. */
@@ -50,6 +51,7 @@ typedef struct herd_train_cuda herd_train_cuda_t;
 /* Everything one worker holds while training. */
 typedef struct {
   herd_train_config_t config;
+  herd_result_t setup_rc;  /* HERD_EINVAL: bad configuration, exit 2 */
   herd_comm_t *comm;
   herd_worker_t *worker;  /* NULL when no coordinator (HERD_COORD unset) */
   herd_dataset_t *dataset;

@@ -40,6 +40,7 @@ struct herd_train_cuda {
   herd_mlp_cuda_t *mlp;
   herd_optim_cuda_t *optim;
   herd_comm_t *nccl;    /* gradients from device memory; NULL: staged */
+  int64_t nccl_generation; /* the roster nccl was opened for */
   cudaStream_t stream;  /* the model's; all of this file's work */
   float *params, *grad; /* grad: param_count + HERD_TRAIN_EXTRA */
   uint8_t *train_images, *train_labels;
@@ -170,14 +171,24 @@ static herd_result_t s_open_device(herd_train_t *train, herd_train_cuda_t *self)
   return HERD_OK;
 }
 
-/* Collective: the NCCL communicator on this rank's device. */
+/* Collective: the NCCL communicator on this rank's device. In an MPI world
+ * it bootstraps over MPI; in an elastic one (the host side is gloo) over the
+ * coordinator's KV store, for this generation's roster. */
 static herd_result_t s_open_nccl(herd_train_t *train, herd_train_cuda_t *self)
 {
   herd_comm_config_t cc = HERD_COMM_CONFIG_INIT;
   cc.backend = HERD_BACKEND_NCCL;
   cc.cuda_device = self->device;
   cc.generation = train->generation;
-  HERD_CHECK(herd_comm_new(&cc, &self->nccl));
+  if (herd_train_is_elastic(train)) {
+    cc.rank = train->rank;
+    cc.world_size = train->world_size;
+    HERD_CHECK(herd_comm_store_from_worker(train->worker, &cc.store));
+  }
+  herd_result_t rc = herd_comm_new(&cc, &self->nccl);
+  herd_comm_store_destroy(&cc.store);
+  HERD_CHECK(rc);
+  self->nccl_generation = train->generation;
   if (herd_comm_rank(self->nccl) != train->rank ||
       herd_comm_world_size(self->nccl) != train->world_size)
     return herd_error_set(HERD_ESTATE, "nccl: rank %d of %d, expected %d of %d",
@@ -243,6 +254,11 @@ static herd_result_t s_local_grad(herd_train_t *train, herd_train_cuda_t *self,
 static herd_result_t s_allreduce(herd_train_t *train, herd_train_cuda_t *self)
 {
   size_t count = train->param_count + HERD_TRAIN_EXTRA;
+  if (self->nccl && self->nccl_generation != train->generation) {
+    /* A new generation (elastic): a new NCCL communicator for its roster. */
+    herd_comm_destroy(&self->nccl);
+    HERD_CHECK(s_open_nccl(train, self));
+  }
   if (self->nccl)
     return herd_comm_allreduce_buckets(self->nccl, self->grad, count,
                                        HERD_DTYPE_F32, HERD_OP_SUM);

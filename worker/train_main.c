@@ -54,7 +54,11 @@ static const herd_opt_t s_table[] = {
      "seed for initialisation and data order"},
     {"backend", 0, "HERD_BACKEND", HERD_OPT_CHOICE, NULL, 0, 0,
      "mpi|gloo|nccl", S_OFF(backend),
-     "collectives backend (default: nccl with --device cuda, else mpi)"},
+     "collectives backend (default: nccl with --device cuda; else mpi under "
+     "mpirun/srun --mpi=pmix, gloo under any other launcher)"},
+    {"iface", 0, "HERD_IFACE", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(iface),
+     "network interface whose address peers dial (default: the one that "
+     "routes to the coordinator)"},
     {"ckpt-dir", 0, "HERD_CKPT_DIR", HERD_OPT_STRING, NULL, 0, 0, NULL,
      S_OFF(ckpt_dir), "checkpoint folder (unset: no checkpoints)"},
     {"ckpt-every", 0, "HERD_CKPT_EVERY", HERD_OPT_INT, "0", 0, 1e12, NULL,
@@ -192,9 +196,15 @@ static herd_result_t s_join(herd_train_t *train)
     wc.launcher_rank = env.rank;
     wc.launcher_world_size = env.world_size;
   }
-  const char *hb = getenv("HERD_HEARTBEAT_MS");
-  wc.heartbeat_interval_ms = hb ? atoi(hb) : 0;
+  wc.iface = train->config.iface;
+  /* The heartbeat interval is the coordinator's (it judges liveness): it
+   * comes in the roster, not from this process's environment. */
   HERD_CHECK(herd_worker_join(&wc, &train->worker));
+  /* NCCL picks its own interface for bootstrap and rings; make it the one
+   * herd advertises, unless the user chose one for NCCL already. */
+  const char *iface = herd_worker_advertise_iface(train->worker);
+  if (iface[0])
+    setenv("NCCL_SOCKET_IFNAME", iface, 0);
   herd_roster_t roster;
   HERD_CHECK(herd_worker_roster(train->worker, &roster));
   train->generation = roster.generation;
@@ -206,21 +216,61 @@ static herd_result_t s_join(herd_train_t *train)
   return herd_train_open_comm(train, &roster);
 }
 
+/* mpirun and srun --mpi=pmix give MPI a world of their own; any other
+ * launcher (Kubernetes, torchrun, herd run --launcher local, plain srun)
+ * leaves MPI a singleton, so the world must form through the coordinator. */
+static int s_mpi_launched(const herd_launch_env_t *env)
+{
+  return !strcmp(env->source, "openmpi") || !strcmp(env->source, "pmix");
+}
+
+static void s_default_backend(herd_train_t *train, const herd_launch_env_t *env,
+                              int cuda)
+{
+  if (train->config.backend)
+    return;
+  int elastic = env->world_size > 1 && !s_mpi_launched(env);
+  train->config.backend =
+      herd_backend_name(cuda ? HERD_BACKEND_NCCL
+                             : elastic ? HERD_BACKEND_GLOO : HERD_BACKEND_MPI);
+  HERD_LOG(HERD_LOG_INFO, "train", "backend %s (launcher: %s)",
+           train->config.backend, env->source);
+}
+
+/* An mpi world that is not the launcher's (MPI without mpirun: every pod
+ * of an Indexed Job a world of one) would train N separate models. */
+static herd_result_t s_check_world(const herd_train_t *train,
+                                   const herd_launch_env_t *env)
+{
+  if (env->world_size <= 0 || train->world_size == env->world_size)
+    return HERD_OK;
+  return herd_error_set(HERD_EINVAL,
+                        "backend mpi formed a world of %d, but the launcher "
+                        "(%s) says %d: MPI needs mpirun or srun --mpi=pmix; "
+                        "under %s set HERD_BACKEND=gloo (--backend gloo)",
+                        train->world_size, env->world_source, env->world_size,
+                        env->world_source);
+}
+
 static herd_result_t s_setup(herd_train_t *train)
 {
   int cuda = !strcmp(train->config.device, "cuda");
-  if (!train->config.backend)
-    train->config.backend = herd_backend_name(herd_comm_default_backend(cuda, 0));
+  herd_launch_env_t env;
+  HERD_CHECK(herd_env_discover(&env));
+  s_default_backend(train, &env, cuda);
   if (cuda)
     HERD_CHECK(herd_train_cuda_probe());
   herd_comm_config_t cc = HERD_COMM_CONFIG_INIT;
   HERD_CHECK(herd_backend_parse(train->config.backend, &cc.backend));
+  /* nccl: train_cuda.c opens it; the host side is mpi in an MPI world,
+   * else gloo through the coordinator (nccl's unique id then travels through
+   * the coordinator's KV store too). */
   if (cuda && cc.backend == HERD_BACKEND_NCCL)
-    cc.backend = HERD_BACKEND_MPI; /* host side; train_cuda.c opens nccl */
+    cc.backend = s_mpi_launched(&env) || env.world_size <= 1
+                     ? HERD_BACKEND_MPI
+                     : HERD_BACKEND_GLOO;
   /* The launcher's view (herd run local, mpirun, srun, k8s): a gloo job of
    * several ranks gets its communicator from the coordinator's roster. */
-  herd_launch_env_t env;
-  HERD_CHECK(herd_env_discover(&env));
   train->rank = env.rank >= 0 ? env.rank : 0;
   train->world_size = env.world_size > 0 ? env.world_size : 1;
   if (cc.backend == HERD_BACKEND_GLOO && train->world_size <= 1) {
@@ -231,6 +281,7 @@ static herd_result_t s_setup(herd_train_t *train)
     HERD_CHECK(herd_comm_new(&cc, &train->comm));
     train->rank = herd_comm_rank(train->comm);
     train->world_size = herd_comm_world_size(train->comm);
+    HERD_CHECK(s_check_world(train, &env));
   }
   herd_log_set_context(train->rank, 0);
   herd_result_t rc = s_join(train); /* gloo on >1 rank: makes train->comm */
@@ -527,6 +578,7 @@ int main(int argc, char **argv)
     return code;
   s_catch_stop_signals();
   herd_result_t rc = s_setup(&train);
+  train.setup_rc = rc;
   if (rc == HERD_OK && train.config.timeline)
     rc = herd_timeline_open(train.config.timeline, train.rank, &train.timeline);
   if (rc == HERD_OK)
@@ -537,5 +589,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "herd-train: error (rank %d): %s\n", train.rank,
             herd_error_detail()[0] ? herd_error_detail() : herd_strerror(rc));
   s_cleanup(&train);
-  return rc == HERD_OK ? 0 : 1;
+  /* 2: the configuration is wrong (herd run and Kubernetes' podFailurePolicy
+   * then stop instead of retrying). */
+  return rc == HERD_OK ? 0 : train.setup_rc == HERD_EINVAL ? 2 : 1;
 }

@@ -67,8 +67,11 @@ typedef struct {
   size_t bucket_bytes;         /* fusion bucket size, 0 = default 25 MiB */
   size_t first_bucket_bytes;   /* 0 = default 1 MiB */
   int cuda_device;             /* nccl: -1 = local rank modulo device count */
-  herd_comm_store_t *store;    /* gloo rendezvous; NULL for mpi/nccl static
-                                  mode. Borrowed: must outlive herd_comm_new */
+  herd_comm_store_t *store;    /* gloo rendezvous, nccl elastic mode (the
+                                  unique id travels through it; rank and
+                                  world_size then given); NULL for mpi and
+                                  nccl static mode (MPI_Bcast). Borrowed:
+                                  must outlive herd_comm_new */
   int timeout_ms;              /* gloo: connect/op timeout, 0 = 30000 */
 } herd_comm_config_t;
 
@@ -82,10 +85,6 @@ herd_result_t herd_comm_store_from_worker(herd_worker_t *worker,
                                           herd_comm_store_t **store_out);
 /* Destroys and NULLs *store_p; accepts NULL. */
 void herd_comm_store_destroy(herd_comm_store_t **store_p);
-
-/* The backend a job should use when none is named: $HERD_BACKEND if set,
- * else nccl for GPU buffers, gloo for elastic CPU jobs, mpi otherwise. */
-herd_backend_t herd_comm_default_backend(int gpu_buffers, int elastic);
 
 /* 1 when this build has the gloo backend (libgloo-dev found at build). */
 int herd_comm_have_gloo(void);

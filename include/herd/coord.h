@@ -75,12 +75,16 @@ typedef struct {
                                  (herd coord): generation numbers and the
                                  step log continue from events.jsonl. 0 (herd
                                  run): a new job, numbered from 1 */
+  const char *advertise_host; /* the address workers dial (herd_coord_
+                                 endpoint); NULL: bind_host, or for a
+                                 wildcard bind (0.0.0.0, ::) this host's
+                                 first non-loopback address */
 } herd_coord_config_t;
 
 #define HERD_COORD_CONFIG_INIT                                                 \
   { HERD_COORD_CONFIG_VERSION, "127.0.0.1", 0, NULL, "herd", NULL, 1, 1,      \
     100, 5, 120000, 69632, 0, 0, 0, 0, 0, 0, 0,                               \
-    NULL, NULL, 0, NULL, 0, NULL, 0 }
+    NULL, NULL, 0, NULL, 0, NULL, 0, NULL }
 
 /* Binds, opens the run dir files and starts the coordinator thread.
  * Caller owns *coord_out. */
@@ -89,7 +93,8 @@ herd_result_t herd_coord_new(const herd_coord_config_t *config,
 /* Stops the thread, closes sockets and files; NULLs *coord_p. */
 void herd_coord_destroy(herd_coord_t **coord_p);
 
-/* "tcp://127.0.0.1:PORT", valid until destroy. */
+/* "tcp://ADDR:PORT" as workers should dial it (the advertised address
+ * and the bound port), valid until destroy. */
 const char *herd_coord_endpoint(const herd_coord_t *coord);
 /* "http://ADDR:PORT/" of the monitoring server (the bound port, also when
  * config.http_address asked for port 0), or NULL without one. Valid until

@@ -28,7 +28,8 @@ extern "C" {
 
 typedef struct herd_worker herd_worker_t;
 
-#define HERD_WORKER_CONFIG_VERSION 1
+/* Version 1 ends at join_timeout_ms; version 2 adds iface. */
+#define HERD_WORKER_CONFIG_VERSION 2
 typedef struct {
   int version;               /* HERD_WORKER_CONFIG_VERSION */
   const char *coord_endpoint; /* NULL: $HERD_COORD */
@@ -38,10 +39,13 @@ typedef struct {
   int launcher_world_size;    /* -1: unknown */
   int heartbeat_interval_ms;  /* 0: default 100 */
   int join_timeout_ms;        /* 0: default 120000 */
+  const char *iface;          /* interface whose address peers dial (Gloo,
+                                 NCCL); NULL: the one routing to the
+                                 coordinator (herd/net.h) */
 } herd_worker_config_t;
 
 #define HERD_WORKER_CONFIG_INIT                                                \
-  { HERD_WORKER_CONFIG_VERSION, NULL, NULL, NULL, -1, -1, 0, 0 }
+  { HERD_WORKER_CONFIG_VERSION, NULL, NULL, NULL, -1, -1, 0, 0, NULL }
 
 typedef struct {
   int64_t generation;
@@ -56,6 +60,15 @@ typedef struct {
  * coordinator's reason in herd_error_detail(). Caller owns *worker_out. */
 herd_result_t herd_worker_join(const herd_worker_config_t *config,
                                herd_worker_t **worker_out);
+/* The address this worker advertises to its peers (Gloo pairs, NCCL
+ * bootstrap, KV entries): the config's iface's, else the local address of
+ * the route to the coordinator; loopback only when the coordinator is on
+ * this host. Valid as long as the worker; never NULL after a join. */
+const char *herd_worker_advertise_addr(const herd_worker_t *worker);
+/* The interface holding that address ("" when unknown), e.g. for
+ * NCCL_SOCKET_IFNAME. */
+const char *herd_worker_advertise_iface(const herd_worker_t *worker);
+
 /* The current roster. */
 herd_result_t herd_worker_roster(herd_worker_t *worker, herd_roster_t *out);
 

@@ -81,7 +81,8 @@ herd_result_t herd_test_file_store_new(const char *dir,
     free(copy);
     return HERD_ENOMEM;
   }
-  *store = (herd_comm_store_t){s_set, s_get, s_destroy, copy};
+  *store = (herd_comm_store_t){.set = s_set, .get = s_get,
+                               .destroy = s_destroy, .ctx = copy};
   *store_out = store;
   return HERD_OK;
 }
