@@ -493,6 +493,19 @@ herd_result_t herd_coord_note_exit(herd_coord_t *coord, int pid, int status)
   return HERD_OK;
 }
 
+herd_result_t herd_coord_set_workers(herd_coord_t *coord, int min_workers,
+                                    int max_workers)
+{
+  if (!coord || min_workers < 1 || max_workers < min_workers ||
+      max_workers > 1000000)
+    return herd_error_set(HERD_EINVAL, "workers: need 1 <= min <= max");
+  pthread_mutex_lock(&coord->lock);
+  coord->config.min_workers = min_workers;
+  coord->config.max_workers = max_workers;
+  pthread_mutex_unlock(&coord->lock);
+  return HERD_OK;
+}
+
 herd_result_t herd_coord_add_event(herd_coord_t *coord, const char *event,
                                    const char *fields_json)
 {

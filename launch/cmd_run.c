@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cmds.h"
 #include "launch_internal.h"
 
@@ -142,9 +144,46 @@ static void s_announce_http(herd_coord_t *coord)
 
 static char **s_job_command; /* the workers' command line, for relaunches */
 
+/* Before a relaunch across hosts: drop the hosts that no longer answer
+ * (Open MPI ended the job because a node's daemon died) and scale -n to the
+ * slots that are left. */
+static int s_drop_gone_hosts(herd_run_opts_t *opts, herd_coord_t *coord)
+{
+  static char hosts[8192];
+  if (!opts->remote_host[0] || herd_launch_probe_hosts(opts) == 0)
+    return 1;
+  int64_t nproc = opts->nproc;
+  if (herd_launch_remaining_hosts(opts, hosts, sizeof hosts, &nproc) !=
+      HERD_OK) {
+    fprintf(stderr, "herd: %s\n", herd_error_detail());
+    return 0;
+  }
+  char gone[1024] = "";
+  size_t used = 0;
+  for (int i = 0; i < opts->n_host_entries && used < sizeof gone; i++)
+    if (opts->host_entries[i].gone)
+      used += (size_t)snprintf(gone + used, sizeof gone - used, "%s%s",
+                               used ? "," : "", opts->host_entries[i].name);
+  fprintf(stderr, "herd: host(s) %s unreachable; relaunching the job "
+                  "without %s on %s (%lld workers)\n",
+          gone, gone, hosts, (long long)nproc);
+  json_t *fields = json_pack("{s:s, s:s, s:I}", "lost", gone, "hosts", hosts,
+                             "workers", (json_int_t)nproc);
+  char *text = fields ? json_dumps(fields, JSON_COMPACT) : NULL;
+  herd_coord_add_event(coord, "hosts_lost", text);
+  free(text);
+  json_decref(fields);
+  opts->hostfile = NULL;
+  opts->hosts = hosts;
+  opts->nproc = nproc;
+  herd_coord_set_workers(coord, (int)nproc, (int)nproc);
+  herd_launch_free_hosts(opts); /* from now on the list is `hosts` */
+  return herd_launch_read_hosts(opts) == HERD_OK;
+}
+
 /* Static worlds (mpi): when every worker is gone before the job is done,
  * launch it again; it resumes from the newest checkpoint. */
-static int s_relaunch(const herd_run_opts_t *opts, herd_coord_t *coord,
+static int s_relaunch(herd_run_opts_t *opts, herd_coord_t *coord,
                       herd_children_t *children, int *relaunches)
 {
   herd_coord_stats_t stats;
@@ -155,6 +194,8 @@ static int s_relaunch(const herd_run_opts_t *opts, herd_coord_t *coord,
     return 0;
   herd_children_free(children);
   (*relaunches)++;
+  if (!s_drop_gone_hosts(opts, coord))
+    return 0;
   fprintf(stderr, "herd: workers failed; relaunching the job from its newest "
                   "checkpoint (restart %d of %lld)\n",
           *relaunches, (long long)opts->max_restarts);
@@ -165,7 +206,7 @@ static int s_relaunch(const herd_run_opts_t *opts, herd_coord_t *coord,
 }
 
 /* Runs the job until every worker has exited; fills *reason on failure. */
-static int s_supervise(const herd_run_opts_t *opts, herd_coord_t *coord,
+static int s_supervise(herd_run_opts_t *opts, herd_coord_t *coord,
                        herd_children_t *children, char *reason, size_t cap)
 {
   double next_progress = herd_cli_now() + opts->progress_interval_s;
@@ -291,8 +332,12 @@ int herd_cmd_run(int argc, char **argv)
   herd_result_t rc = herd_launch_check(&opts, argv[first]);
   if (rc == HERD_OK)
     rc = herd_cli_mkdirs(opts.run_dir);
-  if (rc != HERD_OK)
+  if (rc != HERD_OK) {
+    herd_launch_free_hosts(&opts);
     return herd_cli_fail("run", rc == HERD_EIO ? HERD_EINVAL : rc);
+  }
   herd_cli_catch_signals();
-  return s_run_job(&opts, argv + first);
+  code = s_run_job(&opts, argv + first);
+  herd_launch_free_hosts(&opts);
+  return code;
 }

@@ -33,9 +33,6 @@ extern char **environ;
 
 #define S_STOP_GRACE_S 10.0
 #define S_MAX_ARGS 256
-#define S_MAX_HOSTFILE_LINES 100000
-#define S_MAX_HOST_ENTRIES 4096
-#define S_MAX_SLOTS 1000000L
 
 static const char *const s_exported[] = {
     "HERD_COORD", "HERD_TOKEN", "HERD_JOB_ID", "HERD_RUN_DIR",
@@ -61,125 +58,6 @@ static int s_find_program(const char *name, char *out, size_t cap)
   return 0;
 }
 
-/* ---- --hostfile and -H ------------------------------------------------------
- */
-
-/* A host name or address: letters, digits, '.', '-', '_'; never an option. */
-static int s_valid_host(const char *host, size_t len)
-{
-  if (len == 0 || len > 255 || host[0] == '-')
-    return 0;
-  for (size_t i = 0; i < len; i++)
-    if (!isalnum((unsigned char)host[i]) && !strchr(".-_", host[i]))
-      return 0;
-  return 1;
-}
-
-static int s_valid_count(const char *text, size_t len)
-{
-  long value = 0;
-  if (len == 0 || len > 7)
-    return 0;
-  for (size_t i = 0; i < len; i++) {
-    if (!isdigit((unsigned char)text[i]))
-      return 0;
-    value = value * 10 + (text[i] - '0');
-  }
-  return value >= 1 && value <= S_MAX_SLOTS;
-}
-
-/* Remembers the first host that is not this one: the coordinator must
- * listen where that host reaches it. */
-static void s_note_host(herd_run_opts_t *opts, const char *host, size_t len)
-{
-  char name[256];
-  if (opts->remote_host[0] || len >= sizeof name)
-    return;
-  snprintf(name, sizeof name, "%.*s", (int)len, host);
-  if (!herd_net_is_local(name))
-    snprintf(opts->remote_host, sizeof opts->remote_host, "%s", name);
-}
-
-/* -H host[:N],host[:N],... */
-static herd_result_t s_check_hosts(herd_run_opts_t *opts)
-{
-  const char *hosts = opts->hosts;
-  const char *p = hosts;
-  for (int entries = 0; entries < S_MAX_HOST_ENTRIES; entries++) {
-    size_t len = strcspn(p, ",");
-    const char *colon = memchr(p, ':', len);
-    size_t host_len = colon ? (size_t)(colon - p) : len;
-    if (!s_valid_host(p, host_len) ||
-        (colon && !s_valid_count(colon + 1, len - host_len - 1)))
-      return herd_error_set(HERD_EINVAL, "-H '%s': expected host[:N],... "
-                                         "(entry '%.*s')", hosts, (int)len, p);
-    s_note_host(opts, p, host_len);
-    if (!p[len])
-      return HERD_OK;
-    p += len + 1;
-  }
-  return herd_error_set(HERD_EINVAL, "-H: more than %d hosts",
-                        S_MAX_HOST_ENTRIES);
-}
-
-/* One hostfile line: `host [slots=N] [max_slots=N]`, `#` comments. */
-static int s_valid_hostfile_line(herd_run_opts_t *opts, char *line,
-                                 int *has_host)
-{
-  char *hash = strchr(line, '#'), *save = NULL;
-  if (hash)
-    *hash = '\0';
-  char *word = strtok_r(line, " \t\r\n", &save);
-  *has_host = word != NULL;
-  if (!word)
-    return 1;
-  if (!s_valid_host(word, strlen(word)))
-    return 0;
-  s_note_host(opts, word, strlen(word));
-  while ((word = strtok_r(NULL, " \t\r\n", &save))) {
-    char *eq = strchr(word, '=');
-    if (!eq)
-      return 0;
-    size_t key = (size_t)(eq - word);
-    if (!((key == 5 && !strncmp(word, "slots", 5)) ||
-          (key == 9 && (!strncmp(word, "max_slots", 9) ||
-                        !strncmp(word, "max-slots", 9)))) ||
-        !s_valid_count(eq + 1, strlen(eq + 1)))
-      return 0;
-  }
-  return 1;
-}
-
-static herd_result_t s_check_hostfile(herd_run_opts_t *opts)
-{
-  const char *path = opts->hostfile;
-  if (path[0] == '-')
-    return herd_error_set(HERD_EINVAL, "--hostfile '%s': write ./%s for a "
-                                       "file whose name starts with '-'",
-                          path, path);
-  FILE *file = fopen(path, "r");
-  if (!file)
-    return herd_error_set(HERD_EINVAL, "--hostfile '%s': %s", path,
-                          strerror(errno));
-  char line[1024];
-  int number = 0, hosts = 0, ok = 1;
-  while (ok && number < S_MAX_HOSTFILE_LINES && fgets(line, sizeof line, file)) {
-    number++;
-    int has_host = 0;
-    ok = strchr(line, '\n') || feof(file);
-    ok = ok && s_valid_hostfile_line(opts, line, &has_host);
-    hosts += has_host;
-  }
-  fclose(file);
-  if (!ok)
-    return herd_error_set(HERD_EINVAL, "--hostfile '%s' line %d: expected "
-                                       "'host [slots=N] [max_slots=N]'",
-                          path, number);
-  if (hosts == 0)
-    return herd_error_set(HERD_EINVAL, "--hostfile '%s' names no host", path);
-  return HERD_OK;
-}
-
 /* ---- checks -----------------------------------------------------------------
  */
 
@@ -202,43 +80,14 @@ static herd_result_t s_check_launcher(herd_run_opts_t *opts)
       !s_find_program("srun", path, sizeof path))
     return herd_error_set(HERD_EINVAL, "--launcher srun: srun not found "
                                        "in PATH (install slurm-client)");
-  if (opts->hostfile)
-    HERD_CHECK(s_check_hostfile(opts));
-  if (opts->hosts)
-    HERD_CHECK(s_check_hosts(opts));
-  return HERD_OK;
-}
-
-/* Where the coordinator listens: --iface's address, else the local address
- * of the route to the first remote host; loopback when every worker runs
- * here. Never 0.0.0.0. */
-static herd_result_t s_find_coord_addr(herd_run_opts_t *opts)
-{
-  herd_result_t rc = HERD_OK;
-  if (opts->iface || opts->remote_host[0])
-    rc = herd_net_advertise_addr(opts->iface, opts->remote_host,
-                                 opts->coord_addr, sizeof opts->coord_addr);
-  else
-    snprintf(opts->coord_addr, sizeof opts->coord_addr, "127.0.0.1");
-  if (rc != HERD_OK) {
-    char why[512];
-    snprintf(why, sizeof why, "%s", herd_error_detail());
-    return herd_error_set(HERD_EINVAL, "%s: %s (name the interface the "
-                          "hosts share with --iface)",
-                          opts->iface ? "--iface" : "the coordinator's "
-                          "address", why);
-  }
-  if (herd_net_cidr_of(opts->coord_addr, opts->network,
-                       sizeof opts->network) != HERD_OK)
-    opts->network[0] = '\0';
-  return HERD_OK;
+  return herd_launch_read_hosts(opts);
 }
 
 herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command)
 {
   char path[4096];
   HERD_CHECK(s_check_launcher(opts));
-  HERD_CHECK(s_find_coord_addr(opts));
+  HERD_CHECK(herd_launch_find_coord_addr(opts));
   if (!s_find_program(command, path, sizeof path))
     return herd_error_set(HERD_EINVAL, "command '%s' not found%s", command,
                           strchr(command, '/') ? " or not executable"

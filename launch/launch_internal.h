@@ -9,6 +9,14 @@
 #include "cmds.h" /* herd_cli_monitor_opts_t */
 #include "herd/herd.h"
 
+/* One --hostfile / -H entry. */
+typedef struct {
+  char name[256];
+  int slots; /* 0: not given */
+  int local; /* this host */
+  int gone;  /* did not answer the remote shell (herd_launch_probe_hosts) */
+} herd_launch_host_t;
+
 typedef struct {
   int64_t nproc;
   const char *run_dir;
@@ -33,6 +41,8 @@ typedef struct {
                             workers run on this host */
   char coord_addr[64];   /* bound and advertised; loopback on one host */
   char network[80];      /* CIDR of coord_addr's network (mpirun's TCP) */
+  herd_launch_host_t *host_entries; /* --hostfile then -H, in order */
+  int n_host_entries;
 } herd_run_opts_t;
 
 typedef struct {
@@ -54,6 +64,21 @@ typedef struct {
 /* Resolves the default launcher, checks the command and the launcher exist
  * and validates --hostfile/-H; HERD_EINVAL (exit 2) on bad input. */
 herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command);
+/* launch_hosts.c: reads and validates --hostfile/-H into host_entries
+ * (HERD_EINVAL on bad input) and sets remote_host; frees them. */
+herd_result_t herd_launch_read_hosts(herd_run_opts_t *opts);
+void herd_launch_free_hosts(herd_run_opts_t *opts);
+/* Sets coord_addr and network: --iface's address, else the route to
+ * remote_host, else loopback. */
+herd_result_t herd_launch_find_coord_addr(herd_run_opts_t *opts);
+/* Asks every remote host through mpirun's remote shell (`ssh HOST true`,
+ * bounded); marks those that do not answer gone. Returns how many are. */
+int herd_launch_probe_hosts(herd_run_opts_t *opts);
+/* The -H list of the hosts not gone, and *nproc scaled to their slots.
+ * HERD_ENOENT when none is left. */
+herd_result_t herd_launch_remaining_hosts(herd_run_opts_t *opts, char *out,
+                                          size_t cap, int64_t *nproc);
+
 /* Starts the workers in their own process group (posix_spawn, no shell). */
 herd_result_t herd_children_launch(const herd_run_opts_t *opts,
                                    char **command, herd_children_t *children);

@@ -11,12 +11,23 @@
 # logs, pid files); the daemons listen on localhost ports (CTLD_PORT,
 # SLURMD_PORT, default 16817/16818). `start` waits (bounded) until the node
 # is idle and exits non-zero, printing the daemons' logs, if it never is.
+#
+# NODES=N (N > 1): N Slurm nodes node1..nodeN on this one machine, one slurmd
+# each (`slurmd -N nodeI`; Debian's slurm-wlm is built with
+# --enable-multiple-slurmd: `scontrol show config` says MULTIPLE_SLURMD = Yes).
+# Every node is NodeAddr 127.0.0.1 with its own port SLURMD_PORT + I - 1, its
+# own spool, log and pid file (%n), and its own TmpFS (%n): the PMIx plugin
+# makes its client folder TmpFS/spmix_appdir_UID_JOB.STEP, which would
+# collide between the nodes of one step in a shared /tmp. Each node gets the
+# machine's CPU count and 1/N of its memory. `stop` stops every slurmd
+# that `start` started, whatever NODES says.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 action=${1:?usage: test-cluster.sh start|stop STATE_DIR}
 state=${2:?usage: test-cluster.sh start|stop STATE_DIR}
 ctld_port=${CTLD_PORT:-16817}
 slurmd_port=${SLURMD_PORT:-16818}
+nodes=${NODES:-1}
 
 log() { echo "test-cluster: $*" >&2; }
 
@@ -32,7 +43,8 @@ stop_pidfile() {
 }
 
 stop() {
-  stop_pidfile "$state/slurmd.pid"
+  local f
+  for f in "$state"/slurmd.pid "$state"/slurmd-node*.pid; do stop_pidfile "$f"; done
   stop_pidfile "$state/slurmctld.pid"
   stop_pidfile "$state/munge/munged.pid"
 }
@@ -47,6 +59,27 @@ write_config() {
       -e "s|@SRUN_PORTS@|$((slurmd_port + 100))-$((slurmd_port + 200))|g" \
       "$here/slurm.conf.in" > "$state/slurm.conf"
   cp "$here/cgroup.conf" "$state/cgroup.conf"
+  [ "$nodes" -gt 1 ] && multi_node_config "$cpus" "$((mem_mb / nodes))"
+  return 0
+}
+
+# Rewrites slurm.conf for NODES slurmds on this machine (see the top).
+multi_node_config() {
+  local cpus=$1 mem_mb=$2 i
+  sed -i -e '/^NodeName=/d' -e '/^PartitionName=/d' \
+      -e "s|^SlurmdSpoolDir=.*|SlurmdSpoolDir=$state/slurmd/%n|" \
+      -e "s|^SlurmdPidFile=.*|SlurmdPidFile=$state/slurmd-%n.pid|" \
+      -e "s|^SlurmdLogFile=.*|SlurmdLogFile=$state/slurmd-%n.log|" "$state/slurm.conf"
+  {
+    echo "# NODES=$nodes: one slurmd per node on this machine (slurmd -N nodeI)."
+    echo "TmpFS=$state/tmp/%n"
+    for i in $(seq 1 "$nodes"); do
+      mkdir -p "$state/slurmd/node$i" "$state/tmp/node$i"
+      echo "NodeName=node$i NodeHostname=localhost NodeAddr=127.0.0.1" \
+           "Port=$((slurmd_port + i - 1)) CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN"
+    done
+    echo "PartitionName=herd Nodes=node[1-$nodes] Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES"
+  } >> "$state/slurm.conf"
 }
 
 start_munge() {
@@ -59,10 +92,10 @@ start_munge() {
     --log-file="$state/munge/munged.log" --seed-file="$state/munge/munged.seed"
 }
 
-# Waits until the node is idle: the cluster can run jobs.
+# Waits until all nodes are idle: the cluster can run jobs.
 wait_idle() {
   for _ in $(seq 1 100); do
-    if sinfo -h -N -o '%T' 2>/dev/null | grep -qx 'idle'; then return 0; fi
+    if [ "$(sinfo -h -N -o '%T' 2>/dev/null | grep -cx 'idle')" -ge "$nodes" ]; then return 0; fi
     sleep 0.3
   done
   return 1
@@ -78,16 +111,23 @@ start() {
   export SLURM_CONF="$state/slurm.conf"
   start_munge || { log "munged failed"; return 1; }
   slurmctld -c -f "$SLURM_CONF" || { log "slurmctld failed"; return 1; }
-  slurmd -f "$SLURM_CONF" || { log "slurmd failed"; return 1; }
+  if [ "$nodes" -gt 1 ]; then
+    for i in $(seq 1 "$nodes"); do
+      slurmd -f "$SLURM_CONF" -N "node$i" || { log "slurmd -N node$i failed"; return 1; }
+    done
+  else
+    slurmd -f "$SLURM_CONF" || { log "slurmd failed"; return 1; }
+  fi
   if ! wait_idle; then
-    log "the node never became idle; logs follow"
+    log "the nodes never all became idle; logs follow"
     sinfo -N -l >&2 || true
-    tail -n 30 "$state"/slurmctld.log "$state"/slurmd.log >&2 || true
+    tail -n 30 "$state"/slurmctld.log "$state"/slurmd*.log >&2 || true
     return 1
   fi
   log "up: export SLURM_CONF=$SLURM_CONF"
 }
 
+case $nodes in ''|*[!0-9]*|0) log "NODES must be a positive number, not '$nodes'"; exit 2 ;; esac
 case $action in
   start) start ;;
   stop) state=$(cd "$state" 2>/dev/null && pwd) || exit 0; stop ;;

@@ -128,6 +128,11 @@ herd_result_t herd_coord_stats(herd_coord_t *coord, herd_coord_stats_t *out);
  * a non-clean exit of a member is a failure signal. */
 herd_result_t herd_coord_note_exit(herd_coord_t *coord, int pid, int status);
 
+/* Changes --min/--max while running (the launcher relaunches a job on
+ * fewer hosts); takes effect at the next generation. Thread-safe. */
+herd_result_t herd_coord_set_workers(herd_coord_t *coord, int min_workers,
+                                    int max_workers);
+
 /* Appends a free-form event line (`event` plus a JSON object text of extra
  * fields, or NULL) to events.jsonl; used by the launcher. */
 herd_result_t herd_coord_add_event(herd_coord_t *coord, const char *event,
