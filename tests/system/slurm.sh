@@ -31,21 +31,7 @@ skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 json() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
-install_slurm() {
-  local need=()
-  for p in slurmd slurmctld slurm-client munge; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-  done
-  [ ${#need[@]} = 0 ] && return 0
-  [ "$(id -u)" = 0 ] || skip "Slurm not installed and not root (apt-get install ${need[*]})"
-  echo "slurm.sh: installing ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends \
-    "${need[@]}" > "$state/apt.log" 2>&1 ||
-    { DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -q > /dev/null 2>&1;
-      DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends \
-        "${need[@]}" > "$state/apt.log" 2>&1; } ||
-    { tail -5 "$state/apt.log"; skip "cannot install ${need[*]}"; }
-}
+. "$(dirname "$0")/slurm_install.sh" # install_slurm
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
