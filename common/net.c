@@ -111,6 +111,8 @@ static socklen_t s_addr_len(const struct sockaddr *sa)
                                   : sizeof(struct sockaddr_in6);
 }
 
+static const int s_families[] = {AF_INET, AF_INET6};
+
 /* IPv4 first: peers on the same network almost always share it. */
 static herd_result_t s_iface_addr(const char *iface, char *out, size_t cap)
 {
@@ -118,14 +120,11 @@ static herd_result_t s_iface_addr(const char *iface, char *out, size_t cap)
   if (getifaddrs(&list) != 0)
     return herd_error_set(HERD_ESYS, "getifaddrs: %s", strerror(errno));
   herd_result_t rc = HERD_ENOENT;
-  for (int family = AF_INET; rc != HERD_OK; family = AF_INET6) {
+  for (int f = 0; f < 2 && rc != HERD_OK; f++)
     for (struct ifaddrs *ifa = list; ifa && rc != HERD_OK; ifa = ifa->ifa_next)
-      if (s_usable(ifa) && ifa->ifa_addr->sa_family == family &&
+      if (s_usable(ifa) && ifa->ifa_addr->sa_family == s_families[f] &&
           !strcmp(ifa->ifa_name, iface))
         rc = s_numeric(ifa->ifa_addr, s_addr_len(ifa->ifa_addr), out, cap);
-    if (family == AF_INET6)
-      break;
-  }
   char names[512] = "";
   size_t used = 0;
   for (struct ifaddrs *ifa = list; ifa && rc != HERD_OK; ifa = ifa->ifa_next)
@@ -265,21 +264,17 @@ void herd_net_any_addr(char *out, size_t cap)
   if (getifaddrs(&list) != 0)
     return;
   int found = 0;
-  for (int family = AF_INET; !found; family = AF_INET6) {
+  for (int f = 0; f < 2 && !found; f++)
     for (struct ifaddrs *ifa = list; ifa && !found; ifa = ifa->ifa_next) {
       char text[HERD_NET_ADDR_MAX];
-      if (s_usable(ifa) && ifa->ifa_addr->sa_family == family &&
-          (ifa->ifa_flags & IFF_UP) && !(ifa->ifa_flags & IFF_LOOPBACK) &&
-          s_numeric(ifa->ifa_addr, s_addr_len(ifa->ifa_addr), text,
-                    sizeof text) == HERD_OK &&
-          strncmp(text, "fe80:", 5)) {
+      found = s_usable(ifa) && ifa->ifa_addr->sa_family == s_families[f] &&
+              (ifa->ifa_flags & IFF_UP) && !(ifa->ifa_flags & IFF_LOOPBACK) &&
+              s_numeric(ifa->ifa_addr, s_addr_len(ifa->ifa_addr), text,
+                        sizeof text) == HERD_OK &&
+              strncmp(text, "fe80:", 5) != 0;
+      if (found)
         snprintf(out, cap, "%s", text);
-        found = 1;
-      }
     }
-    if (family == AF_INET6)
-      break;
-  }
   freeifaddrs(list);
 }
 
