@@ -5,7 +5,16 @@
  *    next tick (after any Leave still queued on it). A kill -9 is seen in
  *    about a millisecond on loopback. Configurable off (disconnect_is_failure
  *    -1) where connections are expected to break and recover.
- *  - missed heartbeats: no message for interval x misses (300 ms default).
+ *  - missed heartbeats: no message for interval x misses (500 ms default).
+ *    The coordinator does not blame workers for its own deafness: silence is
+ *    judged only once everything queued has been read, time in which its
+ *    loop did not run (paused, starved of CPU) is credited to every member,
+ *    and when every member falls silent at once the likelier story is that
+ *    the coordinator's own host is cut off: nobody is failed for silence
+ *    until that has lasted DETECT_ISOLATION_MAX_MS (a coordinator that
+ *    cannot hear anyone can do nothing useful by failing everyone; the
+ *    workers keep training among themselves and re-register when the link
+ *    returns).
  *  - PeerFailed reports and child exits (coord_handlers.c, coord.c).
  *  - progress watchdog: a member whose step stops advancing for
  *    watchdog_multiple x the median step time (at least watchdog_min_ms)
@@ -36,6 +45,10 @@
 #define DETECT_COOLDOWN_MAX_MS 600000
 #define DETECT_WATCHDOG_EVERY_MS 100
 #define DETECT_DISCONNECT_GRACE_MS 50
+/* A gap between two scans longer than this was the coordinator's, not the
+ * workers' (the loop polls every few ms). */
+#define DETECT_DEAF_GAP_MS 100
+#define DETECT_ISOLATION_MAX_MS 10000
 
 /* ---- hosts and cool-downs -------------------------------------------------- */
 
@@ -101,23 +114,91 @@ static void s_check_member(herd_coord_t *coord, coord_member_t *m,
     coord_member_fail(coord, m, "connection lost");
     return;
   }
-  if (now_ms - m->last_seen_ms > limit_ms) {
+  if (m->in_use && now_ms - m->last_seen_ms > limit_ms) {
     snprintf(reason, sizeof reason, "no heartbeat for %lld ms",
              (long long)(now_ms - m->last_seen_ms));
     coord_member_fail(coord, m, reason);
   }
 }
 
+/* Time the loop did not run counts for nobody: move every clock on by it. */
+static void s_credit_deafness(herd_coord_t *coord, int64_t now_ms)
+{
+  int64_t gap = coord->last_scan_ms ? now_ms - coord->last_scan_ms : 0;
+  coord->last_scan_ms = now_ms;
+  if (gap <= DETECT_DEAF_GAP_MS)
+    return;
+  HERD_LOG(gap > 1000 ? HERD_LOG_WARN : HERD_LOG_DEBUG, COORD_LOG,
+           "coordinator loop stalled for %lld ms: not counted as silence",
+           (long long)gap);
+  for (int i = 0; i < coord->member_capacity; i++)
+    if (coord->members[i].in_use)
+      coord->members[i].last_seen_ms += gap;
+}
+
+/* Once the first member is heard after an isolation, the others get the
+ * time a worker needs to notice its dead connection and reconnect
+ * (rejoin_window_ms) before their silence counts again. */
+static void s_end_isolation(herd_coord_t *coord, int64_t now_ms,
+                            int64_t limit_ms)
+{
+  int64_t until = now_ms + coord->config.rejoin_window_ms - limit_ms;
+  HERD_LOG(HERD_LOG_INFO, COORD_LOG, "members heard from again: the others "
+           "have %d ms to re-register", coord->config.rejoin_window_ms);
+  for (int i = 0; i < coord->member_capacity; i++) {
+    coord_member_t *m = &coord->members[i];
+    if (m->in_use && m->last_seen_ms < until)
+      m->last_seen_ms = until;
+  }
+}
+
+/* Whether the coordinator hears anyone: a member's silence is held against
+ * it only while others are heard (within half the deadline). With nobody
+ * heard, the likelier story is that the coordinator's own host is cut off;
+ * that benefit of the doubt lasts DETECT_ISOLATION_MAX_MS. A job of one
+ * member has nobody to compare with and is judged as before. */
+static int s_hears_members(herd_coord_t *coord, int64_t now_ms,
+                           int64_t limit_ms)
+{
+  int live = 0;
+  int64_t newest = 0;
+  for (int i = 0; i < coord->member_capacity; i++) {
+    coord_member_t *m = &coord->members[i];
+    if (!m->in_use || m->state == COORD_MEMBER_FAILED)
+      continue;
+    live++;
+    if (m->last_seen_ms > newest)
+      newest = m->last_seen_ms;
+  }
+  int64_t silent_ms = now_ms - newest;
+  int hearing = live < 2 || silent_ms <= limit_ms / 2;
+  if (!hearing && silent_ms > limit_ms && !coord->isolated) {
+    HERD_LOG(HERD_LOG_WARN, COORD_LOG,
+             "no member heard from for %lld ms: this host looks cut off; "
+             "failing nobody for silence for up to %d ms",
+             (long long)silent_ms, DETECT_ISOLATION_MAX_MS);
+    coord->isolated = 1;
+  } else if (hearing && coord->isolated) {
+    s_end_isolation(coord, now_ms, limit_ms);
+    coord->isolated = 0;
+  }
+  return hearing || silent_ms > DETECT_ISOLATION_MAX_MS;
+}
+
 static void s_scan(herd_coord_t *coord, int64_t now_ms)
 {
   int64_t limit_ms = (int64_t)coord->config.heartbeat_interval_ms *
                      coord->config.heartbeat_misses;
+  s_credit_deafness(coord, now_ms);
+  /* Heartbeats may be waiting in the ROUTER: judge silence after reading. */
+  int judge_silence = coord->router_drained &&
+                      s_hears_members(coord, now_ms, limit_ms);
   int waiting = 0;
   for (int i = 0; i < coord->member_capacity; i++) {
     coord_member_t *m = &coord->members[i];
     if (!m->in_use)
       continue;
-    s_check_member(coord, m, now_ms, limit_ms);
+    s_check_member(coord, m, now_ms, judge_silence ? limit_ms : INT64_MAX);
     waiting += m->in_use && m->state == COORD_MEMBER_WAITING;
   }
   coord->stats.waiting = waiting;
@@ -180,9 +261,16 @@ static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
   double limit = median * coord->config.watchdog_multiple;
   if (limit < coord->config.watchdog_min_ms)
     limit = coord->config.watchdog_min_ms;
+  int64_t heard_within = (int64_t)coord->config.heartbeat_interval_ms *
+                         coord->config.heartbeat_misses;
   for (int i = 0; i < coord->member_capacity; i++) {
     coord_member_t *m = &coord->members[i];
+    /* Judged only on evidence: a message heard lately that still carries
+     * the old step. A member not heard from (its reports held up by a cut
+     * link while the others' already arrived) is the heartbeat check's. */
     if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->step < 0 ||
+        now_ms - m->heard_ms > heard_within ||
+        m->heard_ms - m->step_advanced_ms <= limit ||
         now_ms - m->step_advanced_ms <= limit ||
         newest - m->step_advanced_ms <= median || now_ms - newest > limit)
       continue;

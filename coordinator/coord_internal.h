@@ -95,6 +95,8 @@ typedef struct {
   int rank;             /* rank in the current generation, -1 none */
   int64_t join_seq;     /* join order: newcomers rank after survivors */
   int64_t last_seen_ms; /* monotonic; any message counts as a heartbeat */
+  int64_t heard_ms;     /* when its last message came (last_seen_ms may
+                           be moved on for the coordinator's deafness) */
   int fd;               /* connection its messages came from, -1 unknown */
   int64_t disconnected_ms; /* its connection closed at, 0: connected */
   /* re-registration claim (Join.generation/rank/world_size) */
@@ -267,6 +269,8 @@ struct herd_coord {
   int scan_interval_ms;
   int64_t next_watchdog_ms;
   int router_drained;        /* last receive found the ROUTER empty */
+  int64_t last_scan_ms;      /* a longer gap than usual: the loop stalled */
+  int isolated;              /* every member silent at once (coord_detect.c) */
   int current_fd;            /* connection of the message being handled */
   int formed_here;           /* a generation formed or was adopted here */
   int64_t file_generation;   /* newest generation found in events.jsonl */

@@ -260,6 +260,7 @@ void coord_member_note_fd(herd_coord_t *coord, coord_member_t *member, int fd)
       coord->fd_owner[member->fd] == (int32_t)(member - coord->members) + 1)
     coord->fd_owner[member->fd] = 0;
   member->fd = fd;
+  member->disconnected_ms = 0; /* back on a new connection: not lost */
   coord->fd_owner[fd] = (int32_t)(member - coord->members) + 1;
 }
 
@@ -298,7 +299,7 @@ coord_member_t *coord_member_add(herd_coord_t *coord, const void *routing_id,
   slot->rank = -1;
   slot->fd = -1;
   slot->join_seq = coord->join_seq++;
-  slot->last_seen_ms = coord_now_ms();
+  slot->last_seen_ms = slot->heard_ms = coord_now_ms();
   slot->claimed_generation = join->generation;
   slot->claimed_rank = join->rank;
   slot->claimed_world = join->world_size;

@@ -106,7 +106,10 @@ static herd_result_t s_open_monitor(herd_worker_t *worker)
 static herd_result_t s_open_sockets(herd_worker_t *worker)
 {
   int linger = WORKER_LINGER_MS, hwm = WORKER_QUEUE_HWM, zero = 0;
-  int reconnect_ms = 100, reconnect_max_ms = 1000;
+  /* A connect attempt into a cut link would otherwise wait out the
+   * kernel's SYN retries (1, 3, 7 s ...): give up after 500 ms and retry,
+   * so the worker is back within ~1.5 s of the link returning. */
+  int reconnect_ms = 100, reconnect_max_ms = 1000, connect_timeout_ms = 500;
   char inproc[300];
   worker->zmq_ctx = zmq_ctx_new();
   if (!worker->zmq_ctx)
@@ -126,6 +129,8 @@ static herd_result_t s_open_sockets(herd_worker_t *worker)
                  sizeof reconnect_ms);
   zmq_setsockopt(worker->dealer, ZMQ_RECONNECT_IVL_MAX, &reconnect_max_ms,
                  sizeof reconnect_max_ms);
+  zmq_setsockopt(worker->dealer, ZMQ_CONNECT_TIMEOUT, &connect_timeout_ms,
+                 sizeof connect_timeout_ms);
   zmq_setsockopt(worker->queue_in, ZMQ_SNDHWM, &hwm, sizeof hwm);
   zmq_setsockopt(worker->queue_out, ZMQ_RCVHWM, &hwm, sizeof hwm);
   zmq_setsockopt(worker->queue_in, ZMQ_LINGER, &zero, sizeof zero);

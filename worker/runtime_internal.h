@@ -21,7 +21,10 @@
 #define WORKER_LOG "worker"
 #define WORKER_DEFAULT_HEARTBEAT_MS 100
 #define WORKER_DEFAULT_JOIN_TIMEOUT_MS 120000
-#define WORKER_REPLAY_STEPS 64
+/* Step reports kept for replay after a reconnect: reports sent into a
+ * connection that then died are lost, and a cut link is noticed only after
+ * the ZMTP heartbeat timeout (3 s): this covers that at ~600 steps/s. */
+#define WORKER_REPLAY_STEPS 2048
 
 /* A roster of a few thousand members fits easily; anything larger is not
  * from an honest coordinator. */

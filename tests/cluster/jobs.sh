@@ -24,6 +24,13 @@
 #   mpirun_host_death (fault) under mpirun a node dies for good: Open MPI
 #                    ends the job, herd run relaunches it on the remaining
 #                    hosts from the newest checkpoint and says so
+#   link_cut         (fault) a worker host's cable out for 3 s: its workers
+#                    are failed, rejoin as newcomers, no split brain
+#   coord_cut_short  (fault) the coordinator's host out for 0.3 s: nothing
+#   coord_cut_long   (fault) out for 5 s: nobody failed, workers train on,
+#                    buffer and re-register, every step logged once
+#   straggler        one host capped at a tenth of the others' bandwidth:
+#                    named as the straggler, never failed
 #
 # Usage: jobs.sh BIN_DIR DATA_FILE CASE. Runs as root (namespaces); fails,
 # never skips, when it cannot build the cluster. Every wait is bounded; the
@@ -38,7 +45,8 @@ chmod 755 "$tmp" # the run dir is shared by every host (one file system)
 
 # One cluster ID per case, so cases never share names or addresses.
 declare -A ids=([standalone]=11 [mpirun_hosts]=12 [k8s]=13 [k8s_wrong_world]=14
-                [host_death]=15 [k8s_host_death]=16 [mpirun_host_death]=17)
+                [host_death]=15 [k8s_host_death]=16 [mpirun_host_death]=17
+                [link_cut]=18 [coord_cut_short]=19 [coord_cut_long]=20 [straggler]=21)
 id=${ids[$case]:-}
 [ -n "$id" ] || { echo "unknown case '$case'" >&2; exit 2; }
 trap 'cluster_down "$id"; fault_cleanup' EXIT
@@ -102,6 +110,86 @@ host_death() {
   grep -q '"member_failed".*"host":"node3"' "$tmp/run/events.jsonl" ||
     fail "no member_failed naming host node3"
 }
+
+# (fault) node3's cable is pulled for 3 s: its two workers are failed after
+# the heartbeat deadline, the others go on; the cut-off pair cannot commit a
+# step alone (every all-reduce needs the others), notices it was dropped and
+# rejoins as newcomers once the cable is back. job_check's "every step once,
+# generations never go back" is the no-split-brain check.
+link_cut() {
+  need_baseline
+  cluster_up "$id" coord node1 node2 node3
+  coord_up coord 2 --max 4
+  worker node1 0 4; worker node2 1 4; worker node3 2 4; worker node3 3 4
+  wait_steps "$tmp/run" 150
+  fault_ts=$(date +%s.%N)
+  cluster_link "$id" node3 down
+  sleep 3
+  cluster_link "$id" node3 up
+  wait_pid "$coord_pid" 180 "herd coord"
+  "${check[@]}" --world 4 --hosts 3 --epochs 2 --min-generations 3 \
+    --baseline "$baseline_file" --fault-ts "$fault_ts" || fail "job check"
+  "$py" - "$tmp/run" "$fault_ts" <<'PY' || fail "the cut-off workers did not rejoin"
+import json, sys
+events = [json.loads(l) for l in open(f"{sys.argv[1]}/events.jsonl")]
+t = float(sys.argv[2])
+failed = [e for e in events if e["event"] == "member_failed" and e["ts"] > t]
+assert {e["host"] for e in failed} == {"node3"}, f"failed: {failed}"
+assert len(failed) == 2, f"want node3's 2 workers failed, got {failed}"
+assert all("heartbeat" in e["reason"] for e in failed), failed
+back = [e for e in events if e["event"] == "member_joined" and e["ts"] > t
+        and e["host"] == "node3"]
+assert len(back) == 2, f"node3's workers rejoined {len(back)} times, want 2"
+last = [e for e in events if e["event"] == "generation"][-1]
+assert last["world_size"] == 4, f"last generation {last}"
+print(f"link_cut: node3 failed after {failed[0]['ts'] - t:.2f} s, "
+      f"rejoined after {back[-1]['ts'] - t:.2f} s")
+PY
+}
+
+# (fault) the coordinator's host is cut off while four workers on three
+# hosts train. Shorter than the failure deadline (500 ms): nobody notices.
+# Longer (5 s, past the workers' 3 s ZMTP heartbeat timeout, so their
+# connections die): the coordinator hears nobody, takes itself to be the
+# one cut off and fails nobody; the workers go on training among themselves
+# (the coordinator is not on the data path), buffer their reports and
+# re-register when the link returns. Either way: one generation, every step
+# in events.jsonl exactly once, none missing.
+coord_cut() { # SECONDS
+  need_baseline
+  cluster_up "$id" coord node1 node2 node3
+  coord_up coord 4 --max 4
+  worker node1 0 4; worker node2 1 4; worker node3 2 4; worker node3 3 4
+  wait_steps "$tmp/run" 150
+  cluster_link "$id" coord down
+  cut_start=$(date +%s.%N)
+  sleep "$1"
+  cluster_link "$id" coord up
+  wait_pid "$coord_pid" 180 "herd coord"
+  "${check[@]}" --world 4 --hosts 3 --epochs 2 --baseline "$baseline_file" ||
+    fail "job check"
+  "$py" - "$tmp/run" "$cut_start" "$1" <<'PY' || fail "the cut was not survived in place"
+import json, sys
+events = [json.loads(l) for l in open(f"{sys.argv[1]}/events.jsonl")]
+t0, cut = float(sys.argv[2]), float(sys.argv[3])
+bad = [e for e in events if e["event"] in ("member_failed", "job_failed")]
+assert not bad, f"failures: {bad}"
+gens = [e for e in events if e["event"] == "generation"]
+assert len(gens) == 1, f"want one generation, got {gens}"
+# Training went on during the cut: the reports buffered on the workers
+# arrive in one burst after it, at least half of what the pre-cut rate
+# would have made in the cut.
+steps = [e for e in events if e["event"] == "step"]
+rate = sum(1 for e in steps if t0 - 3 < e["ts"] < t0) / 3
+after = [e["ts"] for e in steps if e["ts"] > t0 + cut]
+burst = sum(1 for ts in after if ts < after[0] + 0.5) if after else 0
+assert burst >= rate * cut * 0.5, f"{burst} steps after the cut, rate {rate:.0f}/s"
+print(f"coord_cut: {cut} s cut, nobody failed, one generation; {burst} "
+      f"buffered steps arrived within 0.5 s of the link's return ({rate:.0f} steps/s before)")
+PY
+}
+coord_cut_short() { coord_cut 0.3; }
+coord_cut_long() { coord_cut 5; }
 
 # ---- Kubernetes, simulated: one host per pod -------------------------------
 

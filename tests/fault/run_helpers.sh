@@ -13,7 +13,8 @@ fault_setup() {
 }
 fault_cleanup() {
   for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
+  # HERD_KEEP_TMP=1 keeps the logs and run dir to look at.
+  if [ "${HERD_KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 # fail MESSAGE: the message and the tail of every log in $tmp; exit 1.
 fail() {
