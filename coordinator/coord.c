@@ -217,7 +217,7 @@ static herd_result_t s_copy_config(herd_coord_t *coord,
   if (c->heartbeat_interval_ms == 0)
     c->heartbeat_interval_ms = 100;
   if (c->heartbeat_misses == 0)
-    c->heartbeat_misses = 5;
+    c->heartbeat_misses = 10;
   if (c->max_message_bytes == 0)
     c->max_message_bytes = 69632;
   s_fill_elastic_defaults(c);

@@ -5,7 +5,7 @@
  *    next tick (after any Leave still queued on it). A kill -9 is seen in
  *    about a millisecond on loopback. Configurable off (disconnect_is_failure
  *    -1) where connections are expected to break and recover.
- *  - missed heartbeats: no message for interval x misses (500 ms default).
+ *  - missed heartbeats: no message for interval x misses (1 s default).
  *    The coordinator does not blame workers for its own deafness: silence is
  *    judged only once everything queued has been read, time in which its
  *    loop did not run (paused, starved of CPU) is credited to every member,
@@ -15,6 +15,16 @@
  *    cannot hear anyone can do nothing useful by failing everyone; the
  *    workers keep training among themselves and re-register when the link
  *    returns).
+ *    Silence past that floor makes a member *suspect* (event
+ *    member_suspect); it is failed when the silence also passes its own
+ *    deadline, which adapts to how its heartbeats have been arriving: the
+ *    mean gap plus DETECT_PHI_Z standard deviations (an EWMA of the gaps),
+ *    the point where a normal model of the gaps gives the silence a chance
+ *    below 1e-8 (phi = 8 in the phi-accrual detector of Hayashibara et al.,
+ *    as Akka and Cassandra use it). A loaded machine whose heartbeats come
+ *    late and uneven so widens its own deadline; it never exceeds
+ *    DETECT_SILENCE_MAX_MS, so a hung (SIGSTOPped) worker is failed within
+ *    5 s at most.
  *  - PeerFailed reports and child exits (coord_handlers.c, coord.c).
  *  - progress watchdog: a member whose step stops advancing for
  *    watchdog_multiple x the median step time (at least watchdog_min_ms)
@@ -32,6 +42,7 @@
  * 100 ms) so a flood of heartbeats does not turn into a flood of scans.
  * Every function here runs with coord->lock held.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +60,9 @@
  * workers' (the loop polls every few ms). */
 #define DETECT_DEAF_GAP_MS 100
 #define DETECT_ISOLATION_MAX_MS 10000
+#define DETECT_SILENCE_MAX_MS 5000
+#define DETECT_PHI_Z 5.6     /* P(normal > mean + 5.6 sd) ~ 1e-8: phi 8 */
+#define DETECT_GAP_ALPHA 0.1 /* EWMA weight of the newest heartbeat gap */
 
 /* ---- hosts and cool-downs -------------------------------------------------- */
 
@@ -83,7 +97,11 @@ void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,
     h->window_start_ms = now_ms;
     h->failures = 0;
   }
-  if (++h->failures < threshold)
+  /* Members of one host failing together (a host died or was cut off)
+   * are one event, one strike. */
+  int same_event = h->last_failure_ms && now_ms - h->last_failure_ms < 1000;
+  h->last_failure_ms = now_ms;
+  if (same_event || ++h->failures < threshold)
     return;
   int64_t ms = coord->config.host_cooldown_ms;
   for (int i = 0; i < h->strikes && ms < DETECT_COOLDOWN_MAX_MS; i++)
@@ -104,8 +122,62 @@ void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,
 
 /* ---- heartbeats and connections ------------------------------------------ */
 
+void coord_detect_heard(herd_coord_t *coord, coord_member_t *member,
+                        int is_heartbeat, int64_t now_ms)
+{
+  member->heard_ms = now_ms;
+  if (member->last_seen_ms < now_ms)
+    member->last_seen_ms = now_ms;
+  if (member->suspect) {
+    member->suspect = 0;
+    HERD_LOG(HERD_LOG_INFO, COORD_LOG, "rank %d pid %d heard from again",
+             member->rank, member->pid);
+  }
+  if (!is_heartbeat)
+    return;
+  if (member->last_heartbeat_ms) {
+    double gap = (double)(now_ms - member->last_heartbeat_ms);
+    if (member->gap_mean_ms <= 0) {
+      member->gap_mean_ms = gap;
+    } else {
+      double diff = gap - member->gap_mean_ms;
+      member->gap_mean_ms += DETECT_GAP_ALPHA * diff;
+      member->gap_var_ms2 = (1 - DETECT_GAP_ALPHA) *
+                            (member->gap_var_ms2 + DETECT_GAP_ALPHA * diff * diff);
+    }
+  }
+  member->last_heartbeat_ms = now_ms;
+}
+
+/* The member's own silence deadline: floor_ms at least (the configured
+ * interval x misses), more when its heartbeats have come unevenly. */
+static int64_t s_deadline_ms(const herd_coord_t *coord, const coord_member_t *m,
+                             int64_t floor_ms)
+{
+  double sd_min = coord->config.heartbeat_interval_ms / 2.0;
+  double sd = sqrt(m->gap_var_ms2);
+  double adaptive = m->gap_mean_ms + DETECT_PHI_Z * (sd > sd_min ? sd : sd_min);
+  int64_t deadline = adaptive > floor_ms ? (int64_t)adaptive : floor_ms;
+  return deadline < DETECT_SILENCE_MAX_MS ? deadline : DETECT_SILENCE_MAX_MS;
+}
+
+static void s_suspect(herd_coord_t *coord, coord_member_t *m, int64_t silent_ms,
+                      int64_t deadline_ms)
+{
+  m->suspect = 1;
+  HERD_LOG(HERD_LOG_WARN, COORD_LOG,
+           "rank %d pid %d on %s silent for %lld ms: suspect (failed at %lld ms)",
+           m->rank, m->pid, m->host, (long long)silent_ms,
+           (long long)deadline_ms);
+  coord_events_write(&coord->events, "member_suspect",
+                     json_pack("{s:i, s:i, s:o, s:I, s:I}", "rank", m->rank,
+                               "pid", m->pid, "host", coord_json_string(m->host),
+                               "silent_ms", (json_int_t)silent_ms,
+                               "deadline_ms", (json_int_t)deadline_ms));
+}
+
 static void s_check_member(herd_coord_t *coord, coord_member_t *m,
-                           int64_t now_ms, int64_t limit_ms)
+                           int64_t now_ms, int64_t floor_ms)
 {
   char reason[128];
   if (m->disconnected_ms && coord->config.disconnect_is_failure > 0 &&
@@ -114,10 +186,17 @@ static void s_check_member(herd_coord_t *coord, coord_member_t *m,
     coord_member_fail(coord, m, "connection lost");
     return;
   }
-  if (m->in_use && now_ms - m->last_seen_ms > limit_ms) {
-    snprintf(reason, sizeof reason, "no heartbeat for %lld ms",
-             (long long)(now_ms - m->last_seen_ms));
+  int64_t silent_ms = now_ms - m->last_seen_ms;
+  if (!m->in_use || m->state == COORD_MEMBER_FAILED || silent_ms <= floor_ms)
+    return;
+  int64_t deadline_ms = s_deadline_ms(coord, m, floor_ms);
+  if (silent_ms > deadline_ms) {
+    snprintf(reason, sizeof reason,
+             "no heartbeat for %lld ms (deadline %lld ms): hung or cut off",
+             (long long)silent_ms, (long long)deadline_ms);
     coord_member_fail(coord, m, reason);
+  } else if (!m->suspect) {
+    s_suspect(coord, m, silent_ms, deadline_ms);
   }
 }
 

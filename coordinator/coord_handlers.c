@@ -290,7 +290,9 @@ static void s_dispatch(herd_coord_t *coord, const void *id, size_t id_len,
       s_send_rejoin(coord, id, id_len);
     return;
   }
-  member->last_seen_ms = member->heard_ms = coord_now_ms();
+  coord_detect_heard(coord, member,
+                     env->body_case == HERD__ENVELOPE__BODY_HEARTBEAT,
+                     coord_now_ms());
   coord_member_note_fd(coord, member, coord->current_fd);
   s_handle_member_message(coord, member, env);
 }

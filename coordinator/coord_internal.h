@@ -97,6 +97,10 @@ typedef struct {
   int64_t last_seen_ms; /* monotonic; any message counts as a heartbeat */
   int64_t heard_ms;     /* when its last message came (last_seen_ms may
                            be moved on for the coordinator's deafness) */
+  /* heartbeat arrival statistics (coord_detect.c): EWMA of the gaps */
+  int64_t last_heartbeat_ms;
+  double gap_mean_ms, gap_var_ms2;
+  int suspect; /* silent past the floor, not yet past its own deadline */
   int fd;               /* connection its messages came from, -1 unknown */
   int64_t disconnected_ms; /* its connection closed at, 0: connected */
   /* re-registration claim (Join.generation/rank/world_size) */
@@ -122,6 +126,7 @@ typedef struct {
   int64_t window_start_ms;
   int strikes;             /* cool-downs so far */
   int64_t cooldown_until_ms;
+  int64_t last_failure_ms; /* failures this close together are one event */
 } coord_host_t;
 
 /* ---- rendezvous KV store ---------------------------------------------- */
@@ -334,6 +339,8 @@ int coord_host_cooling(const herd_coord_t *coord, const coord_member_t *m,
 
 /* coord_detect.c (coord->lock held): failure detection */
 void coord_detect_tick(herd_coord_t *coord, int64_t now_ms);
+void coord_detect_heard(herd_coord_t *coord, coord_member_t *member,
+                        int is_heartbeat, int64_t now_ms);
 void coord_detect_step(herd_coord_t *coord, coord_member_t *member,
                        int64_t step, int64_t now_ms);
 void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,

@@ -49,7 +49,7 @@ static const herd_opt_t s_table[] = {
      NULL, S_OFF(join_timeout_s), "seconds to wait for all workers to join"},
     {"heartbeat-ms", 0, "HERD_HEARTBEAT_MS", HERD_OPT_INT, "100", 10, 60000,
      NULL, S_OFF(heartbeat_ms), "worker heartbeat interval"},
-    {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "5", 1, 100,
+    {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "10", 1, 100,
      NULL, S_OFF(heartbeat_misses), "missed heartbeats before a worker is failed"},
     {"min", 0, "HERD_MIN", HERD_OPT_INT, "0", 0, 100000, NULL,
      S_OFF(min_workers), "elastic: fewest workers to train with (0: -n)"},
