@@ -191,13 +191,35 @@ typedef enum {
   COORD_PHASE_COUNT
 } coord_phase_t;
 
+#define COORD_LINKS_MAX 16     /* link rates kept per rank */
+#define COORD_LINK_ADDR_MAX 64
+/* A rank whose best link moves less than this fraction of the median is
+ * a network straggler (one-second TCP samples vary by 2x and more). */
+#define COORD_LINK_STRAGGLER_FRACTION 0.25
+
 typedef struct {
   int64_t reports;          /* step reports from this rank */
   int64_t step;             /* last reported, -1 none */
   double step_seconds, compute_seconds, comm_seconds, data_seconds; /* last */
   double samples_per_second; /* last, as the rank measures it */
   double phase_seconds_total[COORD_PHASE_COUNT];
+  /* its advertised address and latest link rates (coord_links.c) */
+  char addr[COORD_LINK_ADDR_MAX];
+  int n_links;
+  int64_t link_samples; /* reports that carried rates */
+  struct {
+    char peer[COORD_LINK_ADDR_MAX];
+    double mbps;
+  } links[COORD_LINKS_MAX];
 } coord_rank_metrics_t;
+
+/* What coord_links_judge makes of the ranks' link rates. */
+typedef struct {
+  double best_mbps[COORD_METRICS_RANKS_MAX]; /* fastest link to another
+                                                host, 0 unknown */
+  int straggler[COORD_METRICS_RANKS_MAX];
+  double median_mbps; /* over ranks with a rate, 0 when too few */
+} coord_link_verdict_t;
 
 typedef struct {
   double ts;                       /* unix seconds */
@@ -399,6 +421,9 @@ void *coord_json_real(double value);
 herd_result_t coord_metrics_init(herd_coord_t *coord);
 void coord_metrics_free(herd_coord_t *coord);
 /* coord->lock held: a step report from `member`, a committed checkpoint. */
+/* coord_links.c: network stragglers from the workers' TCP link rates. */
+void coord_links_on_report(coord_rank_metrics_t *x, const Herd__StepReport *r);
+void coord_links_judge(const coord_metrics_t *m, coord_link_verdict_t *out);
 void coord_metrics_on_step(herd_coord_t *coord, const coord_member_t *member,
                            const Herd__StepReport *report);
 void coord_metrics_on_checkpoint(herd_coord_t *coord,

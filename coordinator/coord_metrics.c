@@ -116,6 +116,7 @@ static void s_rank_step(coord_metrics_t *m, int rank, const Herd__StepReport *r)
   x->comm_seconds = s_finite(r->comm_seconds);
   x->data_seconds = s_finite(r->data_seconds);
   x->samples_per_second = s_finite(r->samples_per_second);
+  coord_links_on_report(x, r);
   if (x->compute_seconds >= 0)
     x->phase_seconds_total[COORD_PHASE_COMPUTE] += x->compute_seconds;
   if (x->comm_seconds >= 0)
@@ -464,6 +465,22 @@ static void s_render_ranks(s_buf_t *b, const coord_snapshot_t *s)
     if (m->ranks[r].reports)
       s_printf(b, "herd_rank_step_seconds{rank=\"%d\"} %.17g\n", r,
                m->ranks[r].step_seconds);
+  coord_link_verdict_t links;
+  coord_links_judge(m, &links);
+  s_header(b, "herd_rank_link_bytes_per_second", "gauge",
+           "fastest TCP link between this rank's host and another's, while "
+           "busy (0: not measured yet)");
+  for (int r = 0; r < m->n_ranks; r++)
+    if (m->ranks[r].reports)
+      s_printf(b, "herd_rank_link_bytes_per_second{rank=\"%d\"} %.17g\n", r,
+               links.best_mbps[r] * 1e6 / 8);
+  s_header(b, "herd_rank_straggler", "gauge",
+           "1 when this rank's links run below a quarter of the median: its "
+           "host's network is the job's bottleneck");
+  for (int r = 0; r < m->n_ranks; r++)
+    if (m->ranks[r].reports)
+      s_printf(b, "herd_rank_straggler{rank=\"%d\"} %d\n", r,
+               links.straggler[r]);
 }
 
 char *coord_metrics_render(const coord_snapshot_t *snap)
@@ -498,6 +515,7 @@ static json_t *s_checkpoint_json(const coord_snapshot_t *s)
 }
 
 static json_t *s_member_json(const coord_snapshot_t *s,
+                             const coord_link_verdict_t *links,
                              const coord_snapshot_member_t *x)
 {
   json_t *j = json_pack("{s:i, s:i, s:o, s:s, s:I, s:I}", "rank", x->rank,
@@ -515,6 +533,11 @@ static json_t *s_member_json(const coord_snapshot_t *s,
                       coord_json_real(r->compute_seconds));
   json_object_set_new(j, "comm_seconds", coord_json_real(r->comm_seconds));
   json_object_set_new(j, "data_seconds", coord_json_real(r->data_seconds));
+  if (links->best_mbps[x->rank] > 0)
+    json_object_set_new(j, "link_mbps",
+                        coord_json_real(links->best_mbps[x->rank]));
+  json_object_set_new(j, "network_straggler",
+                      json_boolean(links->straggler[x->rank]));
   return j;
 }
 
@@ -584,9 +607,25 @@ char *coord_status_render(const coord_snapshot_t *snap)
     json_decref(members);
     return NULL;
   }
-  for (int i = 0; i < snap->n_members; i++)
-    json_array_append_new(members, s_member_json(snap, &snap->members[i]));
+  coord_link_verdict_t *links = malloc(sizeof *links);
+  json_t *stragglers = json_array();
+  if (links)
+    coord_links_judge(&snap->metrics, links);
+  for (int i = 0; links && i < snap->n_members; i++) {
+    const coord_snapshot_member_t *x = &snap->members[i];
+    json_array_append_new(members, s_member_json(snap, links, x));
+    if (x->rank >= 0 && x->rank < COORD_METRICS_RANKS_MAX &&
+        links->straggler[x->rank])
+      json_array_append_new(
+          stragglers,
+          json_pack("{s:i, s:o, s:f, s:f}", "rank", x->rank, "host",
+                    coord_json_string(x->host), "link_mbps",
+                    links->best_mbps[x->rank], "median_mbps",
+                    links->median_mbps));
+  }
+  free(links);
   json_object_set_new(j, "members", members);
+  json_object_set_new(j, "network_stragglers", stragglers);
   json_object_set_new(j, "events", s_events_json(&snap->metrics));
   char *text = json_dumps(j, JSON_COMPACT);
   json_decref(j);

@@ -11,7 +11,10 @@
  * A rank is a straggler when its step time, or its busy time (compute plus
  * data: in synchronous data parallelism every rank's step ends together in
  * the all-reduce, and the slow one is the one that waits least), is above
- * STRAGGLER_FACTOR times the median over the ranks.
+ * STRAGGLER_FACTOR times the median over the ranks (SLOW). A rank on a
+ * host whose network is the bottleneck (coord_links.c: its best TCP link
+ * runs below a quarter of the median) is marked NET and named below the
+ * table.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -297,7 +300,7 @@ static void s_draw_ranks(json_t *s, int64_t max_rows)
   size_t i;
   json_t *m;
   printf("\n");
-  s_line("%5s %-15.15s %-7s %9s %9s %7s %6s %6s %6s", "RANK", "HOST", "STATE",
+  s_line("%5s %-12.12s %-7s %9s %9s %7s %6s %6s %6s", "RANK", "HOST", "STATE",
          "STEP", "SAMPLES/S", "STEP ms", "COMP", "COMM", "DATA");
   json_array_foreach(members, i, m)
   {
@@ -309,12 +312,20 @@ static void s_draw_ranks(json_t *s, int64_t max_rows)
     double busy = s_num(m, "compute_seconds") + s_num(m, "data_seconds");
     int slow = (step_median > 0 && step > STRAGGLER_FACTOR * step_median) ||
                (busy_median > 0 && busy > STRAGGLER_FACTOR * busy_median);
-    s_line("%5.0f %-15.15s %-7.7s %9.0f %9.0f %7.1f %6.1f %6.1f %6.1f%s",
+    if (json_is_true(json_object_get(m, "network_straggler")))
+      slow = 2;
+    s_line("%5.0f %-12.12s %-7.7s %9.0f %9.0f %7.1f %6.1f %6.1f %6.1f%s",
            s_num(m, "rank"), s_str(m, "host"), s_str(m, "state"),
            s_num(m, "step"), s_num(m, "samples_per_second"), step * 1e3,
            s_num(m, "compute_seconds") * 1e3, s_num(m, "comm_seconds") * 1e3,
-           s_num(m, "data_seconds") * 1e3, slow ? " SLOW" : "");
+           s_num(m, "data_seconds") * 1e3,
+           slow == 2 ? " NET" : slow ? " SLOW" : "");
   }
+  json_t *net = json_object_get(s, "network_stragglers");
+  json_array_foreach(net, i, m)
+  s_line("straggler: %s (rank %.0f), its network: best link %.0f Mbit/s, "
+         "median %.0f", s_str(m, "host"), s_num(m, "rank"),
+         s_num(m, "link_mbps"), s_num(m, "median_mbps"));
 }
 
 static void s_draw_events(json_t *s)

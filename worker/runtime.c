@@ -388,6 +388,28 @@ static void s_queue(herd_worker_t *worker, Herd__Envelope *env)
   }
 }
 
+/* About once a second, the rates of this process's TCP links since the
+ * last time (named by the peer's address) go with a step report. */
+static int s_link_rates(herd_worker_t *worker, herd_net_link_rate_t *rates,
+                        int max)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (now_ms - worker->links_at_ms < WORKER_LINKS_EVERY_MS)
+    return 0;
+  herd_net_link_t now[HERD_NET_LINKS_MAX];
+  int n_now = herd_net_links_sample(now, HERD_NET_LINKS_MAX);
+  int n = worker->links_at_ms
+              ? herd_net_links_rates(worker->links_prev, worker->n_links_prev,
+                                     now, n_now, rates, max)
+              : 0;
+  memcpy(worker->links_prev, now, (size_t)n_now * sizeof *now);
+  worker->n_links_prev = n_now;
+  worker->links_at_ms = now_ms;
+  return n;
+}
+
 void herd_worker_report_step(herd_worker_t *worker,
                              const herd_step_report_t *report)
 {
@@ -410,6 +432,19 @@ void herd_worker_report_step(herd_worker_t *worker,
   r.sample_begin = report->sample_begin;
   r.sample_end = report->sample_end;
   r.total_steps = report->total_steps;
+  herd_net_link_rate_t rates[WORKER_LINKS_REPORTED];
+  Herd__LinkRate links[WORKER_LINKS_REPORTED];
+  Herd__LinkRate *link_ptrs[WORKER_LINKS_REPORTED];
+  int n_links = s_link_rates(worker, rates, WORKER_LINKS_REPORTED);
+  for (int i = 0; i < n_links; i++) {
+    herd__link_rate__init(&links[i]);
+    links[i].peer = rates[i].peer;
+    links[i].mbps = rates[i].mbps;
+    link_ptrs[i] = &links[i];
+  }
+  r.addr = worker->advertise_addr;
+  r.n_links = (size_t)n_links;
+  r.links = link_ptrs;
   env.body_case = HERD__ENVELOPE__BODY_STEP_REPORT;
   env.step_report = &r;
   atomic_store(&worker->last_step, report->step);

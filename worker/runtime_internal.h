@@ -25,6 +25,8 @@
  * connection that then died are lost, and a cut link is noticed only after
  * the ZMTP heartbeat timeout (3 s): this covers that at ~600 steps/s. */
 #define WORKER_REPLAY_STEPS 2048
+#define WORKER_LINKS_EVERY_MS 1000
+#define WORKER_LINKS_REPORTED 16 /* peers per report; COORD_LINKS_MAX */
 
 /* A roster of a few thousand members fits easily; anything larger is not
  * from an honest coordinator. */
@@ -48,6 +50,10 @@ struct herd_worker {
   char host[200];
   char *iface;                        /* NULL: route to the coordinator */
   char advertise_addr[HERD_NET_ADDR_MAX]; /* set once the join succeeded */
+  /* link rates, sampled about once a second by the reporting thread */
+  herd_net_link_t links_prev[HERD_NET_LINKS_MAX];
+  int n_links_prev;
+  int64_t links_at_ms;
   char advertise_iface[64];
   int pid;
   void *zmq_ctx;

@@ -60,12 +60,8 @@ run_timeout=$((120 + steps)) # seconds for either job
 
 tmp=$(mktemp -d /tmp/herd-bench-multihost.XXXXXX)
 chmod 755 "$tmp"
-pids=()
+# Every process runs inside a cluster host: cluster_down kills them all.
 cleanup() {
-  local p
-  for p in "${pids[@]:-}"; do
-    if [ -n "$p" ]; then kill -9 "$p" 2>/dev/null || true; fi
-  done
   cluster_down "$id" || true
   if [ "${HERD_KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
@@ -76,7 +72,7 @@ fail() {
   for f in "$tmp"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -15 "$f" >&2; }; done
   exit 1
 }
-on() { cluster_spawn "$id" "$@" || fail "cannot start on $1"; pids+=("$CLUSTER_PID"); }
+on() { cluster_spawn "$id" "$@" || fail "cannot start on $1"; }
 wait_for() { # FILE PATTERN SECONDS
   for _ in $(seq 1 $(($3 * 10))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   fail "no '$2' in $1 within $3 s"

@@ -14,6 +14,7 @@
 #define HERD_NET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "herd/result.h"
 
@@ -55,6 +56,34 @@ void herd_net_format_endpoint(const char *host, int port, char *out,
 /* 1 when `host` (name or address) resolves to a loopback or local
  * address of this machine, 0 when not or when it does not resolve. */
 int herd_net_is_local(const char *host);
+
+/* ---- link rates (common/net_links.c) ------------------------------------ */
+
+#define HERD_NET_LINKS_MAX 64
+#define HERD_NET_LINK_MIN_BYTES (256 * 1024) /* less says nothing of a link */
+
+/* One TCP connection's counters at one moment. */
+typedef struct {
+  uint64_t inode; /* identifies the connection between samples */
+  char peer[HERD_NET_ADDR_MAX];
+  uint64_t bytes_acked, busy_us;
+} herd_net_link_t;
+
+/* What a peer's connections delivered between two samples. */
+typedef struct {
+  char peer[HERD_NET_ADDR_MAX];
+  double mbps; /* Mbit/s while data was in flight */
+} herd_net_link_rate_t;
+
+/* Fills out[] with this process's established TCP connections (at most
+ * max); returns how many. Never fails: 0 when none can be read. */
+int herd_net_links_sample(herd_net_link_t *out, int max);
+
+/* Rates per peer address between two samples, only peers that moved at
+ * least HERD_NET_LINK_MIN_BYTES; returns how many were written to out. */
+int herd_net_links_rates(const herd_net_link_t *before, int n_before,
+                         const herd_net_link_t *now, int n_now,
+                         herd_net_link_rate_t *out, int max);
 
 #ifdef __cplusplus
 }

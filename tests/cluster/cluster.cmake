@@ -16,7 +16,7 @@ foreach(case mpirun_hosts k8s k8s_wrong_world)
     FIXTURES_REQUIRED herd_data)
 endforeach()
 foreach(case host_death k8s_host_death mpirun_host_death link_cut coord_cut_short
-             coord_cut_long)
+             coord_cut_long straggler)
   add_test(NAME cluster_${case}
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/jobs.sh ${CMAKE_BINARY_DIR}/bin ${HERD_TEST_DATA} ${case})
   set_tests_properties(cluster_${case} PROPERTIES LABELS "fault;cluster" TIMEOUT 600

@@ -191,6 +191,38 @@ PY
 coord_cut_short() { coord_cut 0.3; }
 coord_cut_long() { coord_cut 5; }
 
+# (fault) every host link capped at 1 Gbit/s, node4's at 100 Mbit/s: the job
+# runs at node4's pace, nobody is failed, and the metrics and `herd top` name
+# node4 as the straggler (its TCP links, coord_links.c) while the job runs.
+straggler() {
+  cluster_up "$id" coord node1 node2 node3 node4
+  for h in node1 node2 node3; do cluster_cap "$id" "$h" 1000; done
+  cluster_cap "$id" node4 100
+  coord_up coord 4 --max 4
+  train_args=(--data "$data" --seed 7 --max-steps 300)
+  for r in 0 1 2 3; do worker "node$((r + 1))" "$r" 4; done
+  wait_for "$tmp/run/events.jsonl" '"event":"http"' 10
+  url=$(sed -n 's/.*"event":"http","url":"\([^"]*\)".*/\1/p' "$tmp/run/events.jsonl" | head -1)
+  local named=0
+  for _ in $(seq 1 60); do # bounded: 30 s
+    cluster_exec "$id" coord "$bin/herd" top --once --url "$url" >"$tmp/top.txt" 2>&1 || true
+    if grep -q "^straggler: node4 " "$tmp/top.txt"; then named=1; break; fi
+    kill -0 "$coord_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  cat "$tmp/top.txt"
+  [ "$named" = 1 ] || fail "herd top did not name node4 as the straggler"
+  grep -E '^ +3 node4 .* NET$' "$tmp/top.txt" || fail "node4's row is not marked NET"
+  grep -c ' NET$' "$tmp/top.txt" | grep -qx 1 || fail "more than one host named"
+  cluster_exec "$id" coord curl -sf "${url}metrics" >"$tmp/metrics.txt" || fail "no /metrics"
+  grep -qx 'herd_rank_straggler{rank="3"} 1' "$tmp/metrics.txt" ||
+    fail "herd_rank_straggler does not name rank 3 (node4): $(grep straggler "$tmp/metrics.txt")"
+  [ "$(grep -c '^herd_rank_straggler{.*} 1$' "$tmp/metrics.txt")" = 1 ] || fail "more than one straggler"
+  wait_pid "$coord_pid" 180 "herd coord"
+  "${check[@]}" --world 4 --hosts 4 || fail "job check"
+  ! grep -q '"member_failed"' "$tmp/run/events.jsonl" || fail "a member was failed"
+}
+
 # ---- Kubernetes, simulated: one host per pod -------------------------------
 
 # The ConfigMap's data as KEY=VALUE words (k8s/base/configmap.yaml has flat
