@@ -15,6 +15,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "comm_internal.h"
 
@@ -26,6 +27,7 @@ struct herd_comm_request {
   herd_dtype_t dtype;
   herd_op_t op;
   herd_result_t result;
+  double started_s, finished_s; /* CLOCK_MONOTONIC, on the progress thread */
   char detail[256];
   int done;
   struct herd_comm_request *next;
@@ -41,10 +43,19 @@ struct herd_comm_async {
   int stop;
 };
 
+static double s_monotonic(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void s_run_one(herd_comm_request_t *req)
 {
+  req->started_s = s_monotonic();
   herd_result_t rc = herd_comm_allreduce_now(req->comm, req->send, req->recv,
                                              req->count, req->dtype, req->op);
+  req->finished_s = s_monotonic();
   req->result = rc;
   if (rc != HERD_OK)
     snprintf(req->detail, sizeof req->detail, "%s", herd_error_detail());
@@ -124,6 +135,12 @@ herd_result_t herd_comm_iallreduce(herd_comm_t *comm, const void *send,
 
 herd_result_t herd_comm_wait(herd_comm_request_t **req_p)
 {
+  return herd_comm_wait_timed(req_p, NULL, NULL);
+}
+
+herd_result_t herd_comm_wait_timed(herd_comm_request_t **req_p,
+                                   double *started_s, double *finished_s)
+{
   if (!req_p || !*req_p)
     return herd_error_set(HERD_EINVAL, "herd_comm_wait: no request");
   herd_comm_request_t *req = *req_p;
@@ -135,6 +152,10 @@ herd_result_t herd_comm_wait(herd_comm_request_t **req_p)
   herd_result_t rc = req->result;
   if (rc != HERD_OK)
     herd_error_set(rc, "%s", req->detail);
+  if (started_s)
+    *started_s = req->started_s;
+  if (finished_s)
+    *finished_s = req->finished_s;
   free(req);
   *req_p = NULL;
   return rc;

@@ -48,6 +48,8 @@ static herd_result_t s_check_dims(const int *dims, int n_dims)
 }
 
 /* Computes the flat layout; dims are bounded so the sums can't overflow. */
+#define MLP_READY_CHUNK_FLOATS 65536
+
 static herd_result_t s_layout(herd_mlp_t *self)
 {
   size_t offset = 0;
@@ -225,22 +227,54 @@ static void s_xent(herd_mlp_t *self, const uint8_t *labels, int batch,
     *correct += right;
 }
 
+/* Rows of W per ready() range: about 256 KiB of gradient at a time. */
+static int s_chunk_rows(int n_in)
+{
+  int rows = MLP_READY_CHUNK_FLOATS / n_in;
+  return rows > 0 ? rows : 1;
+}
+
+/* Layer l's gradient: db, then dW in row chunks from the last row down, so
+ * the ranges given to ready() run back to front without gaps. With ready
+ * NULL, dW is one GEMM. With batch 0 (d unused) only the ranges are told. */
+static void s_layer_grad(herd_mlp_t *self, int l, const float *d,
+                         const float *in, int batch, float *grad,
+                         herd_mlp_ready_fn ready, void *arg)
+{
+  int n_in = self->dims[l], n_out = self->dims[l + 1];
+  size_t w_at = self->weight_offset[l], b_at = self->bias_offset[l];
+  float *gb = grad + b_at;
+  for (int i = 0; i < batch; i++)
+    for (int j = 0; j < n_out; j++)
+      gb[j] += d[(size_t)i * n_out + j];
+  if (!ready) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, batch,
+                1.0f, d, n_out, in, n_in, 1.0f, grad + w_at, n_in);
+    return;
+  }
+  ready(arg, b_at, b_at + (size_t)n_out);
+  int chunk = s_chunk_rows(n_in);
+  for (int hi = n_out; hi > 0; hi -= chunk) {
+    int lo = hi > chunk ? hi - chunk : 0;
+    if (batch > 0) /* rows lo..hi of dW = d[:, lo..hi]^T in */
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, n_in,
+                  batch, 1.0f, d + lo, n_out, in, n_in, 1.0f,
+                  grad + w_at + (size_t)lo * n_in, n_in);
+    ready(arg, w_at + (size_t)lo * n_in, w_at + (size_t)hi * n_in);
+  }
+}
+
 /* Accumulates dW, db for every layer from the top delta in delta[0]. */
 static void s_backward(herd_mlp_t *self, const float *params, const float *x,
-                       int batch, float *grad)
+                       int batch, float *grad, herd_mlp_ready_fn ready,
+                       void *arg)
 {
   float *d = self->delta[0], *d_next = self->delta[1];
   for (int l = self->n_dims - 2; l >= 0; l--) {
     int n_in = self->dims[l], n_out = self->dims[l + 1];
     const float *in = l > 0 ? self->act[l - 1] : x;
     const float *w = params + self->weight_offset[l];
-    float *gb = grad + self->bias_offset[l];
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, batch,
-                1.0f, d, n_out, in, n_in, 1.0f, grad + self->weight_offset[l],
-                n_in);
-    for (int i = 0; i < batch; i++)
-      for (int j = 0; j < n_out; j++)
-        gb[j] += d[(size_t)i * n_out + j];
+    s_layer_grad(self, l, d, in, batch, grad, ready, arg);
     if (l == 0)
       break;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, n_in, n_out,
@@ -265,21 +299,34 @@ herd_result_t herd_mlp_check_labels(const herd_mlp_t *self,
   return HERD_OK;
 }
 
+herd_result_t herd_mlp_forward_backward_ready(
+    herd_mlp_t *mlp, const float *params, const float *x, const uint8_t *labels,
+    int batch, float *grad_sum, double *loss_sum, int *correct,
+    herd_mlp_ready_fn ready, void *ready_arg)
+{
+  if (batch < 0)
+    return herd_error_set(HERD_EINVAL, "mlp: negative batch %d", batch);
+  if (batch == 0) {
+    for (int l = mlp->n_dims - 2; ready && l >= 0; l--)
+      s_layer_grad(mlp, l, NULL, NULL, 0, grad_sum, ready, ready_arg);
+    return HERD_OK;
+  }
+  HERD_CHECK(herd_mlp_check_labels(mlp, labels, (size_t)batch));
+  HERD_CHECK(s_reserve(mlp, batch));
+  s_forward(mlp, params, x, batch);
+  s_xent(mlp, labels, batch, mlp->delta[0], loss_sum, correct);
+  s_backward(mlp, params, x, batch, grad_sum, ready, ready_arg);
+  return HERD_OK;
+}
+
 herd_result_t herd_mlp_forward_backward(herd_mlp_t *mlp, const float *params,
                                         const float *x, const uint8_t *labels,
                                         int batch, float *grad_sum,
                                         double *loss_sum, int *correct)
 {
-  if (batch < 0)
-    return herd_error_set(HERD_EINVAL, "mlp: negative batch %d", batch);
-  if (batch == 0)
-    return HERD_OK;
-  HERD_CHECK(herd_mlp_check_labels(mlp, labels, (size_t)batch));
-  HERD_CHECK(s_reserve(mlp, batch));
-  s_forward(mlp, params, x, batch);
-  s_xent(mlp, labels, batch, mlp->delta[0], loss_sum, correct);
-  s_backward(mlp, params, x, batch, grad_sum);
-  return HERD_OK;
+  return herd_mlp_forward_backward_ready(mlp, params, x, labels, batch,
+                                         grad_sum, loss_sum, correct, NULL,
+                                         NULL);
 }
 
 herd_result_t herd_mlp_evaluate(herd_mlp_t *mlp, const float *params,

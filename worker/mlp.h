@@ -79,6 +79,21 @@ herd_result_t herd_mlp_forward_backward(herd_mlp_t *mlp, const float *params,
                                         int batch, float *grad_sum,
                                         double *loss_sum, int *correct);
 
+/* Called during the backward pass each time a range [begin, end) of the
+ * gradient buffer (in floats) is final for this batch. Ranges come back to
+ * front without gaps: the first ends at param_count, each next one ends
+ * where the previous began, the last begins at 0. The sequence depends on
+ * the layer sizes only (never on the batch), so every rank sees the same. */
+typedef void (*herd_mlp_ready_fn)(void *arg, size_t begin, size_t end);
+
+/* herd_mlp_forward_backward that calls ready() as gradient ranges become
+ * final, so their all-reduce can start while the lower layers compute.
+ * With batch == 0 it still calls ready() for every range (nothing to add). */
+herd_result_t herd_mlp_forward_backward_ready(
+    herd_mlp_t *mlp, const float *params, const float *x, const uint8_t *labels,
+    int batch, float *grad_sum, double *loss_sum, int *correct,
+    herd_mlp_ready_fn ready, void *ready_arg);
+
 /* HERD_EINVAL (naming the sample) unless every labels[i] < classes. */
 herd_result_t herd_mlp_check_labels(const herd_mlp_t *mlp, const uint8_t *labels,
                                     size_t n);

@@ -32,7 +32,8 @@ struct herd_timeline {
 };
 
 static const char *const s_names[HERD_TIMELINE_PHASE_COUNT] = {
-    "step", "data", "compute", "comm", "optimizer", "checkpoint"};
+    "step", "data", "compute", "comm", "optimizer", "checkpoint",
+    "allreduce"};
 
 static double s_clock(clockid_t id)
 {

@@ -35,6 +35,7 @@ typedef enum {
   HERD_TIMELINE_COMM,
   HERD_TIMELINE_OPTIMIZER,
   HERD_TIMELINE_CHECKPOINT,
+  HERD_TIMELINE_ALLREDUCE, /* one gradient bucket on the wire, overlapping */
   HERD_TIMELINE_PHASE_COUNT
 } herd_timeline_phase_t;
 

@@ -43,6 +43,7 @@ typedef struct {
   int deterministic;       /* integer-summed shard gradients (train_determ.c) */
   const char *timeline;    /* Chrome trace of step phases (timeline.h) */
   const char *iface;       /* interface advertised to peers (herd/net.h) */
+  double bucket_mb;        /* gradient all-reduce bucket (train_overlap.c) */
 } herd_train_config_t;
 
 /* --device cuda state (train_cuda.c): model, optimizer and data on the GPU. */
@@ -95,6 +96,19 @@ typedef struct {
 /* > 0 after the SUM when any rank holds a roster of a newer generation
  * (newcomers admitted): every rank switches after that same step. */
 #define HERD_TRAIN_RECONFIG_SLOT 4
+
+/* CLOCK_MONOTONIC seconds: what step phases are timed with. */
+double herd_train_now(void);
+
+/* train_overlap.c: forward and backward pass with the gradient all-reduce
+ * started bucket by bucket as the backward pass finishes them; returns once
+ * all are reduced (grad holds the SUM, extras included). The extras' stop,
+ * count and reconfigure slots must be set before; loss and correct are
+ * filled in. *backward_done_s: when the computation ended. */
+herd_result_t herd_train_overlap_step(herd_train_t *train, const float *x,
+                                      const uint8_t *labels, int batch,
+                                      double *loss_sum, int *correct,
+                                      double *backward_done_s);
 
 /* train_elastic.c: generations (gloo under a coordinator). */
 /* 1 when membership may change: the gloo backend under a coordinator. */

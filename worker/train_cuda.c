@@ -57,13 +57,6 @@ struct herd_train_cuda {
 /* Evaluation chunk: bigger than a training batch, small next to a GPU. */
 #define S_EVAL_ROWS 4096
 
-static double s_now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 herd_result_t herd_train_cuda_probe(void)
 {
   int devices = 0;
@@ -285,11 +278,11 @@ herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
                           train->rank, train->world_size, &begin, &end);
   herd_sampler_global_range(data->count, (size_t)train->step_in_epoch, batch,
                             &global_begin, &global_end);
-  double t0 = s_now();
+  double t0 = herd_train_now();
   HERD_CHECK(s_local_grad(train, self, begin, end, stop));
-  double t1 = s_now();
+  double t1 = herd_train_now();
   HERD_CHECK(s_allreduce(train, self));
-  double t2 = s_now();
+  double t2 = herd_train_now();
   float lr = (float)herd_lr_at(&train->schedule, train->step);
   HERD_CHECK(herd_optim_cuda_step(self->optim, self->params, self->grad,
                                   self->grad + p + 1, lr, self->stream));
@@ -297,7 +290,7 @@ herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
                          HERD_TRAIN_EXTRA * sizeof(float),
                          cudaMemcpyDeviceToHost, self->stream));
   HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
-  double t3 = s_now();
+  double t3 = herd_train_now();
   float data_ms = 0.0f;
   cudaEventElapsedTime(&data_ms, self->data_start, self->data_end);
   const float *extras = self->extras; /* loss sum, samples, correct, stop */

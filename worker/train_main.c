@@ -79,6 +79,9 @@ static const herd_opt_t s_table[] = {
     {"virtual-shards", 0, "HERD_VIRTUAL_SHARDS", HERD_OPT_INT, "16", 1, 4096,
      NULL, S_OFF(virtual_shards),
      "fixed pieces of each global batch, spread over the ranks"},
+    {"bucket-mb", 0, "HERD_BUCKET_MB", HERD_OPT_DOUBLE, "4", 0.0625, 1024, NULL,
+     S_OFF(bucket_mb), "gradient all-reduce bucket in MiB: each starts as "
+     "soon as the backward pass has finished it (like DDP's bucket_cap_mb)"},
     {"timeline", 0, "HERD_TIMELINE", HERD_OPT_STRING, NULL, 0, 0, NULL,
      S_OFF(timeline), "write step phases as a Chrome trace (Perfetto) here; "
      "rank N>0 adds .rankN"},
@@ -105,13 +108,6 @@ static const char s_usage[] =
     "Trains an MLP on Fashion-MNIST, data parallel. Start it with\n"
     "'herd run -n N -- herd-train ...', or under mpirun/srun with HERD_COORD\n"
     "and HERD_TOKEN pointing at a 'herd coord'.";
-
-static double s_now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static herd_result_t s_parse_hidden(const char *text, int *dims, int *n_dims)
 {
@@ -389,28 +385,20 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
                            NULL, NULL);
   herd_sampler_global_range(data->count, (size_t)train->step_in_epoch, batch,
                             &global_begin, &global_end);
-  double t0 = s_now();
+  double t0 = herd_train_now();
   herd_mlp_gather(data->images, data->labels, pixels,
                   herd_sampler_perm(train->sampler) + begin, end - begin, x, labels);
-  double t1 = s_now();
+  double t1 = herd_train_now();
   size_t p = train->param_count;
   memset(train->grad, 0, (p + HERD_TRAIN_EXTRA) * sizeof(float));
-  double loss_sum = 0;
+  double loss_sum = 0, t2 = 0;
   int correct = 0;
-  if (end > begin)
-    HERD_CHECK(herd_mlp_forward_backward(train->mlp, train->params, x, labels,
-                                         (int)(end - begin), train->grad,
-                                         &loss_sum, &correct));
-  train->grad[p] = (float)loss_sum;
   train->grad[p + 1] = (float)(end - begin);
-  train->grad[p + 2] = (float)correct;
   train->grad[p + HERD_TRAIN_STOP_SLOT] = s_stop_signal ? 1.0f : 0.0f;
   train->grad[p + HERD_TRAIN_RECONFIG_SLOT] = s_newer_roster(train);
-  double t2 = s_now();
-  HERD_CHECK(herd_comm_allreduce_buckets(train->comm, train->grad,
-                                         p + HERD_TRAIN_EXTRA, HERD_DTYPE_F32,
-                                         HERD_OP_SUM));
-  double t3 = s_now();
+  HERD_CHECK(herd_train_overlap_step(train, x, labels, (int)(end - begin),
+                                     &loss_sum, &correct, &t2));
+  double t3 = herd_train_now();
   if (train->grad[p + HERD_TRAIN_STOP_SLOT] > 0)
     train->stop_requested = 1;
   train->reconfigure_requested = train->grad[p + HERD_TRAIN_RECONFIG_SLOT] > 0;
@@ -424,10 +412,10 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
       .generation = train->generation, .world_size = train->world_size,
       .loss = train->grad[p] / train->grad[p + 1],
       .samples = (int64_t)train->grad[p + 1],
-      .data_seconds = t1 - t0, .compute_seconds = (t2 - t1) + (s_now() - t3),
-      .comm_seconds = t3 - t2, .step_seconds = s_now() - t0,
+      .data_seconds = t1 - t0, .compute_seconds = (t2 - t1) + (herd_train_now() - t3),
+      .comm_seconds = t3 - t2, .step_seconds = herd_train_now() - t0,
       .sample_begin = (int64_t)global_begin, .sample_end = (int64_t)global_end};
-  herd_timeline_step(train->timeline, report->step, t0, t1, t2, t3, s_now());
+  herd_timeline_step(train->timeline, report->step, t0, t1, t2, t3, herd_train_now());
   return HERD_OK;
 }
 
@@ -435,7 +423,7 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
  * a failed fetch skips the save, logged, like a failed save. */
 static void s_save(herd_train_t *train)
 {
-  double start = s_now();
+  double start = herd_train_now();
   herd_result_t rc = train->rank == 0 ? herd_train_cuda_download(train) : HERD_OK;
   if (rc == HERD_OK)
     herd_train_save(train);
@@ -444,7 +432,7 @@ static void s_save(herd_train_t *train)
              (long long)train->step, herd_error_detail());
   if (train->rank == 0 && train->config.ckpt_dir)
     herd_timeline_phase(train->timeline, HERD_TIMELINE_CHECKPOINT,
-                        train->step, start, s_now());
+                        train->step, start, herd_train_now());
 }
 
 /* Bookkeeping after a committed step: epoch end, reports, checkpoints. */
@@ -476,7 +464,7 @@ static herd_result_t s_train(herd_train_t *train)
   float *x = malloc(local_max * pixels * sizeof(float));
   uint8_t *labels = malloc(local_max);
   herd_result_t rc = x && labels ? HERD_OK : HERD_ENOMEM;
-  double window_start = s_now();
+  double window_start = herd_train_now();
   int64_t window_samples = 0;
   int evaluated = 0; /* a resumed, finished run still reports accuracy */
   while (rc == HERD_OK && !train->stop_requested &&
@@ -493,7 +481,7 @@ static herd_result_t s_train(herd_train_t *train)
       continue;
     }
     if (rc == HERD_OK) {
-      s_update_throughput(train, s_now(), report.samples, &window_start,
+      s_update_throughput(train, herd_train_now(), report.samples, &window_start,
                           &window_samples);
       rc = s_after_step(train, &report);
       evaluated = train->step_in_epoch == 0;

@@ -13,10 +13,12 @@
  * only used inside the checkpoint module and by herd_dataset_load, which
  * runs before the first save, so the two never overlap.
  */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <jansson.h>
 #include <sys/stat.h>
 
 #include "train.h"
@@ -241,4 +243,11 @@ herd_result_t herd_train_resume(herd_train_t *train)
   train->resumed_from_step = train->step;
   train->last_ckpt_step = train->step;
   return HERD_OK;
+}
+
+double herd_train_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }

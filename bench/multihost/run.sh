@@ -13,29 +13,30 @@
 #          eth0), MASTER_ADDR = node1
 #
 # Same model (784 -> H -> H -> 10 MLP, --hidden 1024,1024), same global batch
-# (128, 32 per rank), SGD momentum 0.9, weight decay 1e-4, constant lr, one
+# (--batch, default 128: 32 per rank), SGD momentum 0.9, weight decay 1e-4, constant lr, one
 # BLAS/OpenMP/torch thread per process, same number of steps; the first
 # --skip steps are warm-up and not measured.
 #
 # Usage (as root): bench/multihost/run.sh BUILD_BIN_DIR DATA_FILE
-#                    [--steps N] [--skip S] [--out FILE]
+#                    [--steps N] [--skip S] [--batch B] [--out FILE]
 # Writes bench/results/multihost.json (or --out) and prints it.
 # HERD_KEEP_TMP=1 keeps the logs, run dir and timelines. Every wait is
 # bounded; the cluster is removed on exit, also after a failure.
 set -euo pipefail
 
-usage() { echo "usage: $0 BUILD_BIN_DIR DATA_FILE [--steps N] [--skip S] [--out FILE]" >&2; exit 2; }
+usage() { echo "usage: $0 BUILD_BIN_DIR DATA_FILE [--steps N] [--skip S] [--batch B] [--out FILE]" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 bin=$(cd "$1" && pwd) data=$(readlink -f "$2")
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-steps=300 skip=20 out="$root/bench/results/multihost.json"
+steps=300 skip=20 out="$root/bench/results/multihost.json" batch=128
 while [ $# -gt 0 ]; do
   case $1 in
     --steps) steps=${2:?}; shift 2 ;;
     --skip) skip=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
+    --batch) batch=${2:?}; shift 2 ;;
     *) usage ;;
   esac
 done
@@ -53,7 +54,9 @@ py=/usr/bin/python3
   { echo "need torch and h5py for $py: apt-get install -y python3-torch python3-h5py" >&2; exit 2; }
 
 . "$root/tests/cluster/cluster.sh"
-id=30 world=4 batch=128 hidden=1024,1024 mbit=1000
+id=30 world=4 hidden=1024,1024 mbit=1000
+[[ $batch =~ ^[0-9]+$ ]] && (( batch >= world && batch % world == 0 )) ||
+  { echo "--batch must be a multiple of $world" >&2; exit 2; }
 lr=0.05 momentum=0.9 wd=1e-4 seed=42
 hosts=(coord node1 node2 node3 node4)
 run_timeout=$((120 + steps)) # seconds for either job

@@ -130,6 +130,10 @@ herd_result_t herd_comm_iallreduce(herd_comm_t *comm, const void *send,
                                    herd_op_t op, herd_comm_request_t **req_out);
 /* Waits for *req_p, frees it, NULLs the pointer; returns its result. */
 herd_result_t herd_comm_wait(herd_comm_request_t **req_p);
+/* herd_comm_wait that also says when the collective ran on the progress
+ * thread (CLOCK_MONOTONIC seconds; either pointer may be NULL). */
+herd_result_t herd_comm_wait_timed(herd_comm_request_t **req_p,
+                                   double *started_s, double *finished_s);
 herd_result_t herd_comm_broadcast(herd_comm_t *comm, void *buf, size_t count,
                                   herd_dtype_t dtype, int root);
 herd_result_t herd_comm_barrier(herd_comm_t *comm);
