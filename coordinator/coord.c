@@ -187,7 +187,7 @@ static void s_fill_elastic_defaults(herd_coord_config_t *c)
   if (c->watchdog_multiple == 0)
     c->watchdog_multiple = 10;
   if (c->watchdog_min_ms <= 0)
-    c->watchdog_min_ms = 1000;
+    c->watchdog_min_ms = 5000;
   if (c->host_cooldown_failures == 0)
     c->host_cooldown_failures = 3;
   if (c->host_cooldown_ms <= 0)
@@ -217,7 +217,7 @@ static herd_result_t s_copy_config(herd_coord_t *coord,
   if (c->heartbeat_interval_ms == 0)
     c->heartbeat_interval_ms = 100;
   if (c->heartbeat_misses == 0)
-    c->heartbeat_misses = 10;
+    c->heartbeat_misses = 20;
   if (c->max_message_bytes == 0)
     c->max_message_bytes = 69632;
   s_fill_elastic_defaults(c);
@@ -487,7 +487,7 @@ herd_result_t herd_coord_note_exit(herd_coord_t *coord, int pid, int status)
     else
       snprintf(reason, sizeof reason, "process exited with status %d",
                WIFEXITED(status) ? WEXITSTATUS(status) : status);
-    coord_member_fail(coord, member, reason);
+    coord_member_fail(coord, member, "child_exit", reason);
   }
   pthread_mutex_unlock(&coord->lock);
   return HERD_OK;

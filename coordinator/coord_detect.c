@@ -5,7 +5,10 @@
  *    next tick (after any Leave still queued on it). A kill -9 is seen in
  *    about a millisecond on loopback. Configurable off (disconnect_is_failure
  *    -1) where connections are expected to break and recover.
- *  - missed heartbeats: no message for interval x misses (1 s default).
+ *  - missed heartbeats: no message for interval x misses (2 s default: a
+ *    link down for 0.3 s can silence a host for over a second, since the
+ *    kernel flushes its ARP entries with the carrier and retries ARP only
+ *    every second; measured in tests/cluster coord_cut_short).
  *    The coordinator does not blame workers for its own deafness: silence is
  *    judged only once everything queued has been read, time in which its
  *    loop did not run (paused, starved of CPU) is credited to every member,
@@ -27,7 +30,9 @@
  *    5 s at most.
  *  - PeerFailed reports and child exits (coord_handlers.c, coord.c).
  *  - progress watchdog: a member whose step stops advancing for
- *    watchdog_multiple x the median step time (at least watchdog_min_ms)
+ *    watchdog_multiple x the median step time (at least watchdog_min_ms,
+ *    5 s: reports held up by a link that dropped for a moment arrive a
+ *    second or more late, in a burst, and must not look like a hang)
  *    while another member's step advanced within that time is evicted as
  *    hung. When every rank is stuck (a synchronous all-reduce waiting on a
  *    hung rank looks the same on all of them) nobody can be blamed by step
@@ -183,7 +188,7 @@ static void s_check_member(herd_coord_t *coord, coord_member_t *m,
   if (m->disconnected_ms && coord->config.disconnect_is_failure > 0 &&
       (coord->router_drained ||
        now_ms - m->disconnected_ms >= DETECT_DISCONNECT_GRACE_MS)) {
-    coord_member_fail(coord, m, "connection lost");
+    coord_member_fail(coord, m, "connection_closed", "connection lost");
     return;
   }
   int64_t silent_ms = now_ms - m->last_seen_ms;
@@ -194,7 +199,7 @@ static void s_check_member(herd_coord_t *coord, coord_member_t *m,
     snprintf(reason, sizeof reason,
              "no heartbeat for %lld ms (deadline %lld ms): hung or cut off",
              (long long)silent_ms, (long long)deadline_ms);
-    coord_member_fail(coord, m, reason);
+    coord_member_fail(coord, m, "heartbeat_silence", reason);
   } else if (!m->suspect) {
     s_suspect(coord, m, silent_ms, deadline_ms);
   }
@@ -360,7 +365,7 @@ static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
              (long long)m->step, (long long)(now_ms - m->step_advanced_ms),
              median);
     coord->stats.watchdog_evictions++;
-    coord_member_fail(coord, m, reason);
+    coord_member_fail(coord, m, "watchdog", reason);
   }
 }
 

@@ -218,6 +218,23 @@ static void s_defer_rest(herd_coord_t *coord)
                             coord->members[i].state == COORD_MEMBER_WAITING;
 }
 
+/* Waiting members held out only because their host is cooling down are
+ * admitted when the cool-down ends: nothing else would wake the admission
+ * (no new Join comes). Returns that time, 0 when nobody is held out. */
+static int64_t s_cooldown_admit_ms(const herd_coord_t *coord)
+{
+  int64_t first = 0;
+  for (int i = 0; i < coord->member_capacity; i++) {
+    const coord_member_t *m = &coord->members[i];
+    if (!m->in_use || m->state != COORD_MEMBER_WAITING || m->host_index < 0)
+      continue;
+    int64_t until = coord->hosts[m->host_index].cooldown_until_ms;
+    if (until > 0 && (!first || until < first))
+      first = until;
+  }
+  return first;
+}
+
 static int64_t s_next_generation(const herd_coord_t *coord)
 {
   int64_t g = coord->stats.generation;
@@ -234,8 +251,10 @@ static void s_generation_formed(herd_coord_t *coord, coord_member_t **list,
   coord->stats.world_size = n;
   coord->formed_here = 1;
   coord->formed_count++;
-  coord->admit_at_ms = 0;
   s_defer_rest(coord);
+  coord->admit_at_ms = coord->stats.world_size < coord->config.max_workers
+                           ? s_cooldown_admit_ms(coord)
+                           : 0;
   coord_kv_prune(&coord->kv, coord->stats.generation);
   HERD_LOG(HERD_LOG_INFO, COORD_LOG, "generation %lld %s, world size %d",
            (long long)coord->stats.generation, adopted ? "adopted" : "formed",

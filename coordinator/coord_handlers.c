@@ -193,7 +193,7 @@ static void s_handle_peer_failed(herd_coord_t *coord, const Herd__PeerFailed *p)
     return;
   char reason[192];
   snprintf(reason, sizeof reason, "peer reported: %.160s", p->reason);
-  coord_member_fail(coord, peer, reason);
+  coord_member_fail(coord, peer, "peer_report", reason);
 }
 
 /* Reports from a member; rank-0-only ones are filtered here. */

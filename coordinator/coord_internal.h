@@ -345,8 +345,10 @@ coord_member_t *coord_member_find(herd_coord_t *coord, const void *routing_id,
 coord_member_t *coord_member_by_rank(herd_coord_t *coord, int rank);
 coord_member_t *coord_member_add(herd_coord_t *coord, const void *routing_id,
                                  size_t routing_id_len, const Herd__Join *join);
+/* signal: what decided it (the member_failed event's "signal"):
+ * connection_closed, child_exit, peer_report, heartbeat_silence, watchdog. */
 void coord_member_fail(herd_coord_t *coord, coord_member_t *member,
-                       const char *reason);
+                       const char *signal, const char *reason);
 void coord_member_leave(herd_coord_t *coord, coord_member_t *member);
 int coord_member_count(const herd_coord_t *coord);
 void coord_members_tick(herd_coord_t *coord, int64_t now_ms);

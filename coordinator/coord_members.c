@@ -325,18 +325,18 @@ static void s_member_remove(herd_coord_t *coord, coord_member_t *member)
 }
 
 void coord_member_fail(herd_coord_t *coord, coord_member_t *member,
-                       const char *reason)
+                       const char *signal, const char *reason)
 {
   coord_member_state_t next;
   if (!coord_member_transition(member->state, COORD_MEMBER_EV_FAIL, &next))
     return;
   int was_admitted = member->state == COORD_MEMBER_ACTIVE;
   member->state = next;
-  HERD_LOG(HERD_LOG_WARN, COORD_LOG, "member rank %d pid %d failed: %s",
-           member->rank, member->pid, reason);
+  HERD_LOG(HERD_LOG_WARN, COORD_LOG, "member rank %d pid %d failed (%s): %s",
+           member->rank, member->pid, signal, reason);
   coord_events_write(&coord->events, "member_failed",
-                     json_pack("{s:i, s:i, s:o, s:o}", "rank", member->rank,
-                               "pid", member->pid, "reason",
+                     json_pack("{s:i, s:i, s:s, s:o, s:o}", "rank", member->rank,
+                               "pid", member->pid, "signal", signal, "reason",
                                coord_json_string(reason), "host",
                                coord_json_string(member->host)));
   coord->stats.failures++;

@@ -443,6 +443,17 @@ static void s_render_checkpoints(s_buf_t *b, const coord_snapshot_t *s)
            m->ckpt_last_unix);
 }
 
+/* One gauge per rank that has reported, values[rank]. */
+static void s_rank_gauge(s_buf_t *b, const coord_metrics_t *m,
+                         const char *name, const char *help,
+                         const double *values)
+{
+  s_header(b, name, "gauge", help);
+  for (int r = 0; r < m->n_ranks; r++)
+    if (m->ranks[r].reports)
+      s_printf(b, "%s{rank=\"%d\"} %.17g\n", name, r, values[r]);
+}
+
 static void s_render_ranks(s_buf_t *b, const coord_snapshot_t *s)
 {
   const coord_metrics_t *m = &s->metrics;
@@ -460,27 +471,25 @@ static void s_render_ranks(s_buf_t *b, const coord_snapshot_t *s)
     if (m->ranks[r].reports)
       s_printf(b, "herd_rank_steps_total{rank=\"%d\"} %lld\n", r,
                (long long)m->ranks[r].reports);
-  s_header(b, "herd_rank_step_seconds", "gauge", "last step time per rank");
+  double values[COORD_METRICS_RANKS_MAX];
   for (int r = 0; r < m->n_ranks; r++)
-    if (m->ranks[r].reports)
-      s_printf(b, "herd_rank_step_seconds{rank=\"%d\"} %.17g\n", r,
-               m->ranks[r].step_seconds);
+    values[r] = m->ranks[r].step_seconds;
+  s_rank_gauge(b, m, "herd_rank_step_seconds", "last step time per rank",
+               values);
   coord_link_verdict_t links;
   coord_links_judge(m, &links);
-  s_header(b, "herd_rank_link_bytes_per_second", "gauge",
-           "fastest TCP link between this rank's host and another's, while "
-           "busy (0: not measured yet)");
   for (int r = 0; r < m->n_ranks; r++)
-    if (m->ranks[r].reports)
-      s_printf(b, "herd_rank_link_bytes_per_second{rank=\"%d\"} %.17g\n", r,
-               links.best_mbps[r] * 1e6 / 8);
-  s_header(b, "herd_rank_straggler", "gauge",
-           "1 when this rank's links run below a quarter of the median: its "
-           "host's network is the job's bottleneck");
+    values[r] = links.best_mbps[r] * 1e6 / 8;
+  s_rank_gauge(b, m, "herd_rank_link_bytes_per_second",
+               "fastest TCP link between this rank's host and another's, "
+               "while busy (0: not measured yet)",
+               values);
   for (int r = 0; r < m->n_ranks; r++)
-    if (m->ranks[r].reports)
-      s_printf(b, "herd_rank_straggler{rank=\"%d\"} %d\n", r,
-               links.straggler[r]);
+    values[r] = links.straggler[r];
+  s_rank_gauge(b, m, "herd_rank_straggler",
+               "1 when this rank's links run below a quarter of the median: "
+               "its host's network is the job's bottleneck",
+               values);
 }
 
 char *coord_metrics_render(const coord_snapshot_t *snap)

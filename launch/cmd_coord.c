@@ -46,7 +46,7 @@ static const herd_opt_t s_table[] = {
      S_OFF(max_workers), "most workers admitted (0: same as --min)"},
     {"heartbeat-ms", 0, "HERD_HEARTBEAT_MS", HERD_OPT_INT, "100", 10, 60000,
      NULL, S_OFF(heartbeat_ms), "worker heartbeat interval"},
-    {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "10", 1, 100,
+    {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "20", 1, 100,
      NULL, S_OFF(heartbeat_misses), "missed heartbeats before a worker is failed"},
     {"join-timeout", 0, "HERD_JOIN_TIMEOUT", HERD_OPT_DOUBLE, "120", 1, 86400,
      NULL, S_OFF(join_timeout_s), "seconds to wait for --min workers"},

@@ -49,7 +49,7 @@ static const herd_opt_t s_table[] = {
      NULL, S_OFF(join_timeout_s), "seconds to wait for all workers to join"},
     {"heartbeat-ms", 0, "HERD_HEARTBEAT_MS", HERD_OPT_INT, "100", 10, 60000,
      NULL, S_OFF(heartbeat_ms), "worker heartbeat interval"},
-    {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "10", 1, 100,
+    {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "20", 1, 100,
      NULL, S_OFF(heartbeat_misses), "missed heartbeats before a worker is failed"},
     {"min", 0, "HERD_MIN", HERD_OPT_INT, "0", 0, 100000, NULL,
      S_OFF(min_workers), "elastic: fewest workers to train with (0: -n)"},
@@ -75,23 +75,27 @@ static const char s_usage[] =
     "Starts a coordinator (loopback, or with --hostfile/-H the address the\n"
     "other hosts reach) and N workers running\n"
     "COMMAND (e.g. herd-train). Workers get HERD_COORD, HERD_TOKEN,\n"
-    "HERD_RUN_DIR, HERD_CKPT_DIR, HERD_CKPT_EVERY and HERD_RESUME.\n"
+    "HERD_RUN_DIR, HERD_CKPT_DIR, HERD_CKPT_EVERY, HERD_RESUME and\n"
+    "HERD_JOIN_TIMEOUT.\n"
     "Exit status: 0 done, 1 job failed, 2 bad usage, 130 interrupted.";
 
 /* Exports the variables every worker reads. */
 static herd_result_t s_export_env(const herd_run_opts_t *opts,
                                   herd_coord_t *coord, const char *token)
 {
-  char ckpt_dir[4096], number[32];
+  char ckpt_dir[4096], number[32], join_timeout[32];
   snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", opts->run_dir);
   snprintf(number, sizeof number, "%lld", (long long)opts->ckpt_every);
+  /* Workers wait as long for a roster as the coordinator waits for them. */
+  snprintf(join_timeout, sizeof join_timeout, "%g", opts->join_timeout_s);
   int failed = setenv("HERD_COORD", herd_coord_endpoint(coord), 1) ||
                setenv("HERD_TOKEN", token, 1) ||
                setenv("HERD_JOB_ID", "herd", 1) ||
                setenv("HERD_RUN_DIR", opts->run_dir, 1) ||
                setenv("HERD_CKPT_DIR", ckpt_dir, 1) ||
                setenv("HERD_CKPT_EVERY", number, 1) ||
-               setenv("HERD_RESUME", opts->resume, 1);
+               setenv("HERD_RESUME", opts->resume, 1) ||
+               setenv("HERD_JOIN_TIMEOUT", join_timeout, 1);
   if (opts->backend)
     failed = failed || setenv("HERD_BACKEND", opts->backend, 1);
   return failed ? herd_error_set(HERD_ESYS, "setenv failed") : HERD_OK;
@@ -337,6 +341,11 @@ int herd_cmd_run(int argc, char **argv)
     return herd_cli_fail("run", rc == HERD_EIO ? HERD_EINVAL : rc);
   }
   herd_cli_catch_signals();
+  /* `herd run ... | head` closes stdout long before the job ends: that is
+   * no reason to kill herd run or the job. Writes then fail with EPIPE and
+   * are dropped. The workers inherit the setting (posix_spawn keeps
+   * ignored signals), so their prints to the same pipe are dropped too. */
+  signal(SIGPIPE, SIG_IGN);
   code = s_run_job(&opts, argv + first);
   herd_launch_free_hosts(&opts);
   return code;

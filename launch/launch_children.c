@@ -35,9 +35,10 @@ extern char **environ;
 #define S_MAX_ARGS 256
 
 static const char *const s_exported[] = {
-    "HERD_COORD", "HERD_TOKEN", "HERD_JOB_ID", "HERD_RUN_DIR",
-    "HERD_CKPT_DIR", "HERD_CKPT_EVERY", "HERD_RESUME", "HERD_BACKEND",
-    "HERD_IFACE", "HERD_LOG_LEVEL", "HERD_LOG_SUBSYS", "PATH"};
+    "HERD_COORD",    "HERD_TOKEN",        "HERD_JOB_ID",    "HERD_RUN_DIR",
+    "HERD_CKPT_DIR", "HERD_CKPT_EVERY",   "HERD_RESUME",    "HERD_BACKEND",
+    "HERD_IFACE",    "HERD_JOIN_TIMEOUT", "HERD_LOG_LEVEL", "HERD_LOG_SUBSYS",
+    "PATH"};
 
 /* Finds `name` in PATH (or checks it when it has a '/'). */
 static int s_find_program(const char *name, char *out, size_t cap)

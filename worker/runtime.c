@@ -131,6 +131,11 @@ static herd_result_t s_open_sockets(herd_worker_t *worker)
                  sizeof reconnect_max_ms);
   zmq_setsockopt(worker->dealer, ZMQ_CONNECT_TIMEOUT, &connect_timeout_ms,
                  sizeof connect_timeout_ms);
+  /* After a reconnect the replayed step reports and the buffered queue go
+   * out at once: the DEALER must hold them all (the default 1000 would drop
+   * the newest, and with them steps from events.jsonl). */
+  int dealer_hwm = WORKER_QUEUE_HWM + WORKER_REPLAY_STEPS + 64;
+  zmq_setsockopt(worker->dealer, ZMQ_SNDHWM, &dealer_hwm, sizeof dealer_hwm);
   zmq_setsockopt(worker->queue_in, ZMQ_SNDHWM, &hwm, sizeof hwm);
   zmq_setsockopt(worker->queue_out, ZMQ_RCVHWM, &hwm, sizeof hwm);
   zmq_setsockopt(worker->queue_in, ZMQ_LINGER, &zero, sizeof zero);

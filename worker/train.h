@@ -53,6 +53,8 @@ typedef struct herd_train_cuda herd_train_cuda_t;
 typedef struct {
   herd_train_config_t config;
   herd_result_t setup_rc;  /* HERD_EINVAL: bad configuration, exit 2 */
+  int peer_usage_error;    /* the rank that failed the last agreement did
+                            * so on bad configuration: exit 2 here too */
   herd_comm_t *comm;
   herd_worker_t *worker;  /* NULL when no coordinator (HERD_COORD unset) */
   herd_dataset_t *dataset;
@@ -111,6 +113,10 @@ herd_result_t herd_train_overlap_step(herd_train_t *train, const float *x,
                                       double *backward_done_s);
 
 /* train_elastic.c: generations (gloo under a coordinator). */
+/* How long a worker waits for a roster (the first, or the next after a
+ * failure): HERD_JOIN_TIMEOUT seconds, which herd run sets from its
+ * --join-timeout, else 120 s. */
+int herd_train_join_timeout_ms(void);
 /* 1 when membership may change: the gloo backend under a coordinator. */
 int herd_train_is_elastic(const herd_train_t *train);
 /* Opens this generation's communicator from `roster` (gloo, KV rendezvous)
@@ -152,8 +158,30 @@ herd_result_t herd_train_save(herd_train_t *train);
  * (checkpoint_committed). `wait` first waits for the save in flight. */
 void herd_train_poll_saves(herd_train_t *train, int wait);
 /* All ranks agree whether everyone succeeded (MIN all-reduce of a flag);
- * returns HERD_EPEER on ranks whose own rc was OK but a peer failed. */
+ * returns HERD_EPEER on ranks whose own rc was OK but a peer failed, and
+ * sets peer_usage_error when that peer's rc was HERD_EINVAL. */
 herd_result_t herd_train_agree(herd_train_t *train, herd_result_t rc);
+/* The training configuration as compact JSON, as checkpoints record it. */
+void herd_train_config_json(const herd_train_t *train, char *out, size_t cap);
+
+/* train_resume.c: what a checkpoint may be resumed with (README.md,
+ * "Resuming"). Rank 0, before loading: HERD_EINVAL naming the setting,
+ * both values and how to start over when the run's config contradicts the
+ * one recorded in `meta`; HERD_EFORMAT when the record is unreadable.
+ * Prints one line listing the settings that changed but may. */
+herd_result_t herd_train_check_resume_config(const herd_train_t *train,
+                                             const herd_ckpt_meta_t *meta,
+                                             const char *path);
+/* After loading: the cursor is within bounds and consistent with this
+ * run's steps per epoch, and not past --epochs / --max-steps. */
+herd_result_t herd_train_check_resume_cursor(const herd_train_t *train,
+                                             const herd_ckpt_meta_t *meta,
+                                             int64_t optim_step,
+                                             const char *path);
+/* HERD_ENONFINITE naming the step when any of `count` values is NaN/inf;
+ * `what` ends in a verb ("the summed loss is"). */
+herd_result_t herd_train_check_finite(const float *values, size_t count,
+                                      const char *what, int64_t step);
 
 /* train_cuda.c (--device cuda; train_cuda_stub.c in a build without CUDA).
  * The GPU path keeps params, gradients and optimizer state in device memory

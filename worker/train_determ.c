@@ -110,24 +110,30 @@ static herd_result_t s_deltas(herd_train_t *train, float *x, uint8_t *labels,
   return HERD_OK;
 }
 
-/* The agreed exponent of each layer, or an error for a non-finite
- * gradient. */
-static herd_result_t s_agree_exponents(herd_train_t *train,
-                                       const s_shards_t *s, int *exponent)
+/* The agreed exponent of each layer, or an error for a non-finite loss or
+ * gradient. Either makes a bound infinite (fmaxf would drop a NaN, and a
+ * MAX over NaN is up to the backend), so every rank refuses the step. */
+static herd_result_t s_agree_exponents(herd_train_t *train, const s_shards_t *s,
+                                       const double *loss, int *exponent)
 {
   int layers = herd_mlp_n_layers(train->mlp);
   float bound[HERD_MLP_MAX_DIMS] = {0};
   for (int k = 0; k < s->count; k++)
-    for (int l = 0; l < layers; l++)
-      bound[l] = fmaxf(bound[l], herd_mlp_det_grad_bound(
-                                     train->determ, l, s->row[k],
-                                     s->row[k + 1] - s->row[k]));
+    for (int l = 0; l < layers; l++) {
+      float b = herd_mlp_det_grad_bound(train->determ, l, s->row[k],
+                                        s->row[k + 1] - s->row[k]);
+      bound[l] =
+          isfinite(b) && isfinite(loss[k]) ? fmaxf(bound[l], b) : INFINITY;
+    }
   HERD_CHECK(herd_comm_allreduce(train->comm, bound, bound, (size_t)layers,
                                  HERD_DTYPE_F32, HERD_OP_MAX));
   for (int l = 0; l < layers; l++) {
     if (!isfinite(bound[l]))
-      return herd_error_set(HERD_EINVAL, "--deterministic: non-finite "
-                            "gradient at step %lld (lower --lr?)",
+      return herd_error_set(HERD_ENONFINITE,
+                            "step %lld: the loss or gradient is not finite "
+                            "(--deterministic); stopping before it reaches "
+                            "the parameters or a checkpoint (lower --lr, or "
+                            "check the data)",
                             (long long)train->step + 1);
     int magnitude = 0;
     /* 2 * bound < 2^magnitude: the margin covers float rounding in the
@@ -195,7 +201,7 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   else
     shards.count = 0;
   double t1 = s_now();
-  HERD_CHECK(s_agree_exponents(train, &shards, exponent));
+  HERD_CHECK(s_agree_exponents(train, &shards, loss, exponent));
   double t2 = s_now();
   HERD_CHECK(s_to_fixed(train, &shards, exponent));
   for (int k = 0; k < shards.count; k++)
@@ -208,6 +214,11 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   HERD_CHECK(herd_comm_allreduce_buckets(train->comm, sum, p + HERD_TRAIN_EXTRA,
                                          HERD_DTYPE_I64, HERD_OP_SUM));
   double t4 = s_now();
+  if (sum[p + 1] <= 0) /* the same sums on every rank: all stop here */
+    return herd_error_set(HERD_ENONFINITE,
+                          "step %lld: the global batch has no samples; "
+                          "stopping",
+                          (long long)train->step + 1);
   train->stop_requested = sum[p + HERD_TRAIN_STOP_SLOT] > 0;
   train->reconfigure_requested = sum[p + HERD_TRAIN_RECONFIG_SLOT] > 0;
   double inverse = 1.0 / (double)sum[p + 1];

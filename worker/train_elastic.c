@@ -117,11 +117,13 @@ herd_result_t herd_train_enter_generation(herd_train_t *train,
   return s_sync_state(train);
 }
 
-static int s_roster_wait_ms(void)
+int herd_train_join_timeout_ms(void)
 {
   const char *text = getenv("HERD_JOIN_TIMEOUT");
   double seconds = text ? atof(text) : 0;
-  return seconds > 0 ? (int)(seconds * 1000) : S_ROSTER_WAIT_MS_DEFAULT;
+  /* Bounded so the milliseconds fit an int (herd run allows up to a day). */
+  return seconds > 0 && seconds <= 86400 ? (int)(seconds * 1000)
+                                         : S_ROSTER_WAIT_MS_DEFAULT;
 }
 
 /* One attempt: the next roster after `after`, its communicator, the state. */
@@ -129,8 +131,8 @@ static herd_result_t s_join_next(herd_train_t *train, int64_t after,
                                  int *no_roster)
 {
   herd_roster_t roster;
-  herd_result_t rc = herd_worker_wait_roster(train->worker, after,
-                                             s_roster_wait_ms(), &roster);
+  herd_result_t rc = herd_worker_wait_roster(
+      train->worker, after, herd_train_join_timeout_ms(), &roster);
   *no_roster = rc != HERD_OK;
   if (rc != HERD_OK) {
     if (train->rank == 0 && train->has_state)

@@ -101,6 +101,10 @@ static void s_catch_stop_signals(void)
   action.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &action, NULL);
   sigaction(SIGUSR1, &action, NULL);
+  /* A peer that closed its socket (dropped from the generation while this
+   * rank was stopped or cut off) must be an error from send(), which the
+   * elastic path recovers from, not a silent death. */
+  signal(SIGPIPE, SIG_IGN);
 }
 
 static const char s_usage[] =
@@ -193,6 +197,7 @@ static herd_result_t s_join(herd_train_t *train)
     wc.launcher_world_size = env.world_size;
   }
   wc.iface = train->config.iface;
+  wc.join_timeout_ms = herd_train_join_timeout_ms();
   /* The heartbeat interval is the coordinator's (it judges liveness): it
    * comes in the roster, not from this process's environment. */
   HERD_CHECK(herd_worker_join(&wc, &train->worker));
@@ -248,6 +253,27 @@ static herd_result_t s_check_world(const herd_train_t *train,
                         env->world_source);
 }
 
+/* The loader takes images of any size; the model's input is fixed, and a
+ * mismatch would read past each image or train on pieces of two. */
+static herd_result_t s_check_data_shape(const herd_train_t *train)
+{
+  const herd_data_split_t *splits[2] = {&train->dataset->train,
+                                        &train->dataset->test};
+  const char *names[2] = {"train", "test"};
+  for (int i = 0; i < 2; i++) {
+    int rows = splits[i]->rows, cols = splits[i]->cols;
+    if ((size_t)rows * (size_t)cols == HERD_MLP_INPUTS)
+      continue;
+    return herd_error_set(HERD_EINVAL,
+                          "--data %s: %s images are %dx%d (%d inputs), but "
+                          "the model takes %d inputs (28x28 images); see "
+                          "'herd data inspect %s'",
+                          train->config.data, names[i], rows, cols, rows * cols,
+                          HERD_MLP_INPUTS, train->config.data);
+  }
+  return HERD_OK;
+}
+
 static herd_result_t s_setup(herd_train_t *train)
 {
   int cuda = !strcmp(train->config.device, "cuda");
@@ -289,6 +315,8 @@ static herd_result_t s_setup(herd_train_t *train)
     return rc; /* nothing to agree over */
   if (rc == HERD_OK)
     rc = herd_dataset_load(train->config.data, &train->dataset);
+  if (rc == HERD_OK)
+    rc = s_check_data_shape(train);
   if (rc == HERD_OK)
     rc = s_make_model(train);
   /* Agree, then take a member's state, or the newest checkpoint when no
@@ -367,6 +395,25 @@ static float s_newer_roster(herd_train_t *train)
              : 0.0f;
 }
 
+/* After the all-reduce, before the update: a NaN or infinity in the sums
+ * (a diverging --lr, bad data) would reach every replica's parameters and
+ * then every checkpoint, and an empty global batch would divide by zero.
+ * Every rank holds the same sums, so all refuse the same step. */
+static herd_result_t s_check_sums(const herd_train_t *train)
+{
+  size_t p = train->param_count;
+  int64_t step = train->step + 1;
+  if (!(train->grad[p + 1] > 0))
+    return herd_error_set(HERD_ENONFINITE,
+                          "step %lld: the global batch has no samples; "
+                          "stopping",
+                          (long long)step);
+  HERD_CHECK(
+      herd_train_check_finite(train->grad + p, 1, "the summed loss is", step));
+  return herd_train_check_finite(train->grad, p, "the summed gradient is",
+                                 step);
+}
+
 /* One step: local gradient sum, one all-reduce, identical update. */
 static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
                             herd_step_report_t *report)
@@ -399,6 +446,7 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   HERD_CHECK(herd_train_overlap_step(train, x, labels, (int)(end - begin),
                                      &loss_sum, &correct, &t2));
   double t3 = herd_train_now();
+  HERD_CHECK(s_check_sums(train));
   if (train->grad[p + HERD_TRAIN_STOP_SLOT] > 0)
     train->stop_requested = 1;
   train->reconfigure_requested = train->grad[p + HERD_TRAIN_RECONFIG_SLOT] > 0;
@@ -420,10 +468,16 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
 }
 
 /* herd_train_save, of the GPU's state (fetched first) with --device cuda;
- * a failed fetch skips the save, logged, like a failed save. */
-static void s_save(herd_train_t *train)
+ * a failed fetch skips the save, logged, like a failed save. On the CPU
+ * every rank holds the same parameters, so all check them and agree:
+ * finite gradients can still overflow them, and a checkpoint of NaN would
+ * be resumed from forever. That one stops the job; others are logged. */
+static herd_result_t s_save(herd_train_t *train)
 {
   double start = herd_train_now();
+  if (!train->cuda)
+    HERD_CHECK(herd_train_check_finite(train->params, train->param_count,
+                                       "the parameters are", train->step));
   herd_result_t rc = train->rank == 0 ? herd_train_cuda_download(train) : HERD_OK;
   if (rc == HERD_OK)
     herd_train_save(train);
@@ -433,6 +487,7 @@ static void s_save(herd_train_t *train)
   if (train->rank == 0 && train->config.ckpt_dir)
     herd_timeline_phase(train->timeline, HERD_TIMELINE_CHECKPOINT,
                         train->step, start, herd_train_now());
+  return HERD_OK;
 }
 
 /* Bookkeeping after a committed step: epoch end, reports, checkpoints. */
@@ -452,7 +507,7 @@ static herd_result_t s_after_step(herd_train_t *train, herd_step_report_t *repor
     HERD_CHECK(rc);
   }
   if (train->config.ckpt_every > 0 && train->step % train->config.ckpt_every == 0)
-    s_save(train); /* a failed save is logged; training goes on */
+    HERD_CHECK(s_save(train)); /* fails on non-finite parameters only */
   herd_train_poll_saves(train, 0);
   return HERD_OK;
 }
@@ -516,10 +571,10 @@ static void s_dump_params(const herd_train_t *train)
             train->config.dump_params);
 }
 
-static void s_finish(herd_train_t *train)
+static herd_result_t s_finish(herd_train_t *train)
 {
   if (train->step != train->last_ckpt_step)
-    s_save(train); /* also brings rank 0 the GPU's params to dump */
+    HERD_CHECK(s_save(train));     /* also brings rank 0 the GPU's params */
   herd_train_poll_saves(train, 1); /* the final save is durable before exit */
   s_dump_params(train);
   if (train->worker && train->rank == 0 && !train->stop_requested) {
@@ -532,6 +587,7 @@ static void s_finish(herd_train_t *train)
     herd_train_param_sha256(train, done.param_sha256);
     herd_worker_report_done(train->worker, &done);
   }
+  return HERD_OK;
 }
 
 static void s_cleanup(herd_train_t *train)
@@ -572,12 +628,20 @@ int main(int argc, char **argv)
   if (rc == HERD_OK)
     rc = s_train(&train);
   if (rc == HERD_OK)
-    s_finish(&train);
-  else if (rc != HERD_EPEER)
+    rc = s_finish(&train);
+  else
+    herd_train_poll_saves(&train, 1); /* committed ones are still reported */
+  /* A peer's failure is its to report; a non-finite step is the same on
+   * every rank, so rank 0 alone reports it. */
+  if (rc != HERD_OK && rc != HERD_EPEER &&
+      (rc != HERD_ENONFINITE || train.rank == 0))
     fprintf(stderr, "herd-train: error (rank %d): %s\n", train.rank,
             herd_error_detail()[0] ? herd_error_detail() : herd_strerror(rc));
   s_cleanup(&train);
-  /* 2: the configuration is wrong (herd run and Kubernetes' podFailurePolicy
-   * then stop instead of retrying). */
-  return rc == HERD_OK ? 0 : train.setup_rc == HERD_EINVAL ? 2 : 1;
+  /* 2: the configuration is wrong, here or on the rank that failed first
+   * (herd run and Kubernetes' podFailurePolicy then stop instead of
+   * retrying). */
+  int usage = train.setup_rc == HERD_EINVAL ||
+              (train.setup_rc == HERD_EPEER && train.peer_usage_error);
+  return rc == HERD_OK ? 0 : usage ? 2 : 1;
 }

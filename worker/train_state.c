@@ -13,6 +13,7 @@
  * only used inside the checkpoint module and by herd_dataset_load, which
  * runs before the first save, so the two never overlap.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,18 +29,23 @@ herd_result_t herd_train_agree(herd_train_t *train, herd_result_t rc)
 {
   /* MIN over (failed ? rank : world) names the first failing rank; only it
    * returns its own error, so a failure common to all ranks (a missing data
-   * file) is reported once, not N times. */
-  int32_t first_failed = rc == HERD_OK ? train->world_size : train->rank;
+   * file) is reported once, not N times. Doubled, with the low bit clear for
+   * a configuration error, so every rank can exit 2 with it: a launcher
+   * that reports one rank's status must not see "retry may help". */
+  int32_t first_failed = rc == HERD_OK
+                             ? 2 * train->world_size
+                             : 2 * train->rank + (rc == HERD_EINVAL ? 0 : 1);
   herd_result_t comm_rc =
       herd_comm_allreduce(train->comm, &first_failed, &first_failed, 1,
                           HERD_DTYPE_I32, HERD_OP_MIN);
   if (comm_rc != HERD_OK)
     return comm_rc;
-  if (first_failed == train->world_size)
+  if (first_failed == 2 * train->world_size)
     return HERD_OK;
-  if (first_failed == train->rank)
+  train->peer_usage_error = first_failed % 2 == 0;
+  if (first_failed / 2 == train->rank)
     return rc;
-  return herd_error_set(HERD_EPEER, "rank %d failed", (int)first_failed);
+  return herd_error_set(HERD_EPEER, "rank %d failed", (int)first_failed / 2);
 }
 
 /* Tensors of a checkpoint: parameters, optimizer buffers, optimizer step. */
@@ -59,16 +65,19 @@ static size_t s_tensors(herd_train_t *train, herd_tensor_t *tensors,
   return n;
 }
 
-static void s_config_json(const herd_train_t *train, char *out, size_t cap)
+void herd_train_config_json(const herd_train_t *train, char *out, size_t cap)
 {
   const herd_train_config_t *c = &train->config;
+  /* train_samples: a resume checks the data cursor against the same data
+   * size (train_resume.c). */
   json_t *json = json_pack(
-      "{s:s, s:s, s:I, s:I, s:f, s:s, s:f, s:f, s:s, s:I, s:I, s:s}", "data",
-      c->data, "hidden", c->hidden, "epochs", (json_int_t)c->epochs, "batch",
-      (json_int_t)c->batch, "lr", c->lr, "optimizer", c->optimizer,
+      "{s:s, s:s, s:I, s:I, s:f, s:s, s:f, s:f, s:s, s:I, s:I, s:s, s:I}",
+      "data", c->data, "hidden", c->hidden, "epochs", (json_int_t)c->epochs,
+      "batch", (json_int_t)c->batch, "lr", c->lr, "optimizer", c->optimizer,
       "momentum", c->momentum, "weight_decay", c->weight_decay, "schedule",
       c->schedule, "warmup_steps", (json_int_t)c->warmup_steps, "seed",
-      (json_int_t)c->seed, "backend", c->backend);
+      (json_int_t)c->seed, "backend", c->backend, "train_samples",
+      (json_int_t)(train->dataset ? train->dataset->train.count : 0));
   char *text = json ? json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   snprintf(out, cap, "%s", text ? text : "{}");
   free(text);
@@ -104,8 +113,8 @@ static void s_fill_meta(const herd_train_t *train, herd_ckpt_meta_t *meta)
   meta->rng_state[1] = (uint64_t)train->epoch;
   meta->rng_state[2] = (uint64_t)train->step_in_epoch;
   meta->world_size = train->world_size;
-  meta->virtual_shards = HERD_CKPT_VIRTUAL_SHARDS_DEFAULT;
-  s_config_json(train, meta->config_json, sizeof meta->config_json);
+  meta->virtual_shards = (int32_t)train->config.virtual_shards;
+  herd_train_config_json(train, meta->config_json, sizeof meta->config_json);
   s_schedule_json(train, meta->lr_schedule_json,
                   sizeof meta->lr_schedule_json);
 }
@@ -195,10 +204,16 @@ static herd_result_t s_load_rank0(herd_train_t *train, int64_t *header)
   herd_tensor_t tensors[2 + HERD_OPTIM_MAX_STATE];
   int64_t optim_step = 0;
   size_t n = s_tensors(train, tensors, &optim_step);
+  /* The recorded config first: a different --hidden would otherwise fail
+   * the load as a tensor size mismatch, naming no setting. A file whose
+   * metadata cannot be read gets the load's own error below. */
+  if (herd_ckpt_read_meta(path, &meta) == HERD_OK)
+    HERD_CHECK(herd_train_check_resume_config(train, &meta, path));
   herd_result_t rc = herd_ckpt_load(path, &meta, tensors, n);
   if (rc != HERD_OK)
     return herd_error_set(rc, "cannot resume from '%s': %s", path,
                           herd_error_detail());
+  HERD_CHECK(herd_train_check_resume_cursor(train, &meta, optim_step, path));
   int64_t values[HERD_TRAIN_HEADER_LEN] = {1, meta.step, meta.epoch, meta.step_in_epoch,
                                   optim_step};
   memcpy(header, values, sizeof values);
@@ -243,6 +258,32 @@ herd_result_t herd_train_resume(herd_train_t *train)
   train->resumed_from_step = train->step;
   train->last_ckpt_step = train->step;
   return HERD_OK;
+}
+
+herd_result_t herd_train_check_finite(const float *values, size_t count,
+                                      const char *what, int64_t step)
+{
+  /* One pass without branches: x - x is 0 for every finite x and NaN for
+   * NaN or infinity, and a NaN survives the sum. */
+  float probe = 0.0f;
+  for (size_t i = 0; i < count; i++)
+    probe += values[i] - values[i];
+  if (probe == 0.0f)
+    return HERD_OK;
+  size_t first = 0;
+  while (first < count && isfinite(values[first]))
+    first++;
+  char value[64];
+  if (count > 1)
+    snprintf(value, sizeof value, "element %zu is %g", first,
+             first < count ? (double)values[first] : 0.0);
+  else
+    snprintf(value, sizeof value, "%g", (double)values[0]);
+  return herd_error_set(HERD_ENONFINITE,
+                        "step %lld: %s not finite (%s); stopping before it "
+                        "reaches the parameters or a checkpoint (lower --lr, "
+                        "or check the data)",
+                        (long long)step, what, value);
 }
 
 double herd_train_now(void)

@@ -47,7 +47,7 @@ typedef struct {
   int watchdog_multiple;      /* evict a rank whose step is stuck for this
                                  many median step times while others
                                  progress, default 10; -1: off */
-  int watchdog_min_ms;        /* never evict for progress sooner, 1000 */
+  int watchdog_min_ms;        /* never evict for progress sooner, 5000 */
   int host_cooldown_failures; /* failures of one host within 60 s before it
                                  is held out, default 3; -1: off */
   int host_cooldown_ms;       /* first hold-out, doubled each time (capped

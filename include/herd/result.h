@@ -34,7 +34,8 @@ extern "C" {
   X(HERD_ETOOBIG, -16, "size limit exceeded")                                  \
   X(HERD_ESYS, -17, "system call failed")                                      \
   X(HERD_EINTR, -18, "interrupted")                                            \
-  X(HERD_ERECONFIG, -19, "membership changed")
+  X(HERD_ERECONFIG, -19, "membership changed")                                 \
+  X(HERD_ENONFINITE, -20, "non-finite value")
 
 typedef enum {
 #define HERD_RESULT_ENUM_(name, value, text) name = value,

@@ -96,12 +96,18 @@ standalone() {
     fail "job check"
 }
 
-host_death() {
+# four_workers MIN: herd coord (--min MIN --max 4) on host coord, workers on
+# node1, node2 and two on node3; returns once 150 steps are committed.
+four_workers() {
   need_baseline
   cluster_up "$id" coord node1 node2 node3
-  coord_up coord 2 --max 4
+  coord_up coord "$1" --max 4
   worker node1 0 4; worker node2 1 4; worker node3 2 4; worker node3 3 4
   wait_steps "$tmp/run" 150
+}
+
+host_death() {
+  four_workers 2
   fault_ts=$(date +%s.%N)
   cluster_kill_host "$id" node3
   wait_pid "$coord_pid" 180 "herd coord"
@@ -117,11 +123,7 @@ host_death() {
 # rejoins as newcomers once the cable is back. job_check's "every step once,
 # generations never go back" is the no-split-brain check.
 link_cut() {
-  need_baseline
-  cluster_up "$id" coord node1 node2 node3
-  coord_up coord 2 --max 4
-  worker node1 0 4; worker node2 1 4; worker node3 2 4; worker node3 3 4
-  wait_steps "$tmp/run" 150
+  four_workers 2
   fault_ts=$(date +%s.%N)
   cluster_link "$id" node3 down
   sleep 3
@@ -156,11 +158,7 @@ PY
 # re-register when the link returns. Either way: one generation, every step
 # in events.jsonl exactly once, none missing.
 coord_cut() { # SECONDS
-  need_baseline
-  cluster_up "$id" coord node1 node2 node3
-  coord_up coord 4 --max 4
-  worker node1 0 4; worker node2 1 4; worker node3 2 4; worker node3 3 4
-  wait_steps "$tmp/run" 150
+  four_workers 4
   cluster_link "$id" coord down
   cut_start=$(date +%s.%N)
   sleep "$1"

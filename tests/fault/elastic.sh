@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Elastic training under faults (issue 5): real coordinator, real gloo
-# workers on loopback, kill -9 at chosen moments. Each case checks that the
+# workers on loopback, kill -9 (or SIGSTOP, or CPU hogs with the coordinator
+# paused) at chosen moments. Each case checks that the
 # job finishes, events.jsonl shows the generations, every sample of every
 # epoch is used exactly once in committed steps, and the final accuracy is
 # within 0.5 points of a fault-free run with the same seed.
@@ -141,6 +142,43 @@ below_min() { # two of three die with --min 2: the job pauses, then fails at
   [ "$rc" = 1 ] || fail "below --min: exit status $rc, want 1"
   grep -q "joined within\|too few workers" "$tmp/run.log" || fail "no clear below-min message"
   herd ckpt ls "$tmp/run/ckpt" | grep -q "resume would use: $tmp" || fail "no checkpoint to resume from"
+}
+
+hung() { # a SIGSTOPped worker is failed as hung within 5 s (the documented
+          # bound), by heartbeat silence; once continued it notices it was
+          # dropped and rejoins as a newcomer
+  start_run 4 2 4 0; wait_steps "$tmp/run" 100
+  victim=$(pid_of_rank "$tmp/run" 2)
+  stopped_at=$(date +%s.%N); kill -STOP "$victim"
+  wait_for "$tmp/run/events.jsonl" '"member_failed"' 10
+  kill -CONT "$victim"
+  finish_run; check "$tmp/run" 2
+  "$py" - "$tmp/run" "$stopped_at" "$victim" <<'PY' || fail "not failed as hung in time"
+import json, sys
+run, t0, pid = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+failed = [e for e in map(json.loads, open(f"{run}/events.jsonl")) if e["event"] == "member_failed"]
+assert len(failed) == 1 and failed[0]["pid"] == pid, failed
+f = failed[0]
+assert f["signal"] == "heartbeat_silence" and "hung" in f["reason"], f
+dt = f["ts"] - t0
+assert dt <= 5.5, f"failed {dt:.2f} s after SIGSTOP, bound 5 s"
+print(f"hung: failed {dt:.2f} s after SIGSTOP: {f['reason']}")
+PY
+}
+no_false_alarm() { # CPU hogs on every core for the whole run and the
+                   # coordinator (in herd run) paused 1.5 s: nobody failed
+  # One process per hog (a bash subshell, bounded to 300 s), so the kill at
+  # exit ends it and nothing keeps ctest's output pipe open.
+  for _ in $(seq 1 "$(nproc)"); do
+    (end=$((SECONDS + 300)); while ((SECONDS < end)); do :; done) \
+      >/dev/null 2>&1 & pids+=($!)
+  done
+  start_run 4 2 4 0; wait_steps "$tmp/run" 100
+  kill -STOP "$run_pid"; sleep 1.5; kill -CONT "$run_pid"
+  finish_run; check "$tmp/run" 1
+  ! grep '"member_failed"' "$tmp/run/events.jsonl" || fail "a live worker was failed"
+  gens=$(grep -c '"event":"generation"' "$tmp/run/events.jsonl")
+  [ "$gens" = 1 ] || fail "$gens generations, want 1"
 }
 
 mpirun_gloo() { # survivors keep running under mpirun too

@@ -4,7 +4,8 @@ add_test(NAME import_fashion_mnist
   COMMAND ${CMAKE_COMMAND} -E env $<TARGET_FILE:herd_cli> data import fashion-mnist --out ${HERD_TEST_DATA})
 set_tests_properties(import_fashion_mnist PROPERTIES LABELS integration TIMEOUT 120
   FIXTURES_SETUP herd_data)
-foreach(case run_short run_resume run_sigint bad_input)
+foreach(case run_short run_resume run_sigint bad_input resume_checks nonfinite
+    data_shape sigpipe join_timeout_env)
   add_test(NAME herd_${case}
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/run_tests.sh ${CMAKE_BINARY_DIR}/bin ${HERD_TEST_DATA} ${case})
   set_tests_properties(herd_${case} PROPERTIES LABELS integration TIMEOUT 300

@@ -139,5 +139,108 @@ bad_input() {
   timeout 20 herd-train --help | grep -q "^usage: herd-train" || fail "herd-train --help"
 }
 
+# h5attr FILE NAME: one attribute of an HDF5 file.
+h5attr() { "$py" -c 'import h5py,sys; print(h5py.File(sys.argv[1], "r").attrs[sys.argv[2]])' "$1" "$2"; }
+
+# Issue 15: a checkpoint resumes only with the settings that keep its data
+# cursor and model meaning what they meant; the rest may change.
+resume_checks() {
+  local r="$tmp/run" train=(herd-train --data "$data" --virtual-shards 8)
+  herd run -n 2 --run-dir "$r" -- "${train[@]}" --max-steps 20 >/dev/null 2>&1 || fail "first run"
+  [ "$(h5attr "$r/ckpt/ckpt-0000000020.h5" virtual_shards)" = 8 ] || fail "virtual_shards attribute is not the run's 8"
+  for change in "--batch 64:--batch 128" "--seed 7:--seed 42" "--virtual-shards 4:--virtual-shards 8" \
+                "--hidden 64:--hidden 256,128"; do
+    local new=${change%%:*} old=${change#*:}
+    expect_error 2 "saved with $old, this run has $new" \
+      herd run -n 2 --run-dir "$r" -- "${train[@]}" --max-steps 30 $new
+    grep -q -- "--resume never" "$tmp/err" || fail "$new: no way to start over named"
+  done
+  expect_error 2 "past --max-steps 10" herd run -n 2 --run-dir "$r" -- "${train[@]}" --max-steps 10
+  # A different width spelling is the same model; lr and epochs may change.
+  herd run -n 2 --run-dir "$r" -- "${train[@]}" --hidden "256, 128" --max-steps 30 --lr 0.002 --epochs 16 \
+    > "$tmp/out" 2>&1 || { cat "$tmp/out"; fail "resume with safe changes"; }
+  grep -q "changed settings: --epochs 15 -> 16, --lr 0.001 -> 0.002" "$tmp/out" || { cat "$tmp/out"; fail "changes not listed"; }
+  [ "$(json "$r/summary.json" 'j["resumed_from_step"]')" = 20 ] || fail "did not resume from 20"
+  # Starting over is what the message says it is.
+  herd run -n 2 --run-dir "$r" --resume never -- "${train[@]}" --batch 64 --max-steps 5 >/dev/null 2>&1 \
+    || fail "--resume never with another batch"
+}
+
+# Issue 15: a diverging step (NaN loss) stops the job with exit 1 before
+# the update; no checkpoint of that step or later exists, the newest one
+# holds finite parameters and every one verifies. Both step paths.
+nonfinite() {
+  for mode in "" --deterministic; do
+    rm -rf "$tmp/run"
+    expect_error 1 "not finite" herd run -n 2 --run-dir "$tmp/run" --ckpt-every 1 -- herd-train \
+      --data "$data" --max-steps 40 --lr 100 --optimizer sgd --warmup-steps 0 $mode
+    [ "$(grep -c 'not finite' "$tmp/err")" = 1 ] || { cat "$tmp/err"; fail "want one error line"; }
+    bad=$(sed -n 's/^herd-train: error (rank 0): step \([0-9]*\): .*/\1/p' "$tmp/err")
+    [ -n "$bad" ] || { cat "$tmp/err"; fail "the error names no step"; }
+    [ "$(json "$tmp/run/summary.json" 'j["ok"]')" = False ] || fail "summary ok after a NaN step"
+    last=$(ls "$tmp"/run/ckpt/ckpt-*.h5 | tail -1 | sed 's/.*ckpt-0*\([0-9]*\).h5/\1/')
+    [ "$last" -lt "$bad" ] || fail "checkpoint $last committed at or after bad step $bad"
+    herd ckpt verify "$tmp/run/ckpt" >/dev/null || fail "checkpoints do not verify"
+    "$py" -c 'import h5py,sys,numpy as np; assert np.isfinite(h5py.File(sys.argv[1],"r")["params"][:]).all()' \
+      "$tmp/run/ckpt/ckpt-$(printf %010d "$last").h5" || fail "non-finite parameters in checkpoint $last"
+  done
+}
+
+# Issue 15: images the model cannot take are refused before training, by
+# every rank, with exit 2; `herd data inspect` shows what a file holds.
+data_shape() {
+  "$py" - "$tmp/wide.h5" "$tmp/labels.h5" <<'PY'
+import sys, h5py, numpy as np
+rng = np.random.default_rng(0)
+for path, side, classes in ((sys.argv[1], 32, 10), (sys.argv[2], 28, 13)):
+    with h5py.File(path, "w") as f:
+        for split, n in (("train", 64), ("test", 16)):
+            f[f"{split}/images"] = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
+            f[f"{split}/labels"] = (np.arange(n) % classes).astype(np.uint8)
+PY
+  herd data inspect "$tmp/wide.h5" > "$tmp/out" || fail "inspect wide.h5"
+  grep -q "train 64 samples, images 32x32 (1024 inputs), labels 0..9" "$tmp/out" || { cat "$tmp/out"; fail "inspect train"; }
+  grep -q "test  16 samples, images 32x32" "$tmp/out" || { cat "$tmp/out"; fail "inspect test"; }
+  herd data inspect "$data" | grep -q "train 60000 samples, images 28x28 (784 inputs), labels 0..9" || fail "inspect real data"
+  expect_error 1 "label 10 at index 10" herd data inspect "$tmp/labels.h5"
+  expect_error 2 "expected one FILE" herd data inspect
+  expect_error 2 "32x32 (1024 inputs), but the model takes 784" herd-train --data "$tmp/wide.h5"
+  expect_error 2 "32x32 (1024 inputs), but the model takes 784" \
+    herd run -n 2 --run-dir "$tmp/r" -- herd-train --data "$tmp/wide.h5"
+  [ "$(grep -c 'herd-train: error' "$tmp/err")" = 1 ] || { cat "$tmp/err"; fail "want one worker error line"; }
+}
+
+# Issue 15: a closed stdout (| head) does not stop herd run or the job.
+sigpipe() {
+  for launcher in mpirun local; do
+    rm -rf "$tmp/run"
+    timeout 120 herd run -n 2 --launcher $launcher --run-dir "$tmp/run" --progress-interval 0.2 -- \
+      herd-train --data "$data" --max-steps 100 2> "$tmp/err" | head -3 > "$tmp/out"
+    status=("${PIPESTATUS[@]}")
+    [ "${status[0]}" = 0 ] || { cat "$tmp/err"; fail "$launcher: herd run exited ${status[0]} behind a closed pipe"; }
+    [ "$(wc -l < "$tmp/out")" = 3 ] || fail "$launcher: head saw no output"
+    [ "$(json "$tmp/run/summary.json" 'j["ok"]')" = True ] || fail "$launcher: job not ok"
+    [ "$(json "$tmp/run/summary.json" 'j["final_step"]')" = 100 ] || fail "$launcher: job did not finish"
+  done
+}
+
+# Issue 15: --join-timeout reaches the workers (HERD_JOIN_TIMEOUT) under
+# every launcher; mpirun and srun are stand-ins that print their argv.
+join_timeout_env() {
+  herd run -n 1 --launcher local --join-timeout 7 --run-dir "$tmp/r" -- env > "$tmp/out" 2>&1 || true
+  grep -qx "HERD_JOIN_TIMEOUT=7" "$tmp/out" || { cat "$tmp/out"; fail "local: no HERD_JOIN_TIMEOUT=7"; }
+  mkdir "$tmp/bin"
+  for tool in mpirun srun; do
+    printf '#!/bin/sh\nprintf "%%s\\n" "$@" > "%s/%s.args"\nenv > "%s/%s.env"\n' \
+      "$tmp" $tool "$tmp" $tool > "$tmp/bin/$tool"
+    chmod +x "$tmp/bin/$tool"
+    PATH="$tmp/bin:$PATH" herd run -n 2 --launcher $tool --join-timeout 9.5 --run-dir "$tmp/r" \
+      -- herd-train >/dev/null 2>&1 || true
+    grep -qx "HERD_JOIN_TIMEOUT=9.5" "$tmp/$tool.env" || fail "$tool: HERD_JOIN_TIMEOUT not set"
+  done
+  grep -A1 -x -- "-x" "$tmp/mpirun.args" | grep -qx HERD_JOIN_TIMEOUT || fail "mpirun: no -x HERD_JOIN_TIMEOUT"
+  grep -q -- "--export=ALL,.*HERD_JOIN_TIMEOUT" "$tmp/srun.args" || fail "srun: HERD_JOIN_TIMEOUT not exported"
+}
+
 "$case"
 echo "PASS: $case"

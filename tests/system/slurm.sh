@@ -7,7 +7,7 @@
 #      checkpoints, requeues itself and resumes from that checkpoint;
 #   3. a task killed under `srun --no-kill --kill-on-bad-exit=0` leaves the
 #      survivors training (elastic gloo backend).
-# Exit 77 (ctest: skipped) with a clear message when Slurm cannot start.
+# Fails with a clear message when Slurm cannot start (never a silent skip).
 # Stops exactly the daemons it started. Every wait is bounded.
 # KEEP_STATE=1 keeps the state folder (daemon logs) for a look afterwards.
 # Usage: slurm.sh BIN_DIR DATA_FILE
@@ -27,7 +27,7 @@ cleanup() {
   CTLD_PORT=$ctld_port SLURMD_PORT=$slurmd_port "$here/slurm/test-cluster.sh" stop "$state"
   if [ -n "${KEEP_STATE:-}" ]; then echo "slurm.sh: logs kept in $state"; else rm -rf "$state"; fi
 }
-skip() { echo "SKIP: $*"; exit 77; }
+skip() { echo "FAIL: cannot run: $*" >&2; exit 1; } # never a silent skip
 fail() { echo "FAIL: $*" >&2; exit 1; }
 json() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 

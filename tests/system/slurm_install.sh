@@ -1,6 +1,6 @@
 # Sourced by the Slurm system tests: install_slurm installs slurmd,
 # slurmctld, slurm-client and munge with apt-get when missing (root only),
-# logging to $state/apt.log; it calls the test's skip() when it cannot.
+# logging to $state/apt.log; it calls the test's skip() (a failure) when it cannot.
 install_slurm() {
   local need=()
   for p in slurmd slurmctld slurm-client munge; do

@@ -12,3 +12,9 @@ herd_unit_test(test_optim SOURCES ${HERD_WORKER_TEST_DIR}/test_optim.c
   LIBS herd_train_core)
 herd_unit_test(test_data SOURCES ${HERD_WORKER_TEST_DIR}/test_data.c
   LIBS herd)
+# herd-train's resume checks (train_resume.c alone; the config JSON comes
+# from a stand-in in the test).
+herd_unit_test(test_train_resume
+  SOURCES ${HERD_WORKER_TEST_DIR}/test_train_resume.c
+          ${PROJECT_SOURCE_DIR}/worker/train_resume.c
+  LIBS herd_train_core herd PkgConfig::JANSSON)
