@@ -35,3 +35,4 @@ foreach(case world_sizes backends faults resume kernels)
   set_tests_properties(fault_determinism_${case} PROPERTIES LABELS fault
     TIMEOUT 600 FIXTURES_REQUIRED herd_data)
 endforeach()
+include(${PROJECT_SOURCE_DIR}/bench/chaos/chaos.cmake)
