@@ -307,21 +307,34 @@ static herd_result_t s_setup(herd_train_t *train)
   }
   herd_log_set_context(train->rank, 0);
   herd_result_t rc = s_join(train); /* gloo on >1 rank: makes train->comm */
+  /* A newcomer whose first generation did not form (a member died or the
+   * coordinator restarted during the rendezvous) waits for the next one,
+   * as a member would. */
+  int retry = rc != HERD_OK && !train->comm && train->worker &&
+              herd_train_recoverable(rc);
   if (rc == HERD_OK && !train->comm)
     rc = herd_error_set(HERD_EINVAL, "--backend gloo on %d ranks needs the "
                         "coordinator (herd run) for its rendezvous",
                         train->world_size);
-  if (!train->comm)
+  if (!train->comm && !retry)
     return rc; /* nothing to agree over */
-  if (rc == HERD_OK)
-    rc = herd_dataset_load(train->config.data, &train->dataset);
-  if (rc == HERD_OK)
-    rc = s_check_data_shape(train);
-  if (rc == HERD_OK)
-    rc = s_make_model(train);
-  /* Agree, then take a member's state, or the newest checkpoint when no
-   * member holds one (a fresh job, or every worker restarted). */
-  HERD_CHECK(herd_train_enter_generation(train, rc));
+  herd_result_t local = herd_dataset_load(train->config.data, &train->dataset);
+  if (local == HERD_OK)
+    local = s_check_data_shape(train);
+  if (local == HERD_OK)
+    local = s_make_model(train);
+  if (retry) {
+    HERD_CHECK(local);
+    rc = herd_train_reconfigure(train, rc);
+  } else {
+    /* Agree, then take a member's state, or the newest checkpoint when no
+     * member holds one (a fresh job, or every worker restarted). */
+    rc = herd_train_enter_generation(train, rc == HERD_OK ? local : rc);
+    if (rc != HERD_OK && herd_train_is_elastic(train) &&
+        herd_train_recoverable(rc))
+      rc = herd_train_reconfigure(train, rc);
+  }
+  HERD_CHECK(rc);
   return cuda ? herd_train_cuda_setup(train) : HERD_OK;
 }
 
