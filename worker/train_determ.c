@@ -110,6 +110,19 @@ static herd_result_t s_deltas(herd_train_t *train, float *x, uint8_t *labels,
   return HERD_OK;
 }
 
+/* a + round(x), held within +-2^62: a loss too large for the fixed-point
+ * sum (a diverging run, on its way to a non-finite step that is refused)
+ * must not overflow a signed integer, which C leaves undefined. */
+static int64_t s_add_saturating(int64_t a, double x)
+{
+  const double limit = 4611686018427387904.0; /* 2^62 */
+  double v = x > limit ? limit : x < -limit ? -limit : x;
+  int64_t out;
+  if (__builtin_add_overflow(a, (int64_t)llrint(v), &out))
+    return a > 0 ? INT64_MAX / 2 : INT64_MIN / 2;
+  return out;
+}
+
 /* The agreed exponent of each layer, or an error for a non-finite loss or
  * gradient. Either makes a bound infinite (fmaxf would drop a NaN, and a
  * MAX over NaN is up to the backend), so every rank refuses the step. */
@@ -205,7 +218,7 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   double t2 = s_now();
   HERD_CHECK(s_to_fixed(train, &shards, exponent));
   for (int k = 0; k < shards.count; k++)
-    sum[p] += llrint(ldexp(loss[k], S_LOSS_EXPONENT));
+    sum[p] = s_add_saturating(sum[p], ldexp(loss[k], S_LOSS_EXPONENT));
   sum[p + 1] = shards.row[shards.count];
   sum[p + 2] = correct;
   sum[p + HERD_TRAIN_STOP_SLOT] = stop;
