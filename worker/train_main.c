@@ -329,10 +329,9 @@ static herd_result_t s_setup(herd_train_t *train)
   } else {
     /* Agree, then take a member's state, or the newest checkpoint when no
      * member holds one (a fresh job, or every worker restarted). */
+    /* Not retried: an agreed setup failure of any rank (a missing data
+     * file) is HERD_EPEER here too, and must end the job. */
     rc = herd_train_enter_generation(train, rc == HERD_OK ? local : rc);
-    if (rc != HERD_OK && herd_train_is_elastic(train) &&
-        herd_train_recoverable(rc))
-      rc = herd_train_reconfigure(train, rc);
   }
   HERD_CHECK(rc);
   return cuda ? herd_train_cuda_setup(train) : HERD_OK;
