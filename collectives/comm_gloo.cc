@@ -28,12 +28,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <utility>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gloo/allreduce.h>
@@ -56,14 +58,34 @@ const size_t kFirstGetBytes = 4096;
 /* gloo::rendezvous::Store over a herd_comm_store_t, with a key prefix. */
 class HerdStore : public gloo::rendezvous::Store {
 public:
-  HerdStore(herd_comm_store_t *store, std::string prefix, int timeout_ms)
-      : store_(store), prefix_(std::move(prefix)), timeout_ms_(timeout_ms) {}
+  HerdStore(herd_comm_store_t *store, std::string prefix, int timeout_ms,
+            int rank)
+      : store_(store), prefix_(std::move(prefix)), timeout_ms_(timeout_ms),
+        own_key_(std::to_string(rank)) {}
 
   void set(const std::string &key, const std::vector<char> &data) override
   {
     std::string full = prefix_ + key;
     if (store_->set(store_->ctx, full.c_str(), data.data(), data.size()))
       GLOO_THROW_IO_EXCEPTION("store set ", full, ": ", herd_error_detail());
+    if (key == own_key_) {
+      std::lock_guard<std::mutex> lock(own_lock_);
+      own_ = data;
+    }
+  }
+
+  /* The local addresses of this rank's pairs, once connectFullMesh has
+   * published them (one tcp::Address per peer, all of one size). */
+  std::vector<sockaddr_storage> own_addresses(int peers)
+  {
+    std::vector<sockaddr_storage> out;
+    std::lock_guard<std::mutex> lock(own_lock_);
+    size_t each = peers > 0 ? own_.size() / (size_t)peers : 0;
+    for (size_t at = 0; each > 0 && at + each <= own_.size(); at += each) {
+      std::vector<char> one(own_.begin() + (long)at, own_.begin() + (long)(at + each));
+      out.push_back(gloo::transport::tcp::Address(one).getSockaddr());
+    }
+    return out;
   }
 
   std::vector<char> get(const std::string &key) override
@@ -111,6 +133,9 @@ private:
   std::string prefix_;
   int timeout_ms_;
   std::map<std::string, std::vector<char>> cache_;
+  std::string own_key_;
+  std::mutex own_lock_;
+  std::vector<char> own_;
 };
 
 /* The local socket address of every connected pair of `context`. */
@@ -374,6 +399,52 @@ std::shared_ptr<gloo::transport::Device> s_device(const herd_comm_store_t *store
   return gloo::transport::tcp::CreateDevice(attr);
 }
 
+/* Ends a rendezvous that a newer roster has made pointless. Gloo's
+ * listening side of a pair waits up to 5 x the timeout for its peer to dial
+ * in, and a peer whose own connect to a dead rank failed never will; the
+ * store's key waits notice a newer roster, this wait does not. So while
+ * connectFullMesh runs, a thread asks the store every 100 ms and, once the
+ * generation is superseded, shuts this rank's pair sockets (s_shutdown_sockets,
+ * as a poison does): accept fails, connectFullMesh throws, and the caller
+ * moves on to the newer roster in milliseconds (tests/fault kill_in_reconfig:
+ * a second rank killed while the first generation change ran). */
+class SupersededWatch {
+public:
+  SupersededWatch(herd_comm_store_t *store, HerdStore &keys, int peers)
+  {
+    if (store->superseded)
+      thread_ = std::thread([this, store, &keys, peers] { run(store, keys, peers); });
+  }
+  ~SupersededWatch()
+  {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+      thread_.join();
+  }
+  bool fired() const { return fired_.load(); }
+
+private:
+  void run(herd_comm_store_t *store, HerdStore &keys, int peers)
+  {
+    std::unique_lock<std::mutex> lock(m_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return done_; }))
+      if (store->superseded(store->ctx)) {
+        fired_.store(true);
+        s_shutdown_sockets(keys.own_addresses(peers));
+        return;
+      }
+  }
+  std::thread thread_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::atomic<bool> fired_{false};
+};
+
 herd_result_t s_connect(herd_comm_t *comm, s_gloo *g)
 {
   const herd_comm_config_t *cfg = &comm->config;
@@ -385,8 +456,18 @@ herd_result_t s_connect(herd_comm_t *comm, s_gloo *g)
     g->device = s_device(cfg->store);
     g->context = std::make_shared<gloo::rendezvous::Context>(comm->rank, comm->world_size);
     g->context->setTimeout(g->timeout);
-    HerdStore store(cfg->store, prefix, timeout_ms);
-    g->context->connectFullMesh(store, g->device);
+    HerdStore store(cfg->store, prefix, timeout_ms, comm->rank);
+    SupersededWatch watch(cfg->store, store, comm->world_size - 1);
+    try {
+      g->context->connectFullMesh(store, g->device);
+    } catch (const std::exception &) {
+      if (!watch.fired())
+        throw;
+    }
+    if (watch.fired())
+      return herd_error_set(HERD_ERECONFIG, "gloo rendezvous (rank %d of %d, "
+                            "%s): superseded by a newer roster", comm->rank,
+                            comm->world_size, prefix.c_str());
   } catch (const std::exception &e) {
     return herd_error_set(HERD_EBACKEND, "gloo rendezvous (rank %d of %d, %s): %s",
                           comm->rank, comm->world_size, prefix.c_str(), e.what());

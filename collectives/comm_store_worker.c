@@ -23,8 +23,9 @@ typedef struct {
   int64_t generation; /* the roster's when the store was made */
 } s_ctx_t;
 
-static int s_superseded(const s_ctx_t *ctx)
+static int s_superseded(void *arg)
 {
+  const s_ctx_t *ctx = arg;
   herd_roster_t roster;
   return herd_worker_roster(ctx->worker, &roster) == HERD_OK &&
          roster.generation > ctx->generation;
@@ -73,7 +74,7 @@ herd_result_t herd_comm_store_from_worker(herd_worker_t *worker,
   }
   *ctx = (s_ctx_t){worker, roster.generation};
   *store = (herd_comm_store_t){.set = s_set, .get = s_get, .destroy = free,
-                               .ctx = ctx};
+                               .superseded = s_superseded, .ctx = ctx};
   snprintf(store->host, sizeof store->host, "%s",
            herd_worker_advertise_addr(worker));
   *store_out = store;

@@ -33,10 +33,12 @@
  *    watchdog_multiple x the median step time (at least watchdog_min_ms,
  *    5 s: reports held up by a link that dropped for a moment arrive a
  *    second or more late, in a burst, and must not look like a hang)
- *    while another member's step advanced within that time is evicted as
- *    hung. When every rank is stuck (a synchronous all-reduce waiting on a
- *    hung rank looks the same on all of them) nobody can be blamed by step
- *    counts alone, so nobody is evicted.
+ *    while another member went on to a step at least two beyond it is
+ *    evicted as hung. When every rank is stuck (a synchronous all-reduce
+ *    waiting on a hung rank looks the same on all of them, give or take the
+ *    one step some ranks finish before the last) nobody can be blamed by
+ *    step counts alone, so nobody is evicted: a SIGSTOPped rank falls
+ *    silent and is the heartbeat check's.
  *
  * A host whose members fail host_cooldown_failures times within a minute is
  * held out of generations for a cool-down that doubles with each repeat
@@ -60,6 +62,7 @@
 #define DETECT_WINDOW_MS 60000
 #define DETECT_COOLDOWN_MAX_MS 600000
 #define DETECT_WATCHDOG_EVERY_MS 100
+#define DETECT_WATCHDOG_STEPS_BEHIND 2
 #define DETECT_DISCONNECT_GRACE_MS 50
 /* A gap between two scans longer than this was the coordinator's, not the
  * workers' (the loop polls every few ms). */
@@ -312,11 +315,13 @@ static int s_cmp_double(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* Median ms per step over active members that have one; 0 when none. */
-static double s_median_step_ms(herd_coord_t *coord, int64_t *newest_out)
+/* Median ms per step over active members that have one (0 when none), the
+ * latest time any of them advanced and the highest step any has reached. */
+static double s_median_step_ms(herd_coord_t *coord, int64_t *newest_out,
+                               int64_t *top_step_out)
 {
   int n = 0;
-  int64_t newest = 0;
+  int64_t newest = 0, top_step = -1;
   for (int i = 0; i < coord->member_capacity; i++) {
     coord_member_t *m = &coord->members[i];
     if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->step < 0)
@@ -325,8 +330,11 @@ static double s_median_step_ms(herd_coord_t *coord, int64_t *newest_out)
       coord->scratch[n++] = m->step_ms_avg;
     if (m->step_advanced_ms > newest)
       newest = m->step_advanced_ms;
+    if (m->step > top_step)
+      top_step = m->step;
   }
   *newest_out = newest;
+  *top_step_out = top_step;
   if (n == 0)
     return 0;
   qsort(coord->scratch, (size_t)n, sizeof *coord->scratch, s_cmp_double);
@@ -338,8 +346,8 @@ static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
   if (coord->config.watchdog_multiple <= 0 ||
       coord->job_state != COORD_JOB_RUNNING || coord->stats.done)
     return;
-  int64_t newest = 0;
-  double median = s_median_step_ms(coord, &newest);
+  int64_t newest = 0, top_step = -1;
+  double median = s_median_step_ms(coord, &newest, &top_step);
   if (median <= 0)
     return;
   double limit = median * coord->config.watchdog_multiple;
@@ -351,8 +359,16 @@ static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
     coord_member_t *m = &coord->members[i];
     /* Judged only on evidence: a message heard lately that still carries
      * the old step. A member not heard from (its reports held up by a cut
-     * link while the others' already arrived) is the heartbeat check's. */
+     * link while the others' already arrived) is the heartbeat check's.
+     * "Others advanced" is counted in steps, not in report times: ranks
+     * of one synchronous all-reduce can stand one step apart (some leave
+     * a collective before the last one does) and their reports arrive
+     * milliseconds apart on a busy host, so all of them stalled behind one
+     * SIGSTOPped rank must not look like one rank left behind. Only a
+     * member two or more steps behind somebody is not in their collective
+     * any more. */
     if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->step < 0 ||
+        top_step - m->step < DETECT_WATCHDOG_STEPS_BEHIND ||
         now_ms - m->heard_ms > heard_within ||
         m->heard_ms - m->step_advanced_ms <= limit ||
         now_ms - m->step_advanced_ms <= limit ||
