@@ -4,7 +4,9 @@
  *    connection; the member whose messages came from that fd fails at the
  *    next tick (after any Leave still queued on it). A kill -9 is seen in
  *    about a millisecond on loopback. Configurable off (disconnect_is_failure
- *    -1) where connections are expected to break and recover.
+ *    -1) where connections are expected to break and recover, and no fact
+ *    while this host is cut off or has just come back (the workers redial
+ *    then: s_closes_are_reconnects).
  *  - missed heartbeats: no message for interval x misses (2 s default: a
  *    link down for 0.3 s can silence a host for over a second, since the
  *    kernel flushes its ARP entries with the carrier and retries ARP only
@@ -184,11 +186,23 @@ static void s_suspect(herd_coord_t *coord, coord_member_t *m, int64_t silent_ms,
                                "deadline_ms", (json_int_t)deadline_ms));
 }
 
+/* While this host is cut off, and for the rejoin window after, a closed
+ * connection is no fact: a worker that heard nothing for 3 s drops its end
+ * and dials again (runtime.c, ZMTP heartbeats), and the old connection's
+ * close reaches us when the link returns, maybe before the new one's Join.
+ * Such a member is judged by its silence instead, which the isolation's end
+ * has already moved on by the rejoin window. */
+static int s_closes_are_reconnects(const herd_coord_t *coord, int64_t now_ms)
+{
+  return coord->isolated || now_ms < coord->rejoin_until_ms;
+}
+
 static void s_check_member(herd_coord_t *coord, coord_member_t *m,
                            int64_t now_ms, int64_t floor_ms)
 {
   char reason[128];
   if (m->disconnected_ms && coord->config.disconnect_is_failure > 0 &&
+      !s_closes_are_reconnects(coord, now_ms) &&
       (coord->router_drained ||
        now_ms - m->disconnected_ms >= DETECT_DISCONNECT_GRACE_MS)) {
     coord_member_fail(coord, m, "connection_closed", "connection lost");
@@ -230,6 +244,7 @@ static void s_end_isolation(herd_coord_t *coord, int64_t now_ms,
                             int64_t limit_ms)
 {
   int64_t until = now_ms + coord->config.rejoin_window_ms - limit_ms;
+  coord->rejoin_until_ms = now_ms + coord->config.rejoin_window_ms;
   HERD_LOG(HERD_LOG_INFO, COORD_LOG, "members heard from again: the others "
            "have %d ms to re-register", coord->config.rejoin_window_ms);
   for (int i = 0; i < coord->member_capacity; i++) {

@@ -298,6 +298,7 @@ struct herd_coord {
   int router_drained;        /* last receive found the ROUTER empty */
   int64_t last_scan_ms;      /* a longer gap than usual: the loop stalled */
   int isolated;              /* every member silent at once (coord_detect.c) */
+  int64_t rejoin_until_ms;   /* after an isolation: closes are reconnects */
   int current_fd;            /* connection of the message being handled */
   int formed_here;           /* a generation formed or was adopted here */
   int64_t file_generation;   /* newest generation found in events.jsonl */
