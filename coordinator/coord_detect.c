@@ -308,9 +308,13 @@ static void s_scan(herd_coord_t *coord, int64_t now_ms)
 
 /* ---- progress watchdog ----------------------------------------------------- */
 
+/* generation: the one a StepReport names; -1 for a heartbeat's step (the
+ * last one the worker reported, so never newer than its report). */
 void coord_detect_step(herd_coord_t *coord, coord_member_t *member,
-                       int64_t step, int64_t now_ms)
+                       int64_t step, int64_t generation, int64_t now_ms)
 {
+  if (generation >= 0)
+    member->step_generation = generation;
   if (step <= member->step)
     return;
   if (member->step >= 0) {
@@ -331,7 +335,9 @@ static int s_cmp_double(const void *a, const void *b)
 }
 
 /* Median ms per step over active members that have one (0 when none), the
- * latest time any of them advanced and the highest step any has reached. */
+ * latest time any of them advanced and the highest step any has reached in
+ * the current generation (steps from an earlier one say nothing about who
+ * holds up this one's collectives). */
 static double s_median_step_ms(herd_coord_t *coord, int64_t *newest_out,
                                int64_t *top_step_out)
 {
@@ -345,7 +351,7 @@ static double s_median_step_ms(herd_coord_t *coord, int64_t *newest_out,
       coord->scratch[n++] = m->step_ms_avg;
     if (m->step_advanced_ms > newest)
       newest = m->step_advanced_ms;
-    if (m->step > top_step)
+    if (m->step > top_step && m->step_generation == coord->stats.generation)
       top_step = m->step;
   }
   *newest_out = newest;
@@ -372,6 +378,12 @@ static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
                          coord->config.heartbeat_misses;
   for (int i = 0; i < coord->member_capacity; i++) {
     coord_member_t *m = &coord->members[i];
+    /* Stuck since its last step or since the generation formed, whichever
+     * is later: a member that rejoined after a cut carries a step from
+     * before it, and the new generation's rendezvous takes what it takes. */
+    int64_t since = m->step_advanced_ms > coord->generation_formed_ms
+                        ? m->step_advanced_ms
+                        : coord->generation_formed_ms;
     /* Judged only on evidence: a message heard lately that still carries
      * the old step. A member not heard from (its reports held up by a cut
      * link while the others' already arrived) is the heartbeat check's.
@@ -385,16 +397,15 @@ static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
     if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->step < 0 ||
         top_step - m->step < DETECT_WATCHDOG_STEPS_BEHIND ||
         now_ms - m->heard_ms > heard_within ||
-        m->heard_ms - m->step_advanced_ms <= limit ||
-        now_ms - m->step_advanced_ms <= limit ||
-        newest - m->step_advanced_ms <= median || now_ms - newest > limit)
+        m->heard_ms - since <= limit || now_ms - since <= limit ||
+        newest - since <= median || now_ms - newest > limit)
       continue;
     char reason[160];
     snprintf(reason, sizeof reason,
-             "progress watchdog: step %lld for %lld ms while others advanced "
-             "(median step %.0f ms)",
-             (long long)m->step, (long long)(now_ms - m->step_advanced_ms),
-             median);
+             "progress watchdog: step %lld for %lld ms while others reached "
+             "step %lld (median step %.0f ms)",
+             (long long)m->step, (long long)(now_ms - since),
+             (long long)top_step, median);
     coord->stats.watchdog_evictions++;
     coord_member_fail(coord, m, "watchdog", reason);
   }

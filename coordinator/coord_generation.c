@@ -251,6 +251,7 @@ static void s_generation_formed(herd_coord_t *coord, coord_member_t **list,
   coord->stats.world_size = n;
   coord->formed_here = 1;
   coord->formed_count++;
+  coord->generation_formed_ms = coord_now_ms();
   s_defer_rest(coord);
   coord->admit_at_ms = coord->stats.world_size < coord->config.max_workers
                            ? s_cooldown_admit_ms(coord)

@@ -108,6 +108,7 @@ typedef struct {
   int claimed_rank, claimed_world;
   /* progress watchdog */
   int64_t step;             /* last step seen, -1 none */
+  int64_t step_generation;  /* the generation that step was reported in */
   int64_t step_advanced_ms; /* when step last grew */
   double step_ms_avg;       /* moving average of ms per step, 0 unknown */
 } coord_member_t;
@@ -299,6 +300,7 @@ struct herd_coord {
   int64_t last_scan_ms;      /* a longer gap than usual: the loop stalled */
   int isolated;              /* every member silent at once (coord_detect.c) */
   int64_t rejoin_until_ms;   /* after an isolation: closes are reconnects */
+  int64_t generation_formed_ms; /* the newest roster went out at */
   int current_fd;            /* connection of the message being handled */
   int formed_here;           /* a generation formed or was adopted here */
   int64_t file_generation;   /* newest generation found in events.jsonl */
@@ -367,7 +369,7 @@ void coord_detect_tick(herd_coord_t *coord, int64_t now_ms);
 void coord_detect_heard(herd_coord_t *coord, coord_member_t *member,
                         int is_heartbeat, int64_t now_ms);
 void coord_detect_step(herd_coord_t *coord, coord_member_t *member,
-                       int64_t step, int64_t now_ms);
+                       int64_t step, int64_t generation, int64_t now_ms);
 void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,
                               int64_t now_ms);
 int coord_host_intern(herd_coord_t *coord, const char *host);
