@@ -8,9 +8,43 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "comm_internal.h"
 #include "herd/log.h"
+
+/* ---- waiting on peers (herd_comm_waiting_ms) ---------------------------- */
+
+static atomic_llong s_waiting_since_ms; /* CLOCK_MONOTONIC; 0: nobody waits */
+static _Thread_local int s_wait_depth;
+
+static int64_t s_monotonic_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void herd_comm_wait_begin(void)
+{
+  if (s_wait_depth++ == 0)
+    atomic_store(&s_waiting_since_ms, (long long)s_monotonic_ms());
+}
+
+void herd_comm_wait_end(void)
+{
+  if (s_wait_depth > 0 && --s_wait_depth == 0)
+    atomic_store(&s_waiting_since_ms, 0);
+}
+
+int64_t herd_comm_waiting_ms(void)
+{
+  int64_t since = atomic_load(&s_waiting_since_ms);
+  if (since == 0)
+    return 0;
+  int64_t ms = s_monotonic_ms() - since;
+  return ms > 0 ? ms : 1; /* waiting, if only just */
+}
 
 #define HERD_DEFAULT_BUCKET_BYTES (25u << 20)
 #define HERD_DEFAULT_FIRST_BUCKET_BYTES (1u << 20)
@@ -201,9 +235,9 @@ herd_result_t herd_comm_allreduce_args(herd_comm_t *comm, const void *send,
   return HERD_OK;
 }
 
-herd_result_t herd_comm_allreduce(herd_comm_t *comm, const void *send,
-                                  void *recv, size_t count, herd_dtype_t dtype,
-                                  herd_op_t op)
+static herd_result_t s_allreduce(herd_comm_t *comm, const void *send,
+                                 void *recv, size_t count, herd_dtype_t dtype,
+                                 herd_op_t op)
 {
   HERD_CHECK(s_check_call(comm, recv, count, dtype));
   if (count && !send)
@@ -213,9 +247,22 @@ herd_result_t herd_comm_allreduce(herd_comm_t *comm, const void *send,
   return herd_comm_allreduce_now(comm, send, recv, count, dtype, op);
 }
 
-herd_result_t herd_comm_allreduce_buckets(herd_comm_t *comm, void *buf,
-                                          size_t count, herd_dtype_t dtype,
-                                          herd_op_t op)
+/* The progress thread of comm_async.c calls herd_comm_allreduce_now, not
+ * this: a queued collective running behind the caller's back is not the
+ * caller waiting. */
+herd_result_t herd_comm_allreduce(herd_comm_t *comm, const void *send,
+                                  void *recv, size_t count, herd_dtype_t dtype,
+                                  herd_op_t op)
+{
+  herd_comm_wait_begin();
+  herd_result_t rc = s_allreduce(comm, send, recv, count, dtype, op);
+  herd_comm_wait_end();
+  return rc;
+}
+
+static herd_result_t s_allreduce_buckets(herd_comm_t *comm, void *buf,
+                                         size_t count, herd_dtype_t dtype,
+                                         herd_op_t op)
 {
   HERD_CHECK(s_check_call(comm, buf, count, dtype));
   size_t elem = herd_dtype_size(dtype);
@@ -233,8 +280,18 @@ herd_result_t herd_comm_allreduce_buckets(herd_comm_t *comm, void *buf,
   return HERD_OK;
 }
 
-herd_result_t herd_comm_broadcast(herd_comm_t *comm, void *buf, size_t count,
-                                  herd_dtype_t dtype, int root)
+herd_result_t herd_comm_allreduce_buckets(herd_comm_t *comm, void *buf,
+                                          size_t count, herd_dtype_t dtype,
+                                          herd_op_t op)
+{
+  herd_comm_wait_begin(); /* one wait, not one per bucket */
+  herd_result_t rc = s_allreduce_buckets(comm, buf, count, dtype, op);
+  herd_comm_wait_end();
+  return rc;
+}
+
+static herd_result_t s_broadcast(herd_comm_t *comm, void *buf, size_t count,
+                                 herd_dtype_t dtype, int root)
 {
   HERD_CHECK(s_check_call(comm, buf, count, dtype));
   if (root < 0 || root >= comm->world_size)
@@ -242,10 +299,23 @@ herd_result_t herd_comm_broadcast(herd_comm_t *comm, void *buf, size_t count,
   return comm->ops->broadcast(comm, buf, count, dtype, root);
 }
 
+herd_result_t herd_comm_broadcast(herd_comm_t *comm, void *buf, size_t count,
+                                  herd_dtype_t dtype, int root)
+{
+  herd_comm_wait_begin();
+  herd_result_t rc = s_broadcast(comm, buf, count, dtype, root);
+  herd_comm_wait_end();
+  return rc;
+}
+
 herd_result_t herd_comm_barrier(herd_comm_t *comm)
 {
-  HERD_CHECK(s_check_call(comm, NULL, 0, HERD_DTYPE_U8));
-  return comm->ops->barrier(comm);
+  herd_comm_wait_begin();
+  herd_result_t rc = s_check_call(comm, NULL, 0, HERD_DTYPE_U8);
+  if (rc == HERD_OK)
+    rc = comm->ops->barrier(comm);
+  herd_comm_wait_end();
+  return rc;
 }
 
 herd_result_t herd_comm_abort(herd_comm_t *comm)

@@ -145,10 +145,12 @@ herd_result_t herd_comm_wait_timed(herd_comm_request_t **req_p,
     return herd_error_set(HERD_EINVAL, "herd_comm_wait: no request");
   herd_comm_request_t *req = *req_p;
   herd_comm_async_t *a = req->comm->async;
+  herd_comm_wait_begin();
   pthread_mutex_lock(&a->lock);
   while (!req->done)
     pthread_cond_wait(&a->progress, &a->lock);
   pthread_mutex_unlock(&a->lock);
+  herd_comm_wait_end();
   herd_result_t rc = req->result;
   if (rc != HERD_OK)
     herd_error_set(rc, "%s", req->detail);

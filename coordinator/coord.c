@@ -187,7 +187,7 @@ static void s_fill_elastic_defaults(herd_coord_config_t *c)
   if (c->watchdog_multiple == 0)
     c->watchdog_multiple = 10;
   if (c->watchdog_min_ms <= 0)
-    c->watchdog_min_ms = 5000;
+    c->watchdog_min_ms = 4000;
   if (c->host_cooldown_failures == 0)
     c->host_cooldown_failures = 3;
   if (c->host_cooldown_ms <= 0)

@@ -33,14 +33,10 @@
  *  - PeerFailed reports and child exits (coord_handlers.c, coord.c).
  *  - progress watchdog: a member whose step stops advancing for
  *    watchdog_multiple x the median step time (at least watchdog_min_ms,
- *    5 s: reports held up by a link that dropped for a moment arrive a
- *    second or more late, in a burst, and must not look like a hang)
- *    while another member went on to a step at least two beyond it is
- *    evicted as hung. When every rank is stuck (a synchronous all-reduce
- *    waiting on a hung rank looks the same on all of them, give or take the
- *    one step some ranks finish before the last) nobody can be blamed by
- *    step counts alone, so nobody is evicted: a SIGSTOPped rank falls
- *    silent and is the heartbeat check's.
+ *    4 s, so a hung rank is failed within 5 s) while it is heard from, is not itself waiting, and every other
+ *    member has waited in a collective for as long (their heartbeats say
+ *    so) is evicted as hung: an endless loop or a deadlock in the rank's
+ *    own computation (s_watchdog).
  *
  * A host whose members fail host_cooldown_failures times within a minute is
  * held out of generations for a cool-down that doubles with each repeat
@@ -64,7 +60,6 @@
 #define DETECT_WINDOW_MS 60000
 #define DETECT_COOLDOWN_MAX_MS 600000
 #define DETECT_WATCHDOG_EVERY_MS 100
-#define DETECT_WATCHDOG_STEPS_BEHIND 2
 #define DETECT_DISCONNECT_GRACE_MS 50
 /* A gap between two scans longer than this was the coordinator's, not the
  * workers' (the loop polls every few ms). */
@@ -308,13 +303,9 @@ static void s_scan(herd_coord_t *coord, int64_t now_ms)
 
 /* ---- progress watchdog ----------------------------------------------------- */
 
-/* generation: the one a StepReport names; -1 for a heartbeat's step (the
- * last one the worker reported, so never newer than its report). */
 void coord_detect_step(herd_coord_t *coord, coord_member_t *member,
-                       int64_t step, int64_t generation, int64_t now_ms)
+                       int64_t step, int64_t now_ms)
 {
-  if (generation >= 0)
-    member->step_generation = generation;
   if (step <= member->step)
     return;
   if (member->step >= 0) {
@@ -334,41 +325,79 @@ static int s_cmp_double(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* Median ms per step over active members that have one (0 when none), the
- * latest time any of them advanced and the highest step any has reached in
- * the current generation (steps from an earlier one say nothing about who
- * holds up this one's collectives). */
-static double s_median_step_ms(herd_coord_t *coord, int64_t *newest_out,
-                               int64_t *top_step_out)
+/* Median ms per step over active members that have one; 0 when none. */
+static double s_median_step_ms(herd_coord_t *coord)
 {
   int n = 0;
-  int64_t newest = 0, top_step = -1;
   for (int i = 0; i < coord->member_capacity; i++) {
     coord_member_t *m = &coord->members[i];
-    if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->step < 0)
-      continue;
-    if (m->step_ms_avg > 0)
+    if (m->in_use && m->state == COORD_MEMBER_ACTIVE && m->step_ms_avg > 0)
       coord->scratch[n++] = m->step_ms_avg;
-    if (m->step_advanced_ms > newest)
-      newest = m->step_advanced_ms;
-    if (m->step > top_step && m->step_generation == coord->stats.generation)
-      top_step = m->step;
   }
-  *newest_out = newest;
-  *top_step_out = top_step;
   if (n == 0)
     return 0;
   qsort(coord->scratch, (size_t)n, sizeof *coord->scratch, s_cmp_double);
   return coord->scratch[n / 2];
 }
 
+void coord_detect_waiting(coord_member_t *member, int64_t waiting_ms,
+                          int64_t now_ms)
+{
+  if (waiting_ms <= 0)
+    member->waiting_since_ms = 0;
+  else /* bounded: a wait cannot have begun before the clock did */
+    member->waiting_since_ms = waiting_ms < now_ms ? now_ms - waiting_ms : 1;
+}
+
+/* The one active member not waiting on its peers while every other one
+ * has waited in a collective for over limit_ms, all heard from lately;
+ * NULL when there is no such member. *waited_ms: the shortest of the
+ * others' waits. */
+static coord_member_t *s_lone_holdout(herd_coord_t *coord, int64_t now_ms,
+                                      int64_t limit_ms, int64_t heard_within,
+                                      int64_t *waited_ms)
+{
+  coord_member_t *holdout = NULL;
+  int waiting = 0;
+  *waited_ms = INT64_MAX;
+  for (int i = 0; i < coord->member_capacity; i++) {
+    coord_member_t *m = &coord->members[i];
+    if (!m->in_use || m->state != COORD_MEMBER_ACTIVE)
+      continue;
+    if (now_ms - m->heard_ms > heard_within)
+      return NULL; /* somebody silent: the heartbeat check's case */
+    if (!m->waiting_since_ms) {
+      if (holdout)
+        return NULL; /* two ranks at work: nothing to tell them apart */
+      holdout = m;
+      continue;
+    }
+    int64_t waited = now_ms - m->waiting_since_ms;
+    if (waited <= limit_ms)
+      return NULL;
+    if (waited < *waited_ms)
+      *waited_ms = waited;
+    waiting++;
+  }
+  return waiting > 0 ? holdout : NULL;
+}
+
+/* A rank hung in its own computation (an endless loop, a deadlock) still
+ * heartbeats from its link thread, and its step stops; so do the steps of
+ * every rank waiting for it in the next all-reduce, so step counts cannot
+ * tell them apart. What can: the waiting ranks say so in each heartbeat
+ * (herd_comm_waiting_ms) and the hung one does not. When all active
+ * members but one have waited over the limit (watchdog_multiple x the
+ * median step, at least watchdog_min_ms) and that one has not stepped
+ * for as long, it is failed as hung. A stall everyone shares (a network
+ * outage: all wait) or two ranks at work blames nobody; a SIGSTOPped rank
+ * falls silent and is the heartbeat check's. */
 static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
 {
   if (coord->config.watchdog_multiple <= 0 ||
       coord->job_state != COORD_JOB_RUNNING || coord->stats.done)
     return;
-  int64_t newest = 0, top_step = -1;
-  double median = s_median_step_ms(coord, &newest, &top_step);
+  double median = s_median_step_ms(coord);
   if (median <= 0)
     return;
   double limit = median * coord->config.watchdog_multiple;
@@ -376,39 +405,26 @@ static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
     limit = coord->config.watchdog_min_ms;
   int64_t heard_within = (int64_t)coord->config.heartbeat_interval_ms *
                          coord->config.heartbeat_misses;
-  for (int i = 0; i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
-    /* Stuck since its last step or since the generation formed, whichever
-     * is later: a member that rejoined after a cut carries a step from
-     * before it, and the new generation's rendezvous takes what it takes. */
-    int64_t since = m->step_advanced_ms > coord->generation_formed_ms
-                        ? m->step_advanced_ms
-                        : coord->generation_formed_ms;
-    /* Judged only on evidence: a message heard lately that still carries
-     * the old step. A member not heard from (its reports held up by a cut
-     * link while the others' already arrived) is the heartbeat check's.
-     * "Others advanced" is counted in steps, not in report times: ranks
-     * of one synchronous all-reduce can stand one step apart (some leave
-     * a collective before the last one does) and their reports arrive
-     * milliseconds apart on a busy host, so all of them stalled behind one
-     * SIGSTOPped rank must not look like one rank left behind. Only a
-     * member two or more steps behind somebody is not in their collective
-     * any more. */
-    if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->step < 0 ||
-        top_step - m->step < DETECT_WATCHDOG_STEPS_BEHIND ||
-        now_ms - m->heard_ms > heard_within ||
-        m->heard_ms - since <= limit || now_ms - since <= limit ||
-        newest - since <= median || now_ms - newest > limit)
-      continue;
-    char reason[160];
-    snprintf(reason, sizeof reason,
-             "progress watchdog: step %lld for %lld ms while others reached "
-             "step %lld (median step %.0f ms)",
-             (long long)m->step, (long long)(now_ms - since),
-             (long long)top_step, median);
-    coord->stats.watchdog_evictions++;
-    coord_member_fail(coord, m, "watchdog", reason);
-  }
+  int64_t waited_ms = 0;
+  coord_member_t *m =
+      s_lone_holdout(coord, now_ms, (int64_t)limit, heard_within, &waited_ms);
+  if (!m)
+    return;
+  /* Stuck since its last step or since the generation formed, whichever
+   * is later (a member that rejoined after a cut carries an old step). */
+  int64_t since = m->step_advanced_ms > coord->generation_formed_ms
+                      ? m->step_advanced_ms
+                      : coord->generation_formed_ms;
+  if (now_ms - since <= limit)
+    return;
+  char reason[192];
+  snprintf(reason, sizeof reason,
+           "progress watchdog: hung at step %lld for %lld ms, not in a "
+           "collective, while the others waited in one for %lld ms",
+           (long long)m->step, (long long)(now_ms - since),
+           (long long)waited_ms);
+  coord->stats.watchdog_evictions++;
+  coord_member_fail(coord, m, "watchdog", reason);
 }
 
 void coord_detect_tick(herd_coord_t *coord, int64_t now_ms)

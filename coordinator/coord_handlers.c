@@ -203,11 +203,11 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
   int is_rank0 = member->state == COORD_MEMBER_ACTIVE && member->rank == 0;
   switch (env->body_case) {
   case HERD__ENVELOPE__BODY_HEARTBEAT:
-    coord_detect_step(coord, member, env->heartbeat->step, -1, coord_now_ms());
+    coord_detect_step(coord, member, env->heartbeat->step, coord_now_ms());
+    coord_detect_waiting(member, env->heartbeat->waiting_ms, coord_now_ms());
     break;
   case HERD__ENVELOPE__BODY_STEP_REPORT:
-    coord_detect_step(coord, member, env->step_report->step,
-                      env->step_report->generation, coord_now_ms());
+    coord_detect_step(coord, member, env->step_report->step, coord_now_ms());
     /* Before s_handle_step moves stats.step on. */
     coord_metrics_on_step(coord, member, env->step_report);
     /* The first report of each step from any member, not only rank 0's:

@@ -108,7 +108,7 @@ typedef struct {
   int claimed_rank, claimed_world;
   /* progress watchdog */
   int64_t step;             /* last step seen, -1 none */
-  int64_t step_generation;  /* the generation that step was reported in */
+  int64_t waiting_since_ms; /* waiting on its peers since, 0: not (Heartbeat) */
   int64_t step_advanced_ms; /* when step last grew */
   double step_ms_avg;       /* moving average of ms per step, 0 unknown */
 } coord_member_t;
@@ -369,7 +369,9 @@ void coord_detect_tick(herd_coord_t *coord, int64_t now_ms);
 void coord_detect_heard(herd_coord_t *coord, coord_member_t *member,
                         int is_heartbeat, int64_t now_ms);
 void coord_detect_step(herd_coord_t *coord, coord_member_t *member,
-                       int64_t step, int64_t generation, int64_t now_ms);
+                       int64_t step, int64_t now_ms);
+void coord_detect_waiting(coord_member_t *member, int64_t waiting_ms,
+                          int64_t now_ms);
 void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,
                               int64_t now_ms);
 int coord_host_intern(herd_coord_t *coord, const char *host);

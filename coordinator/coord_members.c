@@ -304,7 +304,6 @@ coord_member_t *coord_member_add(herd_coord_t *coord, const void *routing_id,
   slot->claimed_rank = join->rank;
   slot->claimed_world = join->world_size;
   slot->step = join->generation > 0 ? join->step : -1;
-  slot->step_generation = join->generation;
   slot->step_advanced_ms = slot->last_seen_ms;
   s_index_insert(coord, index);
   coord->n_members++;

@@ -55,7 +55,8 @@ static const herd_opt_t s_table[] = {
      "after --min joined, wait this long for more (up to --max); -1 none"},
     {"watchdog", 0, "HERD_WATCHDOG", HERD_OPT_INT, "10", -1, 100000, NULL,
      S_OFF(watchdog_multiple),
-     "evict a rank stuck this many median step times; -1 off"},
+     "evict a rank stuck this many median step times (at least 4 s) while "
+     "all others wait for it; -1 off"},
     {"host-cooldown-failures", 0, "HERD_HOST_COOLDOWN_FAILURES", HERD_OPT_INT,
      "3", -1, 1000, NULL, S_OFF(cooldown_failures),
      "failures of one host within 60 s before it is held out; -1 off"},

@@ -84,6 +84,7 @@ static void s_send_heartbeat(herd_worker_t *worker)
   Herd__Heartbeat heartbeat = HERD__HEARTBEAT__INIT;
   worker_envelope_init(worker, &env);
   heartbeat.step = atomic_load(&worker->last_step);
+  heartbeat.waiting_ms = herd_comm_waiting_ms();
   env.body_case = HERD__ENVELOPE__BODY_HEARTBEAT;
   env.heartbeat = &heartbeat;
   s_send(worker, &env);

@@ -92,6 +92,34 @@ static volatile sig_atomic_t s_stop_signal;
 
 static void s_on_stop_signal(int signo) { s_stop_signal = signo; }
 
+/* Fault injection for tests (tests/fault elastic.sh hung_compute): with
+ * HERD_TEST_HANG_ON_SIGUSR2=SECONDS (1..600), SIGUSR2 makes the training
+ * thread spin that long before its next step, as an endless loop in the
+ * model code would, while the link thread heartbeats on. Without the
+ * variable SIGUSR2 keeps its default action. */
+static volatile sig_atomic_t s_hang_requested;
+static int s_hang_seconds;
+
+static void s_on_hang_signal(int signo)
+{
+  (void)signo;
+  s_hang_requested = 1;
+}
+
+static void s_spin_if_asked(void)
+{
+  if (!s_hang_requested)
+    return;
+  s_hang_requested = 0;
+  fprintf(stderr, "herd-train: SIGUSR2: spinning for %d s (fault injection)\n",
+          s_hang_seconds);
+  double until = herd_train_now() + s_hang_seconds;
+  volatile uint64_t spins = 0;
+  while (herd_train_now() < until)
+    for (int i = 0; i < 100000; i++)
+      spins++;
+}
+
 static void s_catch_stop_signals(void)
 {
   struct sigaction action;
@@ -101,6 +129,12 @@ static void s_catch_stop_signals(void)
   action.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &action, NULL);
   sigaction(SIGUSR1, &action, NULL);
+  const char *hang = getenv("HERD_TEST_HANG_ON_SIGUSR2");
+  s_hang_seconds = hang ? atoi(hang) : 0;
+  if (s_hang_seconds >= 1 && s_hang_seconds <= 600) {
+    action.sa_handler = s_on_hang_signal;
+    sigaction(SIGUSR2, &action, NULL);
+  }
   /* A peer that closed its socket (dropped from the generation while this
    * rank was stopped or cut off) must be an error from send(), which the
    * elastic path recovers from, not a silent death. */
@@ -541,6 +575,7 @@ static herd_result_t s_train(herd_train_t *train)
                                          (uint64_t)train->epoch)
       herd_sampler_set_epoch(train->sampler, (uint64_t)train->epoch);
     herd_step_report_t report;
+    s_spin_if_asked();
     rc = s_step(train, x, labels, &report);
     if (rc != HERD_OK && herd_train_is_elastic(train) &&
         herd_train_recoverable(rc)) {

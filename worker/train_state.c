@@ -133,7 +133,11 @@ herd_result_t herd_train_save(herd_train_t *train)
   herd_tensor_t tensors[2 + HERD_OPTIM_MAX_STATE];
   int64_t optim_step = herd_optim_step_count(train->optim);
   size_t n = s_tensors(train, tensors, &optim_step);
+  /* A submit waits while the previous write is still going: the disk's
+   * time, not a hang of this rank's (herd_comm_wait_begin). */
+  herd_comm_wait_begin();
   herd_result_t rc = herd_ckpt_writer_submit(train->writer, meta, tensors, n);
+  herd_comm_wait_end();
   free(meta);
   if (rc != HERD_OK) {
     HERD_LOG(HERD_LOG_ERROR, "train", "checkpoint at step %lld failed: %s",
@@ -164,8 +168,11 @@ void herd_train_poll_saves(herd_train_t *train, int wait)
   herd_ckpt_completion_t *done = NULL;
   if (!train->writer || !(done = malloc(sizeof *done)))
     return;
-  if (wait)
+  if (wait) {
+    herd_comm_wait_begin();
     (void)herd_ckpt_writer_wait(train->writer);
+    herd_comm_wait_end();
+  }
   while (herd_ckpt_writer_poll(train->writer, done)) {
     if (done->result != HERD_OK) {
       fprintf(stderr, "herd-train: checkpoint at step %lld failed (%s): %s; "

@@ -141,6 +141,18 @@ herd_result_t herd_comm_barrier(herd_comm_t *comm);
  * Callable from any thread; idempotent. */
 herd_result_t herd_comm_abort(herd_comm_t *comm);
 
+/* Waiting on peers, process-wide. Every blocking call above (allreduce,
+ * broadcast, barrier, wait) marks the calling thread as waiting for its
+ * duration; code that waits on something other than its own computation
+ * (a checkpoint write rank 0's peers cannot help) marks itself with
+ * begin/end, which nest. herd_comm_waiting_ms says for how long a thread
+ * has been waiting now, 0 when none is. The worker runtime sends it with
+ * every heartbeat: when all ranks but one wait in a collective and that one
+ * does not, it is the one hung (the coordinator's progress watchdog). */
+void herd_comm_wait_begin(void);
+void herd_comm_wait_end(void);
+int64_t herd_comm_waiting_ms(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -45,9 +45,10 @@ typedef struct {
   int disconnect_is_failure;  /* a member's TCP connection closing fails it
                                  at once, default 1; -1: heartbeats only */
   int watchdog_multiple;      /* evict a rank whose step is stuck for this
-                                 many median step times while others
-                                 progress, default 10; -1: off */
-  int watchdog_min_ms;        /* never evict for progress sooner, 5000 */
+                                 many median step times while all others
+                                 wait for it, default 10; -1: off */
+  int watchdog_min_ms;        /* never evict for progress sooner, 4000 (a
+                                 hung rank is failed within 5 s) */
   int host_cooldown_failures; /* failures of one host within 60 s before it
                                  is held out, default 3; -1: off */
   int host_cooldown_ms;       /* first hold-out, doubled each time (capped

@@ -165,6 +165,27 @@ assert dt <= 5.5, f"failed {dt:.2f} s after SIGSTOP, bound 5 s"
 print(f"hung: failed {dt:.2f} s after SIGSTOP: {f['reason']}")
 PY
 }
+hung_compute() { # a rank spinning in its own computation (its link thread
+                 # heartbeats on) is failed as hung by the progress watchdog
+                 # within 5 s: all the others say they wait in the all-reduce
+  export HERD_TEST_HANG_ON_SIGUSR2=12 # spin 12 s, then carry on
+  start_run 4 2 4 0; wait_steps "$tmp/run" 100
+  victim=$(pid_of_rank "$tmp/run" 1)
+  hung_at=$(date +%s.%N); kill -USR2 "$victim"
+  wait_for "$tmp/run/events.jsonl" '"member_failed"' 15
+  finish_run; check "$tmp/run" 2
+  "$py" - "$tmp/run" "$hung_at" "$victim" <<'PY' || fail "not failed as hung in time"
+import json, sys
+run, t0, pid = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+failed = [e for e in map(json.loads, open(f"{run}/events.jsonl")) if e["event"] == "member_failed"]
+assert len(failed) == 1 and failed[0]["pid"] == pid, failed
+f = failed[0]
+assert f["signal"] == "watchdog" and "hung at step" in f["reason"], f
+dt = f["ts"] - t0
+assert dt <= 5.0, f"failed {dt:.2f} s after the hang began, bound 5 s"
+print(f"hung_compute: failed {dt:.2f} s after the hang began: {f['reason']}")
+PY
+}
 no_false_alarm() { # CPU hogs on every core for the whole run and the
                    # coordinator (in herd run) paused 1.5 s: nobody failed
   # One process per hog (a bash subshell, bounded to 300 s), so the kill at

@@ -19,7 +19,7 @@ set_tests_properties(fault_elastic_baseline PROPERTIES LABELS fault TIMEOUT 300
   FIXTURES_REQUIRED herd_data FIXTURES_SETUP elastic_baseline)
 foreach(case kill_random kill_rank0 kill_two kill_in_reconfig kill_in_save
              newcomer kill_coord below_min mpirun_gloo mpi_restart hung
-             no_false_alarm)
+             hung_compute no_false_alarm)
   add_test(NAME fault_elastic_${case}
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/elastic.sh ${CMAKE_BINARY_DIR}/bin
             ${HERD_TEST_DATA} ${case})

@@ -160,13 +160,20 @@ static void s_start_coord(s_proc_t *p, s_env_t *env, const char *min,
   s_spawn(p, argv, env->log);
 }
 
+/* stop: "--hang-after" (stops stepping, not waiting: hung) or
+ * "--wait-after" (stops stepping and waits on its peers). */
+static void s_start_stopping_worker(s_proc_t *p, s_env_t *env,
+                                    const char *stop, const char *after)
+{
+  char *argv[] = {WORKER_BIN,   "--coord", env->endpoint, "--token",
+                  TOKEN,        "--job-id", JOB,          (char *)stop,
+                  (char *)after, "--duration-s", "60",    NULL};
+  s_spawn(p, argv, env->log);
+}
+
 static void s_start_worker(s_proc_t *p, s_env_t *env, const char *hang_after)
 {
-  char *argv[] = {WORKER_BIN,   "--coord",      env->endpoint,
-                  "--token",    TOKEN,          "--job-id",
-                  JOB,          "--hang-after", (char *)hang_after,
-                  "--duration-s", "60",         NULL};
-  s_spawn(p, argv, env->log);
+  s_start_stopping_worker(p, env, "--hang-after", hang_after);
 }
 
 /* Waits until every live worker in ws[0..n) reports generation g, world w. */
@@ -385,22 +392,43 @@ static void test_too_few_workers_time_out(void **state)
   s_env_remove(&env);
 }
 
+/* Two ranks wait in the "all-reduce" from step 25 on, the third stops
+ * there without waiting (hung in its own computation): it alone is failed
+ * by the watchdog, as hung. */
 static void test_watchdog_evicts_hung_rank(void **state)
 {
   s_env_t env;
   s_proc_t coord, ws[3];
   s_env_make(&env);
   s_start_coord(&coord, &env, "2", "3", "30");
-  s_start_worker(&ws[0], &env, "-1");
-  s_start_worker(&ws[1], &env, "-1");
-  s_start_worker(&ws[2], &env, "25"); /* stops stepping after 25 steps */
+  s_start_stopping_worker(&ws[0], &env, "--wait-after", "25");
+  s_start_stopping_worker(&ws[1], &env, "--wait-after", "25");
+  s_start_worker(&ws[2], &env, "25");
   assert_true(s_wait_generation(ws, 3, 1, 3, 10000));
-  /* median step 20 ms x 10 < the 1 s floor: evicted after about 1 s */
-  assert_true(s_wait_generation(ws, 2, 2, 2, 6000));
+  /* median step 20 ms x 10 < the 4 s floor: failed about 4 s after step 25 */
+  assert_true(s_wait_generation(ws, 2, 2, 2, 10000));
   s_poll(&ws[2]);
   assert_int_equal(s_count_events(env.run_dir, "member_failed", "reason",
-                                   "progress watchdog"),
+                                   "progress watchdog: hung at step 25"),
                    1);
+  s_cleanup(&coord, ws, 3);
+  s_env_remove(&env);
+}
+
+/* Every rank waits (a stall they share, say the network): nobody is to
+ * blame, nobody is failed. */
+static void test_watchdog_blames_nobody_when_all_wait(void **state)
+{
+  s_env_t env;
+  s_proc_t coord, ws[3];
+  s_env_make(&env);
+  s_start_coord(&coord, &env, "2", "3", "30");
+  for (int i = 0; i < 3; i++)
+    s_start_stopping_worker(&ws[i], &env, "--wait-after", "25");
+  assert_true(s_wait_generation(ws, 3, 1, 3, 10000));
+  /* past the 4 s floor and then some: still generation 1 */
+  assert_false(s_wait_generation(ws, 3, 2, 2, 8000));
+  assert_int_equal(s_count_events(env.run_dir, "member_failed", "reason", ""), 0);
   s_cleanup(&coord, ws, 3);
   s_env_remove(&env);
 }
@@ -490,6 +518,7 @@ int main(void)
       cmocka_unit_test(test_kv_store),
       cmocka_unit_test(test_too_few_workers_time_out),
       cmocka_unit_test(test_watchdog_evicts_hung_rank),
+      cmocka_unit_test(test_watchdog_blames_nobody_when_all_wait),
       cmocka_unit_test(test_elastic_lifecycle),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

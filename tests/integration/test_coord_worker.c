@@ -5,7 +5,9 @@
  *   S <generation> <rank> <world_size> <step>
  *
  * on every roster change and every 5 steps. It stops stepping after
- * --hang-after steps (heartbeats go on: a hung rank), and leaves when stdin
+ * --hang-after steps (heartbeats go on: a hung rank), or after --wait-after
+ * steps and says it waits on its peers (herd_comm_wait_begin: a rank
+ * blocked in an all-reduce for a hung one), and leaves when stdin
  * closes or --duration-s passes. A failed join prints "JOIN_FAILED <why>"
  * and exits 3.
  */
@@ -52,6 +54,9 @@ int main(int argc, char **argv)
   config.join_timeout_ms = atoi(s_arg(argc, argv, "--join-timeout-ms", "10000"));
   int step_ms = atoi(s_arg(argc, argv, "--step-ms", "20"));
   long hang_after = atol(s_arg(argc, argv, "--hang-after", "-1"));
+  long wait_after = atol(s_arg(argc, argv, "--wait-after", "-1"));
+  if (wait_after >= 0)
+    hang_after = wait_after;
   double duration = atof(s_arg(argc, argv, "--duration-s", "60"));
   herd_worker_t *worker = NULL;
   if (herd_worker_join(&config, &worker) != HERD_OK) {
@@ -69,6 +74,8 @@ int main(int argc, char **argv)
       r.generation = last.generation;
       r.samples_per_second = 100.0;
       herd_worker_report_step(worker, &r);
+      if (step == wait_after)
+        herd_comm_wait_begin(); /* for good: its peer never comes */
     }
     if (herd_worker_roster(worker, &roster) != HERD_OK)
       break;
