@@ -35,8 +35,12 @@ demo: build $(DATA)
 	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" herd run -n $(NPROC) --run-dir $(RUN_DIR) \
 	  -- herd-train --data $(DATA)
 
+# Each ctest run ends with a table of passed/failed/skipped per label and
+# every skip's reason (tests/ci_summary.py); ctest's status is the verdict.
+CTEST_SUMMARY = ; rc=$$?; /usr/bin/python3 $(CURDIR)/tests/ci_summary.py junit.xml .; exit $$rc
+
 test: build
-	cd $(BUILD) && ctest --output-on-failure --timeout 900
+	cd $(BUILD) && ctest --output-on-failure --timeout 900 --output-junit junit.xml $(CTEST_SUMMARY)
 	$(MAKE) test-asan
 	$(MAKE) fuzz
 
@@ -48,7 +52,8 @@ test-asan: deps
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:fast_unwind_on_malloc=0 \
 	  OMPI_MCA_mca_base_component_disable_dlclose=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -L 'unit|integration' --timeout 900
+	  ctest --output-on-failure -L 'unit|integration' --timeout 900 \
+	    --output-junit junit.xml $(CTEST_SUMMARY)
 
 # libFuzzer targets (clang, ASan + UBSan) for the wire decoder and the
 # coordinator's message handling, each run FUZZ_SECONDS (30) from a seed

@@ -27,7 +27,8 @@ static int s_superseded(void *arg)
 {
   const s_ctx_t *ctx = arg;
   herd_roster_t roster;
-  return herd_worker_roster(ctx->worker, &roster) == HERD_OK &&
+  /* Refused (evicted, or the job finished) ends every rendezvous too. */
+  return herd_worker_roster(ctx->worker, &roster) != HERD_OK ||
          roster.generation > ctx->generation;
 }
 
@@ -47,7 +48,7 @@ static herd_result_t s_get(void *arg, const char *key, void *buf, size_t cap,
        waited += S_SLICE_MS) {
     if (s_superseded(ctx))
       return herd_error_set(HERD_ERECONFIG, "rendezvous of generation %lld "
-                            "superseded by a newer roster",
+                            "superseded (a newer roster, or no longer a member)",
                             (long long)ctx->generation);
     int slice = timeout_ms - waited < S_SLICE_MS ? timeout_ms - waited
                                                  : S_SLICE_MS;

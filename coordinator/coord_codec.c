@@ -81,16 +81,30 @@ void coord_codec_envelope_init(const herd_coord_t *coord, Herd__Envelope *env)
   env->job_id = coord->job_id;
 }
 
-void coord_codec_send_refused(herd_coord_t *coord, const void *routing_id,
-                              size_t routing_id_len, const char *reason)
+static void s_send_refused(herd_coord_t *coord, const void *routing_id,
+                           size_t routing_id_len, const char *reason,
+                           int job_done)
 {
   Herd__Envelope env;
   Herd__Refused refused = HERD__REFUSED__INIT;
   coord_codec_envelope_init(coord, &env);
   refused.reason = (char *)reason;
+  refused.job_done = job_done != 0;
   env.body_case = HERD__ENVELOPE__BODY_REFUSED;
   env.refused = &refused;
   if (herd_wire_send(coord->router, routing_id, routing_id_len, &env) !=
       HERD_OK)
     HERD_LOG(HERD_LOG_DEBUG, COORD_LOG, "refusal not delivered: %s", reason);
+}
+
+void coord_codec_send_refused(herd_coord_t *coord, const void *routing_id,
+                              size_t routing_id_len, const char *reason)
+{
+  s_send_refused(coord, routing_id, routing_id_len, reason, 0);
+}
+
+void coord_codec_send_job_done(herd_coord_t *coord, const void *routing_id,
+                               size_t routing_id_len)
+{
+  s_send_refused(coord, routing_id, routing_id_len, "job finished", 1);
 }

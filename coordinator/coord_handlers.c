@@ -30,11 +30,12 @@ static void s_handle_join(herd_coord_t *coord, const void *id, size_t id_len,
       coord_send_roster(coord, member);
     return;
   }
-  if (coord->job_state == COORD_JOB_FAILED ||
-      coord->job_state == COORD_JOB_FINISHED) {
-    coord_codec_send_refused(coord, id, id_len,
-                             coord->stats.failed ? coord->stats.failure
-                                                 : "job finished");
+  if (coord->job_state == COORD_JOB_FAILED) {
+    coord_codec_send_refused(coord, id, id_len, coord->stats.failure);
+    return;
+  }
+  if (coord->job_state == COORD_JOB_FINISHED || coord->stats.done) {
+    coord_codec_send_job_done(coord, id, id_len);
     return;
   }
   member = coord_member_add(coord, id, id_len, join);
@@ -166,8 +167,24 @@ static void s_handle_checkpoint(herd_coord_t *coord,
                                "path", coord_json_string(c->path)));
 }
 
-static void s_handle_done(herd_coord_t *coord, const Herd__Done *d)
+/* Rank 0 finished the job. Every other member is told so: those that
+ * trained with it are finishing anyway, and one admitted to a generation
+ * that formed just before the end (its rendezvous waits for ranks that
+ * are leaving) exits cleanly instead of waiting out the join timeout. */
+static void s_tell_job_done(herd_coord_t *coord, const coord_member_t *sender)
 {
+  for (int i = 0; i < coord->member_capacity; i++) {
+    const coord_member_t *m = &coord->members[i];
+    if (m->in_use && m != sender)
+      coord_codec_send_job_done(coord, m->routing_id, m->routing_id_len);
+  }
+}
+
+static void s_handle_done(herd_coord_t *coord, const coord_member_t *sender,
+                          const Herd__Done *d)
+{
+  if (!coord->stats.done)
+    s_tell_job_done(coord, sender);
   coord->have_done = 1;
   coord->done_report.final_step = d->final_step;
   coord->done_report.epochs = d->epochs;
@@ -231,7 +248,7 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
     break;
   case HERD__ENVELOPE__BODY_DONE:
     if (is_rank0)
-      s_handle_done(coord, env->done);
+      s_handle_done(coord, member, env->done);
     break;
   case HERD__ENVELOPE__BODY_LEAVE: {
     int was_admitted = member->state == COORD_MEMBER_ACTIVE;

@@ -500,5 +500,8 @@ int coord_codec_token_equal(const char *given, const char *expected);
 void coord_codec_envelope_init(const herd_coord_t *coord, Herd__Envelope *env);
 void coord_codec_send_refused(herd_coord_t *coord, const void *routing_id,
                               size_t routing_id_len, const char *reason);
+/* Refused with job_done set: the job finished without this worker. */
+void coord_codec_send_job_done(herd_coord_t *coord, const void *routing_id,
+                               size_t routing_id_len);
 
 #endif

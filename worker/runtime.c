@@ -194,6 +194,7 @@ static herd_worker_t *s_alloc(void)
   herd_worker_t *worker = calloc(1, sizeof *worker);
   if (!worker)
     return NULL;
+  worker_trainer_seen(worker);
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -318,10 +319,43 @@ out:
   return rc;
 }
 
+#define WORKER_TRAINER_QUIET_MS 1000
+
+int64_t worker_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void worker_trainer_seen(herd_worker_t *worker)
+{
+  atomic_store(&worker->trainer_seen_ms, (long long)worker_now_ms());
+}
+
+int worker_trainer_alive(herd_worker_t *worker, int64_t now_ms)
+{
+  /* Blocked in a collective counts: waiting on peers is not being hung in
+   * its own computation, and the roster hook will abort that wait. */
+  return atomic_load(&worker->awaiting_roster) || herd_comm_waiting_ms() > 0 ||
+         now_ms - atomic_load(&worker->trainer_seen_ms) < WORKER_TRAINER_QUIET_MS;
+}
+
+int herd_worker_job_done(herd_worker_t *worker)
+{
+  if (!worker)
+    return 0;
+  pthread_mutex_lock(&worker->lock);
+  int done = worker->job_done;
+  pthread_mutex_unlock(&worker->lock);
+  return done;
+}
+
 herd_result_t herd_worker_roster(herd_worker_t *worker, herd_roster_t *out)
 {
   if (!worker || !out)
     return HERD_EINVAL;
+  worker_trainer_seen(worker);
   herd_result_t rc = HERD_OK;
   pthread_mutex_lock(&worker->lock);
   *out = worker->roster;
@@ -339,8 +373,11 @@ herd_result_t herd_worker_wait_roster(herd_worker_t *worker,
   if (!worker || !out || timeout_ms < 0)
     return HERD_EINVAL;
   struct timespec deadline = worker_deadline_in(timeout_ms);
+  atomic_store(&worker->awaiting_roster, 1);
   pthread_mutex_lock(&worker->lock);
   herd_result_t rc = s_wait_newer_locked(worker, after_generation, &deadline);
+  atomic_store(&worker->awaiting_roster, 0);
+  worker_trainer_seen(worker);
   *out = worker->roster;
   if (worker->refused)
     rc = herd_error_set(HERD_ESTATE, "no longer a member: %s",
@@ -420,6 +457,7 @@ void herd_worker_report_step(herd_worker_t *worker,
 {
   if (!worker || !report)
     return;
+  worker_trainer_seen(worker);
   Herd__Envelope env;
   Herd__StepReport r = HERD__STEP_REPORT__INIT;
   worker_envelope_init(worker, &env);

@@ -77,6 +77,7 @@ struct herd_worker {
   herd_worker_roster_hook_t roster_hook; /* called on the link thread */
   void *roster_hook_arg;
   int refused;
+  int job_done; /* refused because the job finished (Refused.job_done) */
   char refused_reason[256];
   worker_kv_slot_t kv[WORKER_KV_SLOTS];
   uint64_t next_request_id;
@@ -92,9 +93,20 @@ struct herd_worker {
   } replay[WORKER_REPLAY_STEPS];
   int replay_next;
   int64_t last_join_ms;
+  /* Signs of life from the training thread (any call into the runtime),
+   * CLOCK_MONOTONIC ms; awaiting_roster: it is in herd_worker_wait_roster.
+   * A dropped worker re-registers only while these say its trainer runs
+   * (worker_trainer_alive). */
+  atomic_llong trainer_seen_ms;
+  atomic_int awaiting_roster;
 };
 
 /* runtime.c */
+int64_t worker_now_ms(void); /* CLOCK_MONOTONIC */
+/* Whether the training thread called into the runtime within the last
+ * second, is waiting for a roster or is blocked in a collective. */
+int worker_trainer_alive(herd_worker_t *worker, int64_t now_ms);
+void worker_trainer_seen(herd_worker_t *worker);
 /* CLOCK_MONOTONIC now + timeout_ms, for pthread_cond_timedwait (the
  * condition variables are created with CLOCK_MONOTONIC). */
 struct timespec worker_deadline_in(int timeout_ms);

@@ -31,12 +31,6 @@
 
 #define LINK_FORWARD_BATCH 256
 
-static int64_t s_now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void worker_envelope_init(const herd_worker_t *worker, Herd__Envelope *env)
 {
@@ -67,7 +61,7 @@ static void s_send_join(herd_worker_t *worker)
   }
   pthread_mutex_unlock(&worker->lock);
   join.step = atomic_load(&worker->last_step);
-  worker->last_join_ms = s_now_ms();
+  worker->last_join_ms = worker_now_ms();
   join.token = worker->token;
   join.launcher_rank = worker->launcher_rank;
   join.launcher_world_size = worker->launcher_world_size;
@@ -128,11 +122,27 @@ static void s_apply_refused(herd_worker_t *worker, const Herd__Refused *r)
 {
   pthread_mutex_lock(&worker->lock);
   worker->refused = 1;
+  worker->job_done = r->job_done;
   snprintf(worker->refused_reason, sizeof worker->refused_reason, "%s",
            r->reason);
   pthread_cond_broadcast(&worker->changed);
   pthread_mutex_unlock(&worker->lock);
   HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "coordinator refused us: %s", r->reason);
+}
+
+/* Dropped by the coordinator (or unknown to a restarted one): register
+ * again, at most once per heartbeat interval; it answers every heartbeat
+ * of a stranger with Rejoin, so a Join held back here goes out later. Held
+ * back while the training thread shows no life: a worker failed as hung in
+ * its own computation would otherwise be admitted to the next generation
+ * by its link thread alone, and that generation would wait for a rank that
+ * cannot step. */
+static void s_on_rejoin(herd_worker_t *worker)
+{
+  int64_t now = worker_now_ms();
+  if (now - worker->last_join_ms >= worker->heartbeat_interval_ms &&
+      worker_trainer_alive(worker, now))
+    s_send_join(worker);
 }
 
 static void s_handle_frame(herd_worker_t *worker, const void *data, size_t size)
@@ -157,9 +167,8 @@ static void s_handle_frame(herd_worker_t *worker, const void *data, size_t size)
     s_apply_roster(worker, env->roster);
   else if (env->body_case == HERD__ENVELOPE__BODY_KV_VALUE)
     worker_kv_apply(worker, env->kv_value);
-  else if (env->body_case == HERD__ENVELOPE__BODY_REJOIN &&
-           s_now_ms() - worker->last_join_ms >= worker->heartbeat_interval_ms)
-    s_send_join(worker);
+  else if (env->body_case == HERD__ENVELOPE__BODY_REJOIN)
+    s_on_rejoin(worker);
   else
     HERD_LOG(HERD_LOG_DEBUG, WORKER_LOG, "ignoring %s",
              herd_wire_body_name(env));
@@ -277,7 +286,7 @@ static void s_drain_monitor(herd_worker_t *worker)
 /* One wait-and-serve round; returns 1 when the worker should stop. */
 static int s_link_round(herd_worker_t *worker, int64_t *next_heartbeat_ms)
 {
-  int64_t wait_ms = *next_heartbeat_ms - s_now_ms();
+  int64_t wait_ms = *next_heartbeat_ms - worker_now_ms();
   zmq_pollitem_t items[3] = {{worker->dealer, 0, ZMQ_POLLIN, 0},
                              {worker->monitor, 0, ZMQ_POLLIN, 0},
                              {worker->queue_out, 0, ZMQ_POLLIN, 0}};
@@ -297,10 +306,10 @@ static int s_link_round(herd_worker_t *worker, int64_t *next_heartbeat_ms)
     s_send_leave(worker);
     return 1;
   }
-  if (s_now_ms() >= *next_heartbeat_ms) {
+  if (worker_now_ms() >= *next_heartbeat_ms) {
     if (worker->connected)
       s_send_heartbeat(worker);
-    *next_heartbeat_ms = s_now_ms() + worker->heartbeat_interval_ms;
+    *next_heartbeat_ms = worker_now_ms() + worker->heartbeat_interval_ms;
   }
   return 0;
 }
@@ -308,7 +317,7 @@ static int s_link_round(herd_worker_t *worker, int64_t *next_heartbeat_ms)
 void *worker_link_main(void *arg)
 {
   herd_worker_t *worker = arg;
-  int64_t next_heartbeat_ms = s_now_ms() + worker->heartbeat_interval_ms;
+  int64_t next_heartbeat_ms = worker_now_ms() + worker->heartbeat_interval_ms;
   while (!atomic_load(&worker->stop))
     if (s_link_round(worker, &next_heartbeat_ms))
       break;

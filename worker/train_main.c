@@ -678,6 +678,12 @@ int main(int argc, char **argv)
     rc = s_finish(&train);
   else
     herd_train_poll_saves(&train, 1); /* committed ones are still reported */
+  if (rc != HERD_OK && herd_worker_job_done(train.worker)) {
+    /* Admitted too late: the others finished the job meanwhile. */
+    fprintf(stderr, "herd-train: the job finished before this rank could "
+                    "take part; exiting\n");
+    rc = HERD_OK;
+  }
   /* A peer's failure is its to report; a non-finite step is the same on
    * every rank, so rank 0 alone reports it. */
   if (rc != HERD_OK && rc != HERD_EPEER &&

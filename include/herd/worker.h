@@ -72,6 +72,11 @@ const char *herd_worker_advertise_iface(const herd_worker_t *worker);
 /* The current roster. */
 herd_result_t herd_worker_roster(herd_worker_t *worker, herd_roster_t *out);
 
+/* 1 once the coordinator said the job finished (every later call that
+ * needs membership fails with HERD_ESTATE): a worker still waiting to take
+ * part has nothing left to do and exits cleanly. */
+int herd_worker_job_done(herd_worker_t *worker);
+
 /* Waits up to timeout_ms for a roster of a generation above
  * after_generation (elastic training: after a peer failed, or after the
  * ranks agreed to admit newcomers). HERD_ETIMEDOUT when none comes (the job

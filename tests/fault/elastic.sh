@@ -144,6 +144,29 @@ below_min() { # two of three die with --min 2: the job pauses, then fails at
   herd ckpt ls "$tmp/run/ckpt" | grep -q "resume would use: $tmp" || fail "no checkpoint to resume from"
 }
 
+# check_hung RUN T0 PID SIGNAL REASON BOUND_S READMIT_S: PID (hung at T0)
+# is the one member failed, by SIGNAL with REASON in its reason, within
+# BOUND_S; with READMIT_S > 0 it is not re-admitted sooner than that.
+check_hung() {
+  "$py" - "$@" <<'PY' || fail "not failed as hung in time"
+import json, sys
+run, t0, pid, signal, words = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+bound, readmit = float(sys.argv[6]), float(sys.argv[7])
+events = [json.loads(l) for l in open(f"{run}/events.jsonl")]
+failed = [e for e in events if e["event"] == "member_failed"]
+assert len(failed) == 1 and failed[0]["pid"] == pid, failed
+f = failed[0]
+assert f["signal"] == signal and words in f["reason"], f
+dt = f["ts"] - t0
+assert dt <= bound, f"failed {dt:.2f} s after the hang began, bound {bound} s"
+back = [e["ts"] - t0 for e in events
+        if e["event"] == "member_joined" and e["pid"] == pid and e["ts"] > f["ts"]]
+if readmit > 0:
+    assert back and min(back) >= readmit, f"re-admitted {back} s after the hang began"
+print(f"failed {dt:.2f} s after the hang began: {f['reason']}; "
+      f"re-admitted {min(back) if back else float('nan'):.1f} s after")
+PY
+}
 hung() { # a SIGSTOPped worker is failed as hung within 5 s (the documented
           # bound), by heartbeat silence; once continued it notices it was
           # dropped and rejoins as a newcomer
@@ -153,38 +176,20 @@ hung() { # a SIGSTOPped worker is failed as hung within 5 s (the documented
   wait_for "$tmp/run/events.jsonl" '"member_failed"' 10
   kill -CONT "$victim"
   finish_run; check "$tmp/run" 2
-  "$py" - "$tmp/run" "$stopped_at" "$victim" <<'PY' || fail "not failed as hung in time"
-import json, sys
-run, t0, pid = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-failed = [e for e in map(json.loads, open(f"{run}/events.jsonl")) if e["event"] == "member_failed"]
-assert len(failed) == 1 and failed[0]["pid"] == pid, failed
-f = failed[0]
-assert f["signal"] == "heartbeat_silence" and "hung" in f["reason"], f
-dt = f["ts"] - t0
-assert dt <= 5.5, f"failed {dt:.2f} s after SIGSTOP, bound 5 s"
-print(f"hung: failed {dt:.2f} s after SIGSTOP: {f['reason']}")
-PY
+  check_hung "$tmp/run" "$stopped_at" "$victim" heartbeat_silence hung 5.5 0
 }
 hung_compute() { # a rank spinning in its own computation (its link thread
                  # heartbeats on) is failed as hung by the progress watchdog
-                 # within 5 s: all the others say they wait in the all-reduce
+                 # within 5 s: all the others say they wait in the all-reduce.
+                 # It is not re-admitted while it spins (12 s): a generation
+                 # with it could not step.
   export HERD_TEST_HANG_ON_SIGUSR2=12 # spin 12 s, then carry on
   start_run 4 2 4 0; wait_steps "$tmp/run" 100
   victim=$(pid_of_rank "$tmp/run" 1)
   hung_at=$(date +%s.%N); kill -USR2 "$victim"
   wait_for "$tmp/run/events.jsonl" '"member_failed"' 15
   finish_run; check "$tmp/run" 2
-  "$py" - "$tmp/run" "$hung_at" "$victim" <<'PY' || fail "not failed as hung in time"
-import json, sys
-run, t0, pid = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-failed = [e for e in map(json.loads, open(f"{run}/events.jsonl")) if e["event"] == "member_failed"]
-assert len(failed) == 1 and failed[0]["pid"] == pid, failed
-f = failed[0]
-assert f["signal"] == "watchdog" and "hung at step" in f["reason"], f
-dt = f["ts"] - t0
-assert dt <= 5.0, f"failed {dt:.2f} s after the hang began, bound 5 s"
-print(f"hung_compute: failed {dt:.2f} s after the hang began: {f['reason']}")
-PY
+  check_hung "$tmp/run" "$hung_at" "$victim" watchdog "hung at step" 5.0 11.9
 }
 no_false_alarm() { # CPU hogs on every core for the whole run and the
                    # coordinator (in herd run) paused 1.5 s: nobody failed
