@@ -54,6 +54,7 @@ typedef struct {
   long long generation, step;
   int rank, world;
   int join_failed;
+  int job_done; /* printed REFUSED job_done=1 */
 } s_proc_t;
 
 /* Spawns argv with pipes (test_proc.h); stderr to `log` if given. */
@@ -73,6 +74,8 @@ static void s_parse_line(s_proc_t *p, const char *line)
     p->generation = g, p->rank = r, p->world = w, p->step = s;
   } else if (!strncmp(line, "JOIN_FAILED", 11)) {
     p->join_failed = 1;
+  } else if (!strcmp(line, "REFUSED job_done=1")) {
+    p->job_done = 1;
   }
 }
 
@@ -415,6 +418,34 @@ static void test_watchdog_evicts_hung_rank(void **state)
   s_env_remove(&env);
 }
 
+/* Rank 0 reports the job done while a newcomer has just been admitted:
+ * every other member is told the job finished (Refused.job_done), so the
+ * newcomer need not wait out its join timeout. */
+static void test_job_done_reaches_every_member(void **state)
+{
+  s_env_t env;
+  s_proc_t coord, ws[3];
+  s_env_make(&env);
+  s_start_coord(&coord, &env, "2", "3", "30");
+  s_start_stopping_worker(&ws[0], &env, "--done-at", "150"); /* ~3 s */
+  s_start_stopping_worker(&ws[1], &env, "--done-at", "150");
+  assert_true(s_wait_generation(ws, 2, 1, 2, 10000));
+  s_start_worker(&ws[2], &env, "-1");
+  assert_true(s_wait_generation(ws, 3, 2, 3, 10000));
+  int64_t deadline = s_now_ms() + 10000;
+  int told = 0;
+  while (!told && s_now_ms() < deadline) { /* the newcomer and the other
+                                              * member; rank 0 sent it */
+    usleep(10000);
+    for (int i = 0; i < 3; i++)
+      s_poll(&ws[i]);
+    told = ws[2].job_done && ws[0].job_done + ws[1].job_done == 1;
+  }
+  assert_true(told);
+  s_cleanup(&coord, ws, 3);
+  s_env_remove(&env);
+}
+
 /* Every rank waits (a stall they share, say the network): nobody is to
  * blame, nobody is failed. */
 static void test_watchdog_blames_nobody_when_all_wait(void **state)
@@ -519,6 +550,7 @@ int main(void)
       cmocka_unit_test(test_too_few_workers_time_out),
       cmocka_unit_test(test_watchdog_evicts_hung_rank),
       cmocka_unit_test(test_watchdog_blames_nobody_when_all_wait),
+      cmocka_unit_test(test_job_done_reaches_every_member),
       cmocka_unit_test(test_elastic_lifecycle),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,7 +7,9 @@
  * on every roster change and every 5 steps. It stops stepping after
  * --hang-after steps (heartbeats go on: a hung rank), or after --wait-after
  * steps and says it waits on its peers (herd_comm_wait_begin: a rank
- * blocked in an all-reduce for a hung one), and leaves when stdin
+ * blocked in an all-reduce for a hung one). As rank 0 it reports the job
+ * done at step --done-at. Refused by the coordinator it prints
+ * "REFUSED job_done=<0|1>" and exits 0. It leaves when stdin
  * closes or --duration-s passes. A failed join prints "JOIN_FAILED <why>"
  * and exits 3.
  */
@@ -55,6 +57,7 @@ int main(int argc, char **argv)
   int step_ms = atoi(s_arg(argc, argv, "--step-ms", "20"));
   long hang_after = atol(s_arg(argc, argv, "--hang-after", "-1"));
   long wait_after = atol(s_arg(argc, argv, "--wait-after", "-1"));
+  long done_at = atol(s_arg(argc, argv, "--done-at", "-1"));
   if (wait_after >= 0)
     hang_after = wait_after;
   double duration = atof(s_arg(argc, argv, "--duration-s", "60"));
@@ -74,11 +77,18 @@ int main(int argc, char **argv)
       r.generation = last.generation;
       r.samples_per_second = 100.0;
       herd_worker_report_step(worker, &r);
+      if (step == done_at && last.rank == 0) {
+        herd_done_report_t done = {.final_step = step, .world_size = last.world_size};
+        herd_worker_report_done(worker, &done);
+      }
       if (step == wait_after)
         herd_comm_wait_begin(); /* for good: its peer never comes */
     }
-    if (herd_worker_roster(worker, &roster) != HERD_OK)
+    if (herd_worker_roster(worker, &roster) != HERD_OK) {
+      printf("REFUSED job_done=%d\n", herd_worker_job_done(worker));
+      fflush(stdout);
       break;
+    }
     if (roster.generation != last.generation || step % 5 == 0) {
       printf("S %lld %d %d %lld\n", (long long)roster.generation, roster.rank,
              roster.world_size, (long long)step);
