@@ -286,7 +286,10 @@ def run_herd_job(args, tmp, index, n_kills, kills_before, t_end, mem_samples):
                 if job.proc.poll() is not None:
                     raise RuntimeError(f"herd run exited ({job.proc.returncode})"
                                        f" before kill {k + 1}")
-                if time.time() > min(t_end, stall_end):
+                if time.time() > t_end:  # the bench's own bound, not a stall
+                    raise RuntimeError(f"the {args.deadline:g} s deadline passed"
+                                       f" before kill {k + 1}")
+                if time.time() > stall_end:
                     raise RuntimeError(f"no progress for {args.recover_timeout:g}"
                                        f" s before kill {k + 1}")
                 members, st = job.members()
