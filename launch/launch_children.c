@@ -224,6 +224,10 @@ static herd_result_t s_spawn_local(herd_children_t *children, int index)
   snprintf(number, sizeof number, "%d", index);
   setenv("HERD_RANK", number, 1);
   setenv("HERD_LOCAL_RANK", number, 1);
+  /* herd-train stops with a checkpoint once its parent is no longer this
+   * process (herd run was killed): nobody would watch it otherwise. */
+  snprintf(number, sizeof number, "%d", (int)getpid());
+  setenv("HERD_LAUNCHER_PID", number, 1);
   pid_t group = index == 0 ? 0 : children->pids[0];
   if (group && kill(group, 0) != 0)
     group = 0; /* the group's first process is gone: start a new group */
@@ -231,6 +235,7 @@ static herd_result_t s_spawn_local(herd_children_t *children, int index)
   unsetenv("HERD_RANK");
   unsetenv("HERD_LOCAL_RANK");
   unsetenv("HERD_WORLD_SIZE");
+  unsetenv("HERD_LAUNCHER_PID");
   return rc;
 }
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "herd/env.h"
 #include "mlp_det.h"
@@ -120,8 +121,26 @@ static void s_spin_if_asked(void)
       spins++;
 }
 
+/* Under `herd run --launcher local` (which sets HERD_LAUNCHER_PID): once
+ * the parent this rank started with is gone (herd run was killed, or a
+ * wrapper between them; the rank is re-parented) nobody watches the job,
+ * so the rank stops as on SIGTERM, which every rank agrees on in the next
+ * all-reduce, and rank 0 saves. Checked once per step: getppid is cheap. */
+static pid_t s_first_parent;
+
+static void s_stop_if_orphaned(void)
+{
+  if (s_first_parent <= 1 || s_stop_signal || getppid() == s_first_parent)
+    return;
+  fprintf(stderr, "herd-train: its launcher (pid %d) is gone: stopping "
+                  "with a checkpoint\n", (int)s_first_parent);
+  s_stop_signal = SIGTERM;
+}
+
 static void s_catch_stop_signals(void)
 {
+  if (getenv("HERD_LAUNCHER_PID"))
+    s_first_parent = getppid();
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_handler = s_on_stop_signal;
@@ -576,6 +595,7 @@ static herd_result_t s_train(herd_train_t *train)
       herd_sampler_set_epoch(train->sampler, (uint64_t)train->epoch);
     herd_step_report_t report;
     s_spin_if_asked();
+    s_stop_if_orphaned();
     rc = s_step(train, x, labels, &report);
     if (rc != HERD_OK && herd_train_is_elastic(train) &&
         herd_train_recoverable(rc)) {

@@ -71,6 +71,35 @@ run_resume() {
   [ "$(json "$tmp/run2/summary.json" 'j["resumed_from_step"] is not None')" = True ] || fail "resume PATH not used"
 }
 
+# Issue 15: `herd run` killed -9 never leaves its local workers training
+# unwatched: they notice the re-parenting, agree on a stop step, save it
+# and exit.
+parent_death() {
+  herd run -n 2 --launcher local --run-dir "$tmp/run" --ckpt-every 100000 \
+    -- herd-train --data "$data" --epochs 50 > "$tmp/out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do
+    [ "$(grep -c '"step"' "$tmp/run/events.jsonl" 2>/dev/null)" -ge 50 ] && break
+    sleep 0.1
+  done
+  workers=$("$py" -c 'import json,sys; print(" ".join(str(e["pid"]) for e in map(json.loads, open(sys.argv[1])) if e["event"] == "member_joined"))' \
+    "$tmp/run/events.jsonl")
+  [ -n "$workers" ] || { kill -9 $pid; fail "no workers joined within 60 s"; }
+  kill -9 $pid
+  for _ in $(seq 1 300); do kill -0 $workers 2>/dev/null || break; sleep 0.1; done
+  for w in $workers; do
+    kill -0 "$w" 2>/dev/null && { kill -9 $workers 2>/dev/null; fail "worker $w still running 30 s after herd run died"; }
+  done
+  grep -q "launcher (pid $pid) is gone: stopping with a checkpoint" "$tmp/out" ||
+    { cat "$tmp/out"; fail "workers did not say why they stopped"; }
+  stop=$(sed -n 's/^herd-train: stop requested by signal: saving step \([0-9]*\) .*/\1/p' "$tmp/out")
+  [ -n "$stop" ] || { cat "$tmp/out"; fail "no stop step"; }
+  last=$(ls "$tmp"/run/ckpt/ckpt-*.h5 | tail -1 | sed 's/.*ckpt-0*\([0-9]*\).h5/\1/')
+  [ "$last" = "$stop" ] || fail "newest checkpoint is step $last, stop step was $stop"
+  herd ckpt verify "$tmp/run/ckpt" > /dev/null || fail "checkpoint does not verify"
+  echo "parent_death: workers stopped at step $stop with a checkpoint after herd run was killed"
+}
+
 run_sigint() {
   herd run -n 2 --run-dir "$tmp/run" --ckpt-every 20 -- herd-train --data "$data" --epochs 50 \
     > "$tmp/out" 2>&1 &
