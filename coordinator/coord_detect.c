@@ -33,10 +33,11 @@
  *  - PeerFailed reports and child exits (coord_handlers.c, coord.c).
  *  - progress watchdog: a member whose step stops advancing for
  *    watchdog_multiple x the median step time (at least watchdog_min_ms,
- *    4 s, so a hung rank is failed within 5 s) while it is heard from, is not itself waiting, and every other
- *    member has waited in a collective for as long (their heartbeats say
- *    so) is evicted as hung: an endless loop or a deadlock in the rank's
- *    own computation (s_watchdog).
+ *    4 s, so a hung rank is failed within 5 s) while it is heard from,
+ *    is not itself waiting, and every other member has waited in a
+ *    collective for as long (their heartbeats say so) is evicted as hung:
+ *    an endless loop or a deadlock in the rank's own computation
+ *    (s_watchdog).
  *
  * A host whose members fail host_cooldown_failures times within a minute is
  * held out of generations for a cool-down that doubles with each repeat
