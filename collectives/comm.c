@@ -201,11 +201,25 @@ herd_backend_t herd_comm_backend(const herd_comm_t *comm)
   return comm->config.backend;
 }
 
+/* mpi and gloo reduce with the CPU: a GPU buffer is refused, not read. */
+static herd_result_t s_check_memory(const herd_comm_t *comm, const void *buf)
+{
+  if (comm->config.backend == HERD_BACKEND_NCCL ||
+      !herd_comm_is_device_memory(buf))
+    return HERD_OK;
+  return herd_error_set(HERD_EINVAL,
+                        "collective: the buffer is GPU memory, but the %s "
+                        "backend reads host memory only (use the nccl "
+                        "backend, or copy it to the host first)",
+                        herd_backend_name(comm->config.backend));
+}
+
 static herd_result_t s_check_call(herd_comm_t *comm, const void *buf,
                                   size_t count, herd_dtype_t dtype)
 {
   if (!comm || (count && !buf) || herd_dtype_size(dtype) == 0)
     return herd_error_set(HERD_EINVAL, "collective: bad arguments");
+  HERD_CHECK(s_check_memory(comm, buf));
   if (atomic_load(&comm->aborted))
     return herd_error_set(HERD_EABORTED, "communicator was aborted");
   herd_comm_async_drain(comm); /* queued iallreduce calls go first */
@@ -232,7 +246,8 @@ herd_result_t herd_comm_allreduce_args(herd_comm_t *comm, const void *send,
     return herd_error_set(HERD_EINVAL, "allreduce: bad arguments");
   if ((unsigned)op > HERD_OP_MIN)
     return herd_error_set(HERD_EINVAL, "allreduce: unknown op %d", (int)op);
-  return HERD_OK;
+  HERD_CHECK(s_check_memory(comm, send));
+  return s_check_memory(comm, recv);
 }
 
 static herd_result_t s_allreduce(herd_comm_t *comm, const void *send,
@@ -242,6 +257,8 @@ static herd_result_t s_allreduce(herd_comm_t *comm, const void *send,
   HERD_CHECK(s_check_call(comm, recv, count, dtype));
   if (count && !send)
     return herd_error_set(HERD_EINVAL, "allreduce: NULL send buffer");
+  if (send != recv)
+    HERD_CHECK(s_check_memory(comm, send));
   if ((unsigned)op > HERD_OP_MIN)
     return herd_error_set(HERD_EINVAL, "allreduce: unknown op %d", (int)op);
   return herd_comm_allreduce_now(comm, send, recv, count, dtype, op);

@@ -137,9 +137,17 @@ herd_result_t herd_comm_allreduce_tensors(herd_comm_t *comm, void **bufs,
   if (!comm || (n && (!bufs || !counts)))
     return herd_error_set(HERD_EINVAL, "allreduce_tensors: bad arguments");
   HERD_CHECK(herd_comm_allreduce_args(comm, NULL, NULL, 0, dtype, op));
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
     if (counts[i] && !bufs[i])
       return herd_error_set(HERD_EINVAL, "allreduce_tensors: NULL tensor %zu", i);
+    /* Packing is a host memcpy, whatever the backend. */
+    if (herd_comm_is_device_memory(bufs[i]))
+      return herd_error_set(HERD_EINVAL,
+                            "allreduce_tensors: tensor %zu is GPU memory, "
+                            "but fusion packs through host memory (reduce "
+                            "GPU tensors with herd_comm_allreduce_buckets on "
+                            "the nccl backend)", i);
+  }
   s_job_t job = {comm, bufs, counts, n, dtype, op, herd_dtype_size(dtype)};
   HERD_CHECK(s_stages(comm));
   herd_result_t rc = s_pipeline(&job, comm->stage);

@@ -85,6 +85,11 @@ herd_result_t herd_comm_allreduce_now(herd_comm_t *comm, const void *send,
                                       void *recv, size_t count,
                                       herd_dtype_t dtype, herd_op_t op);
 
+/* 1 when ptr is CUDA device memory (not managed), as the CUDA driver says
+ * if this process loaded it; 0 otherwise, without loading CUDA
+ * (comm_memory.c). */
+int herd_comm_is_device_memory(const void *ptr);
+
 /* Backend constructors: fill comm->ops, rank, world_size, backend. */
 herd_result_t herd_comm_mpi_init(herd_comm_t *comm);
 void herd_comm_mpi_shutdown(void);

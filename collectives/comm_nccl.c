@@ -63,17 +63,43 @@ static ncclRedOp_t s_op(herd_op_t op)
          : op == HERD_OP_AVG ? ncclAvg : ncclSum;
 }
 
+/* ncclCommAbort from the thread that drives the communicator (NCCL's
+ * calls on one communicator must not overlap): it cancels the pending
+ * kernels and frees the communicator, so a collective stuck on a dead peer
+ * lets go of its GPU and sockets now rather than at destroy. */
+static void s_abort_now(s_nccl_t *nccl)
+{
+  if (!nccl->comm)
+    return;
+  ncclCommAbort(nccl->comm);
+  nccl->comm = NULL;
+}
+
+/* After an abort (s_abort_now) the communicator is gone for good. */
+#define S_NCCL_LIVE(nccl)                                                      \
+  do {                                                                         \
+    if (!(nccl)->comm)                                                         \
+      return herd_error_set(HERD_EABORTED, "nccl: communicator was aborted "  \
+                            "after an error");                                 \
+  } while (0)
+
 /* Waits for the communicator's pending work, or for abort. */
 static herd_result_t s_wait(herd_comm_t *comm, int check_stream)
 {
   s_nccl_t *nccl = comm->backend;
   for (unsigned spins = 0;; spins++) {
-    if (atomic_load(&comm->aborted))
+    if (atomic_load(&comm->aborted)) {
+      s_abort_now(nccl);
       return herd_error_set(HERD_EABORTED, "nccl: communicator aborted");
+    }
     ncclResult_t state = ncclSuccess;
     S_NCCL_CHECK(ncclCommGetAsyncError(nccl->comm, &state));
-    if (state != ncclSuccess && state != ncclInProgress)
+    if (state != ncclSuccess && state != ncclInProgress) {
+      /* NCCL: after an asynchronous error the communicator is unusable
+       * and must be aborted. */
+      s_abort_now(nccl);
       return herd_error_set(HERD_EPEER, "nccl: %s", ncclGetErrorString(state));
+    }
     if (state == ncclSuccess) {
       if (!check_stream)
         return HERD_OK;
@@ -93,6 +119,7 @@ static herd_result_t s_allreduce(herd_comm_t *comm, const void *send,
                                  herd_op_t op)
 {
   s_nccl_t *nccl = comm->backend;
+  S_NCCL_LIVE(nccl);
   S_NCCL_CHECK(ncclAllReduce(send, recv, count, s_type(dtype), s_op(op),
                              nccl->comm, nccl->stream));
   return s_wait(comm, 1);
@@ -102,6 +129,7 @@ static herd_result_t s_broadcast(herd_comm_t *comm, void *buf, size_t count,
                                  herd_dtype_t dtype, int root)
 {
   s_nccl_t *nccl = comm->backend;
+  S_NCCL_LIVE(nccl);
   S_NCCL_CHECK(ncclBroadcast(buf, buf, count, s_type(dtype), root, nccl->comm,
                              nccl->stream));
   return s_wait(comm, 1);
@@ -119,8 +147,10 @@ static herd_result_t s_barrier(herd_comm_t *comm)
 
 static void s_abort(herd_comm_t *comm)
 {
-  /* The driving thread notices the flag in s_wait; ncclCommAbort there
-   * would race with its polling, so it is done in destroy. */
+  /* Another thread may be polling this communicator: the driving thread
+   * notices the flag in s_wait and aborts there (s_abort_now); if it is not
+   * inside a collective, its next call fails at once (comm.c) and destroy
+   * aborts. */
   HERD_LOG(HERD_LOG_WARN, "comm", "nccl: abort requested");
 }
 
@@ -131,7 +161,7 @@ static void s_destroy(herd_comm_t *comm)
     return;
   if (nccl->comm) {
     if (atomic_load(&comm->aborted))
-      ncclCommAbort(nccl->comm);
+      s_abort_now(nccl);
     else if (ncclCommFinalize(nccl->comm) == ncclSuccess ||
              s_wait(comm, 0) == HERD_OK)
       ncclCommDestroy(nccl->comm);

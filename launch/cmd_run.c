@@ -79,7 +79,9 @@ static const char s_usage[] =
     "HERD_JOIN_TIMEOUT.\n"
     "Exit status: 0 done, 1 job failed, 2 bad usage, 130 interrupted.";
 
-/* Exports the variables every worker reads. */
+/* Exports the variables every worker reads (launch_children.c passes them
+ * on through mpirun -x and srun --export). The heartbeat interval is not
+ * among them: the coordinator that judges liveness sends it in the Roster. */
 static herd_result_t s_export_env(const herd_run_opts_t *opts,
                                   herd_coord_t *coord, const char *token)
 {
@@ -98,6 +100,9 @@ static herd_result_t s_export_env(const herd_run_opts_t *opts,
                setenv("HERD_JOIN_TIMEOUT", join_timeout, 1);
   if (opts->backend)
     failed = failed || setenv("HERD_BACKEND", opts->backend, 1);
+  /* The workers advertise their Gloo/NCCL addresses on the same network. */
+  if (opts->iface)
+    failed = failed || setenv("HERD_IFACE", opts->iface, 1);
   return failed ? herd_error_set(HERD_ESYS, "setenv failed") : HERD_OK;
 }
 

@@ -9,19 +9,26 @@
  * HERD_* variables and `--mpi=pmix` unless SLURM_MPI_TYPE says otherwise.
  * The local back-end fork/execs N copies with HERD_RANK/HERD_WORLD_SIZE set.
  *
- * No shell is ever involved: every argument goes to posix_spawn as argv, and
- * host names and files that could read as options ("-x") are refused.
- * Children run in their own process group so a terminal Ctrl-C reaches herd
- * run, which stops them on purpose (SIGTERM, then SIGKILL after a grace
- * period).
+ * No shell is ever involved: every argument goes to exec as argv, and host
+ * names and files that could read as options ("-x") are refused. Children
+ * run in their own process group so a terminal Ctrl-C reaches herd run,
+ * which stops them on purpose (SIGTERM, then SIGKILL after a grace period).
+ *
+ * If herd run itself dies (kill -9, OOM), nobody would watch the job: mpirun
+ * and srun are started with a parent-death signal, SIGUSR1, which both
+ * forward to the ranks and herd-train takes as "finish the step, save,
+ * exit"; local workers notice the re-parenting themselves
+ * (HERD_LAUNCHER_PID, train_main.c).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -192,15 +199,66 @@ static herd_result_t s_srun_argv(const herd_run_opts_t *opts, char **command,
   return bad ? herd_error_set(HERD_EINVAL, "too many arguments") : HERD_OK;
 }
 
+/* The child's half of s_spawn_watched: only async-signal-safe calls
+ * between fork and exec (herd run has threads). An exec failure's errno
+ * goes back through `report`. */
+static void s_exec_watched(char **argv, pid_t group, int death_signal,
+                           pid_t parent, int report)
+{
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL); /* herd run ignores it; its children need not */
+  setpgid(0, group);
+  prctl(PR_SET_PDEATHSIG, death_signal);
+  if (getppid() != parent)
+    _exit(127); /* herd run died before the signal was armed */
+  execvp(argv[0], argv);
+  int err = errno;
+  if (write(report, &err, sizeof err) < 0)
+    _exit(127);
+  _exit(127);
+}
+
+/* Like s_spawn, and the child gets `death_signal` when herd run dies. */
+static herd_result_t s_spawn_watched(char **argv, pid_t group,
+                                     int death_signal, pid_t *pid_out)
+{
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0)
+    return herd_error_set(HERD_ESYS, "cannot start '%s': pipe: %s", argv[0],
+                          strerror(errno));
+  pid_t parent = getpid(), pid = fork();
+  if (pid == 0)
+    s_exec_watched(argv, group, death_signal, parent, report[1]);
+  int err = pid < 0 ? errno : 0;
+  close(report[1]);
+  if (pid > 0 && read(report[0], &err, sizeof err) == (ssize_t)sizeof err)
+    waitpid(pid, NULL, 0); /* exec failed: reap it here */
+  else if (pid > 0)
+    err = 0; /* the pipe closed on exec: it runs */
+  close(report[0]);
+  if (err)
+    return herd_error_set(HERD_ESYS, "cannot start '%s': %s", argv[0],
+                          strerror(err));
+  *pid_out = pid;
+  return HERD_OK;
+}
+
 static herd_result_t s_spawn(char **argv, pid_t group, pid_t *pid_out)
 {
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+                                      POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, group);
-  sigset_t none;
+  sigset_t none, defaults;
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE); /* herd run ignores it; its children need not */
+  posix_spawnattr_setsigdefault(&attr, &defaults);
   int err = posix_spawnp(pid_out, argv[0], NULL, &attr, argv, environ);
   posix_spawnattr_destroy(&attr);
   if (err)
@@ -275,14 +333,14 @@ herd_result_t herd_children_launch(const herd_run_opts_t *opts,
   if (!strcmp(children->via, "srun")) {
     HERD_CHECK(s_srun_argv(opts, command, argv, np, sizeof np, export,
                            sizeof export));
-    return s_spawn(argv, 0, &children->pids[0]);
+    return s_spawn_watched(argv, 0, SIGUSR1, &children->pids[0]);
   }
   if (geteuid() == 0) { /* what --allow-run-as-root says, for older mpiruns */
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
   }
   HERD_CHECK(s_mpirun_argv(opts, command, argv, np, sizeof np));
-  return s_spawn(argv, 0, &children->pids[0]);
+  return s_spawn_watched(argv, 0, SIGUSR1, &children->pids[0]);
 }
 
 static void s_describe_exit(char *out, size_t cap, const herd_children_t *children,

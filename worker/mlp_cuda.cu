@@ -211,6 +211,16 @@ __global__ void s_gather(const uint8_t *images, const uint8_t *labels,
 
 __global__ void s_set(float *dst, float value) { *dst = value; }
 
+/* *flag = 1 when any value is NaN or infinite (every writer writes the
+ * same 1, so the race is benign). */
+__global__ void s_flag_nonfinite(const float *values, size_t n, float *flag)
+{
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+       i += (size_t)gridDim.x * blockDim.x)
+    if (!isfinite(values[i]))
+      *flag = 1.0f;
+}
+
 /* ---- model ---- */
 
 /* Makes room for `batch` rows. On failure the old scratch stays valid. */
@@ -459,6 +469,20 @@ herd_result_t herd_mlp_cuda_gather(herd_mlp_cuda_t *mlp, const uint8_t *images,
     return HERD_OK;
   s_gather<<<s_blocks(n * sample_size), S_THREADS, 0, mlp->stream>>>(
       images, labels, sample_size, indices, n, x, labels_out);
+  HERD_CUDA_CHECK(cudaGetLastError());
+  return HERD_OK;
+}
+
+herd_result_t herd_mlp_cuda_flag_nonfinite(herd_mlp_cuda_t *mlp,
+                                           const float *values, size_t n,
+                                           float *flag)
+{
+  s_set<<<1, 1, 0, mlp->stream>>>(flag, 0.0f);
+  if (n) {
+    size_t blocks = (n + 255) / 256;
+    s_flag_nonfinite<<<blocks < 1024 ? (unsigned)blocks : 1024u, 256, 0,
+                       mlp->stream>>>(values, n, flag);
+  }
   HERD_CUDA_CHECK(cudaGetLastError());
   return HERD_OK;
 }

@@ -92,6 +92,11 @@ herd_result_t herd_mlp_cuda_gather(herd_mlp_cuda_t *mlp, const uint8_t *images,
  * without a copy. */
 herd_result_t herd_mlp_cuda_set_f32(herd_mlp_cuda_t *mlp, float *dst,
                                     float value);
+/* *flag = 1 on the device when any of values[0..n) is NaN or infinite,
+ * else 0, in stream order: the GPU step's non-finite gradient check. */
+herd_result_t herd_mlp_cuda_flag_nonfinite(herd_mlp_cuda_t *mlp,
+                                           const float *values, size_t n,
+                                           float *flag);
 
 #ifdef __cplusplus
 }

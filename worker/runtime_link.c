@@ -114,8 +114,10 @@ static void s_apply_roster(herd_worker_t *worker, const Herd__Roster *r)
   if (!worker->heartbeat_from_config && r->heartbeat_interval_ms > 0)
     worker->heartbeat_interval_ms = r->heartbeat_interval_ms;
   herd_log_set_context(r->rank, r->generation);
-  HERD_LOG(HERD_LOG_INFO, WORKER_LOG, "roster: generation %lld rank %d/%d",
-           (long long)r->generation, r->rank, r->world_size);
+  HERD_LOG(HERD_LOG_INFO, WORKER_LOG,
+           "roster: generation %lld rank %d/%d, heartbeat every %d ms",
+           (long long)r->generation, r->rank, r->world_size,
+           worker->heartbeat_interval_ms);
 }
 
 static void s_apply_refused(herd_worker_t *worker, const Herd__Refused *r)

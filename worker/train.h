@@ -182,6 +182,17 @@ herd_result_t herd_train_check_resume_cursor(const herd_train_t *train,
  * `what` ends in a verb ("the summed loss is"). */
 herd_result_t herd_train_check_finite(const float *values, size_t count,
                                       const char *what, int64_t step);
+/* After the all-reduce, before the update: a NaN or infinity in the sums
+ * (a diverging --lr, bad data) would reach every replica's parameters and
+ * then every checkpoint, and an empty global batch would divide by zero.
+ * Every rank holds the same sums, so all refuse the same step. extras: the
+ * reduced HERD_TRAIN_EXTRA elements; grad: the summed gradient on the host,
+ * or NULL when the caller checked it elsewhere (the GPU step). */
+herd_result_t herd_train_check_sums(const herd_train_t *train,
+                                    const float *extras, const float *grad);
+/* 1.0 when this rank holds a roster newer than its generation: the value
+ * of HERD_TRAIN_RECONFIG_SLOT before the SUM. */
+float herd_train_newer_roster(herd_train_t *train);
 
 /* train_cuda.c (--device cuda; train_cuda_stub.c in a build without CUDA).
  * The GPU path keeps params, gradients and optimizer state in device memory
@@ -198,9 +209,15 @@ herd_result_t herd_train_cuda_probe(void);
  * train->cuda may be half made: herd_train_cuda_destroy frees it. */
 herd_result_t herd_train_cuda_setup(herd_train_t *train);
 /* One step on the GPU, like herd-train's CPU step (stop: this rank got a
- * stop signal). Sets train->stop_requested when any rank did. */
+ * stop signal; reconfigure: herd_train_newer_roster). Sets
+ * train->stop_requested / reconfigure_requested when any rank did, and
+ * refuses a step whose sums are not finite, as the CPU step does. */
 herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
+                                   float reconfigure,
                                    herd_step_report_t *report);
+/* Host params and optimizer state -> the device (after a broadcast of the
+ * state to a new generation). */
+herd_result_t herd_train_cuda_upload(herd_train_t *train);
 /* Adds the loss sum and correct count over test samples [begin, end). */
 herd_result_t herd_train_cuda_evaluate(herd_train_t *train, size_t begin,
                                        size_t end, double *loss_sum,

@@ -9,12 +9,15 @@
  * permutation follows once per epoch. A step is then
  *
  *   gather + normalise -> zero grad -> forward/backward (grad sum, loss and
- *   correct count into the extra elements) -> sample count and stop flag
- *   into the extra elements -> all-reduce -> optimizer (divides by the
- *   all-reduced count on the device) -> copy back the 4 extra floats
+ *   correct count into the extra elements) -> sample count, stop and
+ *   reconfigure flags into the extra elements -> all-reduce -> non-finite
+ *   flag over the gradient -> copy back the extra floats and the flag ->
+ *   the host checks them (train_state.c, as the CPU step) -> optimizer
+ *   (divides by the all-reduced count on the device)
  *
- * with no host copy but that last one (16 bytes: loss, count, stop flag
- * for the report and the graceful stop). The all-reduce reads device memory
+ * with no host copy but that one (24 bytes: loss, count, flags for the
+ * report, the checks, the graceful stop and the switch to a newer
+ * generation). The all-reduce reads device memory
  * directly over this file's NCCL communicator (--backend nccl); train->comm
  * is then an mpi communicator for the few host-side collectives of
  * train_main.c and train_state.c (NCCL needs MPI for its bootstrap anyway).
@@ -50,9 +53,14 @@ struct herd_train_cuda {
   uint8_t *test_labels;
   float *x; /* one step's local batch */
   uint8_t *labels;
-  float *extras; /* pinned host copy of the reduced extra elements */
+  float *extras; /* pinned host copy of the reduced extra elements, then
+                    the non-finite flag (S_NONFINITE) */
+  float *nonfinite; /* device: 1 when the reduced gradient is not finite */
   cudaEvent_t data_start, data_end;
 };
+
+/* Where the non-finite flag lands in the pinned extras. */
+#define S_NONFINITE HERD_TRAIN_EXTRA
 
 /* Evaluation chunk: bigger than a training batch, small next to a GPU. */
 #define S_EVAL_ROWS 4096
@@ -141,8 +149,9 @@ static herd_result_t s_make_model(herd_train_t *train, herd_train_cuda_t *self)
   HERD_CHECK(s_upload(self, (void **)&self->x, NULL,
                       local_max * pixels * sizeof(float)));
   HERD_CHECK(s_upload(self, (void **)&self->labels, NULL, local_max));
-  HERD_CUDA_CHECK(
-      cudaMallocHost((void **)&self->extras, HERD_TRAIN_EXTRA * sizeof(float)));
+  HERD_CHECK(s_upload(self, (void **)&self->nonfinite, NULL, sizeof(float)));
+  HERD_CUDA_CHECK(cudaMallocHost((void **)&self->extras,
+                                 (HERD_TRAIN_EXTRA + 1) * sizeof(float)));
   HERD_CUDA_CHECK(cudaEventCreate(&self->data_start));
   HERD_CUDA_CHECK(cudaEventCreate(&self->data_end));
   return HERD_OK;
@@ -221,7 +230,8 @@ static herd_result_t s_sync_perm(herd_train_t *train, herd_train_cuda_t *self)
 
 /* Local batch [begin, end) of the permutation -> gradient sum and extras. */
 static herd_result_t s_local_grad(herd_train_t *train, herd_train_cuda_t *self,
-                                  size_t begin, size_t end, int stop)
+                                  size_t begin, size_t end, int stop,
+                                  float reconfigure)
 {
   size_t pixels = (size_t)herd_mlp_inputs(train->mlp);
   size_t p = train->param_count, n = end - begin;
@@ -239,6 +249,8 @@ static herd_result_t s_local_grad(herd_train_t *train, herd_train_cuda_t *self,
   HERD_CHECK(herd_mlp_cuda_set_f32(self->mlp, self->grad + p + 1, (float)n));
   HERD_CHECK(herd_mlp_cuda_set_f32(
       self->mlp, self->grad + p + HERD_TRAIN_STOP_SLOT, stop ? 1.0f : 0.0f));
+  HERD_CHECK(herd_mlp_cuda_set_f32(
+      self->mlp, self->grad + p + HERD_TRAIN_RECONFIG_SLOT, reconfigure));
   /* NCCL's stream (or the host) reads the gradient next. */
   HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
   return HERD_OK;
@@ -266,7 +278,33 @@ static herd_result_t s_allreduce(herd_train_t *train, herd_train_cuda_t *self)
   return HERD_OK;
 }
 
+/* The reduced extras and the non-finite flag to the host, checked there
+ * before the optimizer may touch the parameters. */
+static herd_result_t s_check_sums(herd_train_t *train, herd_train_cuda_t *self)
+{
+  size_t p = train->param_count;
+  HERD_CHECK(herd_mlp_cuda_flag_nonfinite(self->mlp, self->grad, p,
+                                          self->nonfinite));
+  HERD_CUDA_CHECK(cudaMemcpyAsync(self->extras, self->grad + p,
+                                  HERD_TRAIN_EXTRA * sizeof(float),
+                                  cudaMemcpyDeviceToHost, self->stream));
+  HERD_CUDA_CHECK(cudaMemcpyAsync(self->extras + S_NONFINITE, self->nonfinite,
+                                  sizeof(float), cudaMemcpyDeviceToHost,
+                                  self->stream));
+  HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
+  HERD_CHECK(herd_train_check_sums(train, self->extras, NULL));
+  if (self->extras[S_NONFINITE] > 0)
+    return herd_error_set(HERD_ENONFINITE,
+                          "step %lld: the summed gradient is not finite (on "
+                          "the GPU); stopping before it reaches the "
+                          "parameters or a checkpoint (lower --lr, or check "
+                          "the data)",
+                          (long long)train->step + 1);
+  return HERD_OK;
+}
+
 herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
+                                   float reconfigure,
                                    herd_step_report_t *report)
 {
   herd_train_cuda_t *self = train->cuda;
@@ -274,28 +312,31 @@ herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
   size_t begin, end, global_begin, global_end,
       batch = (size_t)train->config.batch;
   size_t p = train->param_count;
-  herd_sampler_step_range(train->sampler, (size_t)train->step_in_epoch, batch,
-                          train->rank, train->world_size, &begin, &end);
+  /* The same shards as the CPU step, so a GPU run's data order is the
+   * CPU run's at any world size. */
+  herd_sampler_shard_range(train->sampler, (size_t)train->step_in_epoch, batch,
+                           train->rank, train->world_size,
+                           (int)train->config.virtual_shards, &begin, &end,
+                           NULL, NULL);
   herd_sampler_global_range(data->count, (size_t)train->step_in_epoch, batch,
                             &global_begin, &global_end);
   double t0 = herd_train_now();
-  HERD_CHECK(s_local_grad(train, self, begin, end, stop));
+  HERD_CHECK(s_local_grad(train, self, begin, end, stop, reconfigure));
   double t1 = herd_train_now();
   HERD_CHECK(s_allreduce(train, self));
   double t2 = herd_train_now();
+  HERD_CHECK(s_check_sums(train, self));
   float lr = (float)herd_lr_at(&train->schedule, train->step);
   HERD_CHECK(herd_optim_cuda_step(self->optim, self->params, self->grad,
                                   self->grad + p + 1, lr, self->stream));
-  HERD_CUDA_CHECK(cudaMemcpyAsync(self->extras, self->grad + p,
-                         HERD_TRAIN_EXTRA * sizeof(float),
-                         cudaMemcpyDeviceToHost, self->stream));
   HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
   double t3 = herd_train_now();
   float data_ms = 0.0f;
   cudaEventElapsedTime(&data_ms, self->data_start, self->data_end);
-  const float *extras = self->extras; /* loss sum, samples, correct, stop */
+  const float *extras = self->extras; /* loss sum, samples, correct, flags */
   if (extras[HERD_TRAIN_STOP_SLOT] > 0)
     train->stop_requested = 1;
+  train->reconfigure_requested = extras[HERD_TRAIN_RECONFIG_SLOT] > 0;
   *report = (herd_step_report_t){.step = train->step + 1,
                                  .epoch = train->epoch,
                                  .generation = train->generation,
@@ -323,6 +364,19 @@ herd_result_t herd_train_cuda_evaluate(herd_train_t *train, size_t begin,
       self->test_labels + begin, end - begin, loss_sum, correct);
 }
 
+herd_result_t herd_train_cuda_upload(herd_train_t *train)
+{
+  herd_train_cuda_t *self = train->cuda;
+  if (!self || !self->optim || !self->params)
+    return HERD_OK;
+  HERD_CUDA_CHECK(cudaMemcpyAsync(self->params, train->params,
+                                  train->param_count * sizeof(float),
+                                  cudaMemcpyHostToDevice, self->stream));
+  HERD_CHECK(herd_optim_cuda_upload(self->optim, train->optim, self->stream));
+  HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
+  return HERD_OK;
+}
+
 herd_result_t herd_train_cuda_download(herd_train_t *train)
 {
   herd_train_cuda_t *self = train->cuda;
@@ -345,7 +399,8 @@ void herd_train_cuda_destroy(herd_train_cuda_t **cuda_p)
   herd_optim_cuda_destroy(&self->optim);
   void *buffers[] = {self->params,       self->grad, self->train_images,
                      self->train_labels, self->perm, self->test_x,
-                     self->test_labels,  self->x,    self->labels};
+                     self->test_labels,  self->x,    self->labels,
+                     self->nonfinite};
   for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
     cudaFree(buffers[i]);
   cudaFreeHost(self->extras);

@@ -16,6 +16,7 @@ herd_result_t herd_train_cuda_probe(void) { return s_no_cuda(); }
 herd_result_t herd_train_cuda_setup(herd_train_t *train) { return s_no_cuda(); }
 
 herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
+                                   float reconfigure,
                                    herd_step_report_t *report)
 {
   return s_no_cuda();
@@ -29,5 +30,7 @@ herd_result_t herd_train_cuda_evaluate(herd_train_t *train, size_t begin,
 }
 
 herd_result_t herd_train_cuda_download(herd_train_t *train) { return HERD_OK; }
+
+herd_result_t herd_train_cuda_upload(herd_train_t *train) { return s_no_cuda(); }
 
 void herd_train_cuda_destroy(herd_train_cuda_t **cuda_p) {}

@@ -98,10 +98,19 @@ static herd_result_t s_sync_state(herd_train_t *train)
                                                              : INT32_MAX;
   HERD_CHECK(herd_comm_allreduce(train->comm, &source, &source, 1,
                                  HERD_DTYPE_I32, HERD_OP_MIN));
+  /* --device cuda: the state lives on the GPU; the host copy is refreshed
+   * only for checkpoints, so the source sends a fresh one and every rank
+   * takes what it received back to its GPU (else a survivor would go on
+   * from its own, and a newcomer from a stale, copy: replicas would
+   * diverge). */
+  if (train->cuda && source == train->rank)
+    HERD_CHECK(herd_train_cuda_download(train));
   int64_t header[HERD_TRAIN_HEADER_LEN] = {
       1, train->step, train->epoch, train->step_in_epoch,
       train->optim ? herd_optim_step_count(train->optim) : 0};
   HERD_CHECK(herd_train_broadcast_state(train, source, header));
+  if (train->cuda)
+    HERD_CHECK(herd_train_cuda_upload(train));
   if (!train->has_state)
     fprintf(stderr, "herd-train: rank %d joined generation %lld at step %lld "
                     "(state from rank %d)\n", train->rank,

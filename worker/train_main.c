@@ -451,7 +451,7 @@ static void s_update_throughput(herd_train_t *train, double now,
 }
 
 /* 1.0 when this rank holds a roster newer than its generation. */
-static float s_newer_roster(herd_train_t *train)
+float herd_train_newer_roster(herd_train_t *train)
 {
   herd_roster_t roster;
   return train->worker && herd_worker_roster(train->worker, &roster) == HERD_OK &&
@@ -460,34 +460,16 @@ static float s_newer_roster(herd_train_t *train)
              : 0.0f;
 }
 
-/* After the all-reduce, before the update: a NaN or infinity in the sums
- * (a diverging --lr, bad data) would reach every replica's parameters and
- * then every checkpoint, and an empty global batch would divide by zero.
- * Every rank holds the same sums, so all refuse the same step. */
-static herd_result_t s_check_sums(const herd_train_t *train)
-{
-  size_t p = train->param_count;
-  int64_t step = train->step + 1;
-  if (!(train->grad[p + 1] > 0))
-    return herd_error_set(HERD_ENONFINITE,
-                          "step %lld: the global batch has no samples; "
-                          "stopping",
-                          (long long)step);
-  HERD_CHECK(
-      herd_train_check_finite(train->grad + p, 1, "the summed loss is", step));
-  return herd_train_check_finite(train->grad, p, "the summed gradient is",
-                                 step);
-}
-
 /* One step: local gradient sum, one all-reduce, identical update. */
 static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
                             herd_step_report_t *report)
 {
   if (train->cuda)
-    return herd_train_cuda_step(train, s_stop_signal != 0, report);
+    return herd_train_cuda_step(train, s_stop_signal != 0,
+                                herd_train_newer_roster(train), report);
   if (train->config.deterministic)
     return herd_train_step_deterministic(train, x, labels, s_stop_signal != 0,
-                                         s_newer_roster(train), report);
+                                         herd_train_newer_roster(train), report);
   const herd_data_split_t *data = &train->dataset->train;
   size_t pixels = (size_t)data->rows * (size_t)data->cols;
   size_t begin, end, global_begin, global_end, batch = (size_t)train->config.batch;
@@ -507,11 +489,11 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   int correct = 0;
   train->grad[p + 1] = (float)(end - begin);
   train->grad[p + HERD_TRAIN_STOP_SLOT] = s_stop_signal ? 1.0f : 0.0f;
-  train->grad[p + HERD_TRAIN_RECONFIG_SLOT] = s_newer_roster(train);
+  train->grad[p + HERD_TRAIN_RECONFIG_SLOT] = herd_train_newer_roster(train);
   HERD_CHECK(herd_train_overlap_step(train, x, labels, (int)(end - begin),
                                      &loss_sum, &correct, &t2));
   double t3 = herd_train_now();
-  HERD_CHECK(s_check_sums(train));
+  HERD_CHECK(herd_train_check_sums(train, train->grad + p, train->grad));
   if (train->grad[p + HERD_TRAIN_STOP_SLOT] > 0)
     train->stop_requested = 1;
   train->reconfigure_requested = train->grad[p + HERD_TRAIN_RECONFIG_SLOT] > 0;

@@ -13,6 +13,19 @@ if(HERD_FUZZ)
     target_link_options(${target} PRIVATE -fsanitize=fuzzer,address,undefined)
     target_link_libraries(${target} PRIVATE herd_coord)
   endforeach()
+  # The file loaders: checkpoints (the reader's internals for resealing)
+  # and datasets.
+  foreach(target fuzz_ckpt fuzz_data)
+    add_executable(${target} ${CMAKE_CURRENT_LIST_DIR}/${target}.c)
+    target_include_directories(${target} PRIVATE
+      ${PROJECT_SOURCE_DIR}/checkpoint)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_options(${target} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_libraries(${target} PRIVATE herd)
+  endforeach()
   add_executable(fuzz_seeds ${CMAKE_CURRENT_LIST_DIR}/fuzz_seeds.c)
-  target_link_libraries(fuzz_seeds PRIVATE herd_proto herd_common)
+  # libherd pulls in C++ (gloo), so the link is clang++'s, which does not
+  # see the C flags' sanitizers.
+  target_link_options(fuzz_seeds PRIVATE -fsanitize=address,undefined)
+  target_link_libraries(fuzz_seeds PRIVATE herd herd_proto herd_common)
 endif()

@@ -1,14 +1,22 @@
 /* Writes the fuzz targets' seed corpus: one valid Envelope of every kind
  * per file for fuzz_codec (DIR/codec), and record sequences for fuzz_coord
  * (DIR/coord) that walk a job through join, generation, reports, KV,
- * status, failure, admission, restart-style re-registration and leave.
- * Usage: fuzz_seeds DIR (DIR/codec and DIR/coord must exist). */
+ * status, failure, admission, restart-style re-registration and leave;
+ * a real checkpoint for fuzz_ckpt (DIR/ckpt: as written, and marked for
+ * resealing) and real dataset files for fuzz_data (DIR/data: the imported
+ * HDF5 file and each IDX file), each behind the mode byte its target reads.
+ * Usage: fuzz_seeds DIR (DIR/codec, coord, ckpt and data must exist). */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
 
 #include "herd_wire.h"
+#include "herd/ckpt.h"
+#include "herd/data.h"
 #include "herd/herd.h"
 
 #define MAX_SEED 8192
@@ -136,6 +144,87 @@ static void s_write_script(const char *dir, const char *name,
   s_write(dir, name, seq, pos);
 }
 
+/* `path`'s bytes behind the mode byte `mode`, as DIR/NAME. */
+static void s_copy_with_mode(const char *dir, const char *name,
+                             const char *path, uint8_t mode)
+{
+  static uint8_t buf[1 << 20];
+  FILE *file = fopen(path, "rb");
+  size_t size = file ? fread(buf + 1, 1, sizeof buf - 1, file) : 0;
+  if (!file || !feof(file)) {
+    fprintf(stderr, "fuzz_seeds: cannot read %s (or over 1 MiB)\n", path);
+    exit(1);
+  }
+  fclose(file);
+  buf[0] = mode;
+  s_write(dir, name, buf, size + 1);
+}
+
+static void s_ckpt_seeds(const char *root)
+{
+  char dir[1024], scratch[1024], path[1100];
+  float params[300];
+  int64_t optim_step = 7;
+  for (int i = 0; i < 300; i++)
+    params[i] = (float)i * 0.25f;
+  herd_tensor_t tensors[] = {{"params", HERD_DTYPE_F32, params, 300},
+                             {"exp_avg", HERD_DTYPE_F32, params, 300},
+                             {"optim/step", HERD_DTYPE_I64, &optim_step, 1}};
+  herd_ckpt_meta_t meta = {.step = 12, .epoch = 1, .step_in_epoch = 3,
+                           .rng_state = {1, 1, 3, 0}, .world_size = 2,
+                           .virtual_shards = 4};
+  snprintf(meta.config_json, sizeof meta.config_json, "{\"batch\":128}");
+  snprintf(scratch, sizeof scratch, "%s/ckpt-scratch", root);
+  if (herd_ckpt_save(scratch, &meta, tensors, 3, path, sizeof path) != HERD_OK) {
+    fprintf(stderr, "fuzz_seeds: checkpoint: %s\n", herd_error_detail());
+    exit(1);
+  }
+  snprintf(dir, sizeof dir, "%s/ckpt", root);
+  s_copy_with_mode(dir, "as-written", path, 0);
+  s_copy_with_mode(dir, "resealed", path, 1);
+}
+
+static void s_data_seeds(const char *root)
+{
+  static const char *const names[4] = {
+      "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+      "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+  static uint8_t idx[16 + 3 * 28 * 28];
+  char src[1024], dir[1024], path[1100];
+  snprintf(src, sizeof src, "%s/data-scratch", root);
+  snprintf(dir, sizeof dir, "%s/data", root);
+  if (mkdir(src, 0700) != 0 && errno != EEXIST) {
+    perror(src);
+    exit(1);
+  }
+  for (int which = 0; which < 4; which++) {
+    int images = which % 2 == 0;
+    size_t header = images ? 16 : 8, body = images ? 3 * 28 * 28 : 3;
+    uint32_t words[4] = {images ? 0x803u : 0x801u, 3, 28, 28};
+    for (int w = 0; w < 4; w++)
+      for (int b = 0; b < 4; b++)
+        idx[4 * w + b] = (uint8_t)(words[w] >> (24 - 8 * b));
+    for (size_t i = 0; i < body; i++)
+      idx[header + i] = (uint8_t)((i * 7) % 10);
+    snprintf(path, sizeof path, "%s/%s", src, names[which]);
+    gzFile gz = gzopen(path, "wb9");
+    if (!gz || gzwrite(gz, idx, (unsigned)(header + body)) <= 0 ||
+        gzclose(gz) != Z_OK) {
+      fprintf(stderr, "fuzz_seeds: cannot write %s\n", path);
+      exit(1);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "idx-%d", which + 1);
+    s_copy_with_mode(dir, name, path, (uint8_t)(which + 1));
+  }
+  snprintf(path, sizeof path, "%s/data.h5", src);
+  if (herd_data_import_fashion_mnist(src, path) != HERD_OK) {
+    fprintf(stderr, "fuzz_seeds: dataset: %s\n", herd_error_detail());
+    exit(1);
+  }
+  s_copy_with_mode(dir, "imported", path, 0);
+}
+
 int main(int argc, char **argv)
 {
   char dir[900], name[64];
@@ -163,5 +252,7 @@ int main(int argc, char **argv)
                                  {1, 1, 2}, {2, 1, 2}, {3, 0, 0}, {4, 0, 0},
                                  {3, 6, 2}, {4, 0, 2}, {0, 0, 13}};
   s_write_script(dir, "churn", churn, sizeof churn / sizeof *churn);
+  s_ckpt_seeds(argv[1]);
+  s_data_seeds(argv[1]);
   return 0;
 }

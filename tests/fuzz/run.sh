@@ -14,20 +14,27 @@ SECONDS_EACH=${FUZZ_SECONDS:-30}
 JOBS=${JOBS:-2}
 CC_BIN=${FUZZ_CC:-clang}
 CXX_BIN=${FUZZ_CXX:-clang++}
-SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer"
+# FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION: the dataset loader's size caps
+# shrink below the fuzzer's 2 GiB allocation limit (worker/data.c).
+SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION"
 
 cmake -S . -B "$BUILD" -DHERD_FUZZ=ON -DHERD_CUDA=OFF \
   -DCMAKE_C_COMPILER="$CC_BIN" -DCMAKE_CXX_COMPILER="$CXX_BIN" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$SAN" >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target fuzz_codec fuzz_coord fuzz_seeds
+cmake --build "$BUILD" -j"$JOBS" --target fuzz_codec fuzz_coord fuzz_ckpt fuzz_data fuzz_seeds
 
 corpus="$BUILD/corpus"
-mkdir -p "$corpus/codec" "$corpus/coord" "$BUILD/artifacts"
+rm -rf "$corpus"
+mkdir -p "$corpus/codec" "$corpus/coord" "$corpus/ckpt" "$corpus/data" "$BUILD/artifacts"
 "$BUILD/bin/fuzz_seeds" "$corpus"
 
+# The file targets write their inputs under TMPDIR.
+export TMPDIR="$PWD/$BUILD/tmp"
+rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-for target in codec coord; do
+for target in codec coord ckpt data; do
   work="$BUILD/work-$target"
   mkdir -p "$work"
   echo "fuzz: fuzz_$target for ${SECONDS_EACH}s"

@@ -2,8 +2,8 @@
 # GPU checks in one go, ready to run as-is on a GPU machine:
 #   tests/gpu/run.sh [BUILD_DIR]      (default build-gpu)
 # Builds herd with CUDA/NCCL (HERD_CUDA=ON), runs the tests labelled `gpu`
-# (the nccl backend against a host reference, on 1 rank and on as many ranks
-# as there are GPUs; the CUDA model and optimizer against the CPU ones;
+# (the nccl backend against a host reference, one rank per GPU (gpu_nccl);
+# the CUDA model and optimizer against the CPU ones;
 # herd-train --device cuda for 200 steps against the CPU run), compares the
 # throughput of herd-train --device cuda with the CPU path (one worker each,
 # samples/s from each run's summary.json; and --device cuda on every GPU when
@@ -35,10 +35,6 @@ if [ "$gpus" -eq 0 ]; then
 fi
 (cd "$build" && ctest --output-on-failure -L gpu --timeout 600) | tee "$build/gpu-ctest.log"
 rc=${PIPESTATUS[0]}
-# The nccl test on every GPU of this machine, one rank per GPU.
-if [ "$gpus" -gt 1 ] && [ -x "$build/bin/test_nccl" ]; then
-  mpirun --oversubscribe --bind-to none -np "$gpus" "$build/bin/test_nccl" || rc=1
-fi
 
 # Throughput: herd-train on one CPU worker (one core: OpenBLAS runs one
 # thread per worker) vs one GPU, at two global batch sizes. Each run is long

@@ -5,7 +5,7 @@ add_test(NAME import_fashion_mnist
 set_tests_properties(import_fashion_mnist PROPERTIES LABELS integration TIMEOUT 120
   FIXTURES_SETUP herd_data)
 foreach(case run_short run_resume run_sigint bad_input resume_checks nonfinite
-    data_shape sigpipe join_timeout_env parent_death)
+    data_shape sigpipe options_reach_workers parent_death parent_death_mpirun)
   add_test(NAME herd_${case}
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/run_tests.sh ${CMAKE_BINARY_DIR}/bin ${HERD_TEST_DATA} ${case})
   set_tests_properties(herd_${case} PROPERTIES LABELS integration TIMEOUT 300

@@ -6,7 +6,12 @@
 #   2. slurm/train.sbatch sent USR1 (scancel --signal=USR1 --batch)
 #      checkpoints, requeues itself and resumes from that checkpoint;
 #   3. a task killed under `srun --no-kill --kill-on-bad-exit=0` leaves the
-#      survivors training (elastic gloo backend).
+#      survivors training (elastic gloo backend);
+#   4. `herd run --launcher srun`: every option meant for the workers is in
+#      each task's environment, and the job finishes;
+#   5. `herd run --launcher srun` killed -9: srun gets SIGUSR1 (its
+#      parent-death signal), forwards it, and the tasks stop with a
+#      checkpoint instead of training on unwatched.
 # Fails with a clear message when Slurm cannot start (never a silent skip).
 # Stops exactly the daemons it started. Every wait is bounded.
 # KEEP_STATE=1 keeps the state folder (daemon logs) for a look afterwards.
@@ -147,6 +152,50 @@ PY
   echo "ok 3: a killed task under srun --no-kill; survivors trained on at world size 3"
 }
 
+herd_run_srun() {
+  local out=$state/herd-run
+  mkdir -p "$out"
+  timeout 240 herd run -n 2 --launcher srun --run-dir "$out/run" --ckpt-every 7 --resume never \
+    --backend gloo --iface lo --join-timeout 33 \
+    -- sh -c 'env > "$1/env.$$"; shift; exec "$@"' sh "$out" \
+    herd-train --data "$data" --max-steps 5 > "$out/log" 2>&1 \
+    || { tail -30 "$out/log"; fail "herd run --launcher srun failed"; }
+  local envs=("$out"/env.*)
+  [ ${#envs[@]} = 2 ] || fail "herd run --launcher srun started ${#envs[@]} tasks, want 2"
+  for f in "${envs[@]}"; do
+    for want in HERD_CKPT_EVERY=7 HERD_RESUME=never HERD_BACKEND=gloo HERD_IFACE=lo \
+        HERD_JOIN_TIMEOUT=33 "HERD_RUN_DIR=$out/run" "HERD_CKPT_DIR=$out/run/ckpt"; do
+      grep -qx -- "$want" "$f" || fail "srun: $want did not reach a task"
+    done
+    grep -q '^HERD_COORD=tcp://' "$f" || fail "srun: no HERD_COORD in a task"
+  done
+  [ "$(json "$out/run/summary.json" 'j["final_step"] == 5 and j["world_size"] == 2')" = True ] ||
+    fail "herd run --launcher srun summary: $(cat "$out/run/summary.json")"
+  echo "ok 4: herd run --launcher srun: every worker option reached both tasks"
+
+  herd run -n 2 --launcher srun --run-dir "$out/run2" --ckpt-every 100000 \
+    -- herd-train --data "$data" --epochs 50 > "$out/log2" 2>&1 &
+  local run_pid=$! workers launcher
+  pids+=("$run_pid")
+  for _ in $(seq 1 900); do [ "$(steps_in "$out/run2/events.jsonl")" -ge 30 ] && break; sleep 0.1; done
+  workers=$(python3 -c 'import json,sys; print(" ".join(str(e["pid"]) for e in map(json.loads, open(sys.argv[1])) if e["event"] == "member_joined"))' \
+    "$out/run2/events.jsonl" 2>/dev/null)
+  launcher=$(pgrep -P "$run_pid" -x srun)
+  [ -n "$workers" ] && [ -n "$launcher" ] || { tail -20 "$out/log2"; fail "no tasks or no srun within 90 s"; }
+  kill -9 "$run_pid"
+  for _ in $(seq 1 300); do kill -0 $workers $launcher 2>/dev/null || break; sleep 0.1; done
+  for p in $workers $launcher; do
+    kill -0 "$p" 2>/dev/null && { kill -9 $workers $launcher; fail "process $p still running 30 s after herd run died"; }
+  done
+  local stop last
+  stop=$(sed -n 's/^herd-train: stop requested by signal: saving step \([0-9]*\) .*/\1/p' "$out/log2" | head -1)
+  [ -n "$stop" ] || { tail -20 "$out/log2"; fail "srun tasks gave no stop step"; }
+  last=$(ls "$out"/run2/ckpt/ckpt-*.h5 | tail -1 | sed 's/.*ckpt-0*\([0-9]*\).h5/\1/')
+  [ "$last" = "$stop" ] || fail "newest checkpoint is step $last, the stop step was $stop"
+  herd ckpt verify "$out/run2/ckpt" > /dev/null || fail "the stop checkpoint does not verify"
+  echo "ok 5: herd run --launcher srun killed: srun and its tasks stopped at step $stop with a checkpoint"
+}
+
 install_slurm
 ctld_port=$(free_port) slurmd_port=$(free_port)
 trap cleanup EXIT
@@ -155,4 +204,5 @@ CTLD_PORT=$ctld_port SLURMD_PORT=$slurmd_port "$here/slurm/test-cluster.sh" star
 srun_pmix
 sbatch_preempt
 no_kill_elastic
+herd_run_srun
 echo "PASS: slurm"
