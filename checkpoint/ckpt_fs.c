@@ -37,25 +37,6 @@ herd_result_t ckpt_join(char *buf, size_t cap, const char *dir,
   return HERD_OK;
 }
 
-herd_result_t ckpt_mkdir_p(const char *dir)
-{
-  char buf[PATH_MAX];
-  size_t len = strlen(dir);
-  if (len == 0 || len >= sizeof buf)
-    return herd_error_set(HERD_EINVAL, "bad checkpoint directory '%s'", dir);
-  memcpy(buf, dir, len + 1);
-  for (size_t i = 1; i <= len; i++) {
-    if (buf[i] != '/' && buf[i] != '\0')
-      continue;
-    char saved = buf[i];
-    buf[i] = '\0';
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-      return ckpt_errno_fail(errno, buf, "mkdir");
-    buf[i] = saved;
-  }
-  return HERD_OK;
-}
-
 herd_result_t ckpt_fsync_path(const char *path, bool is_dir)
 {
   int flags = O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0);

@@ -114,7 +114,6 @@ herd_result_t ckpt_errno_fail(int err, const char *path, const char *what);
 /* dir + "/" + name into buf; HERD_EINVAL when it does not fit. */
 herd_result_t ckpt_join(char *buf, size_t cap, const char *dir,
                         const char *name);
-herd_result_t ckpt_mkdir_p(const char *dir);
 /* open(2) + fsync + close, every return checked. */
 herd_result_t ckpt_fsync_path(const char *path, bool is_dir);
 /* Creates/truncates `path` with `len` bytes, fsyncs and closes it. */

@@ -11,6 +11,8 @@
  * goes into the HDF5 user block. ckpt_fault_point() marks the places the
  * kill -9 tests (tests/fault) stop the process at.
  */
+#include "herd/fs.h"
+#include "herd/clock.h"
 #include "ckpt_internal.h"
 
 #include <errno.h>
@@ -429,13 +431,6 @@ static herd_result_t s_commit_latest(const char *dir, const char *name)
   return ckpt_fsync_path(dir, true);
 }
 
-static double s_now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 herd_result_t herd_ckpt_save(const char *dir, herd_ckpt_meta_t *meta,
                              const herd_tensor_t *tensors, size_t tensor_count,
                              char *path_out, size_t path_cap)
@@ -448,9 +443,9 @@ herd_result_t herd_ckpt_save(const char *dir, herd_ckpt_meta_t *meta,
     return herd_error_set(HERD_EINVAL, "checkpoint path too long: '%s'", final);
   if (path_out && strlen(final) >= path_cap)
     return herd_error_set(HERD_EINVAL, "path_out too small for '%s'", final);
-  HERD_CHECK(ckpt_mkdir_p(dir));
+  HERD_CHECK(herd_mkdir_p(dir, 0777));
   HERD_CHECK(s_preflight(dir, tensors, tensor_count));
-  meta->unix_time = s_now();
+  meta->unix_time = herd_unix_s();
   if (meta->virtual_shards == 0)
     meta->virtual_shards = HERD_CKPT_VIRTUAL_SHARDS_DEFAULT;
 

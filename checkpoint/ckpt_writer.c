@@ -13,6 +13,7 @@
  * thread-safe. All HDF5 work happens inside herd_ckpt_save/prune, which
  * take the checkpoint module's HDF5 lock.
  */
+#include "herd/clock.h"
 #include "ckpt_internal.h"
 
 #include <pthread.h>
@@ -46,13 +47,6 @@ struct herd_ckpt_writer {
   herd_ckpt_writer_stats_t stats;
 };
 
-static double s_mono(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Caller holds the lock. */
 static void s_push_completion(herd_ckpt_writer_t *w,
                               const herd_ckpt_completion_t *c)
@@ -69,7 +63,7 @@ static void s_push_completion(herd_ckpt_writer_t *w,
 /* Writer thread, lock not held: one save plus retention. */
 static void s_write_one(herd_ckpt_writer_t *w, herd_ckpt_completion_t *c)
 {
-  double t0 = s_mono();
+  double t0 = herd_mono_s();
   memset(c, 0, sizeof *c);
   c->step = w->meta.step;
   c->result = herd_ckpt_save(w->dir, &w->meta, w->tensors, w->tensor_count,
@@ -83,7 +77,7 @@ static void s_write_one(herd_ckpt_writer_t *w, herd_ckpt_completion_t *c)
     HERD_LOG(HERD_LOG_WARN, "ckpt", "pruning '%s': %s", w->dir,
              herd_error_detail());
   }
-  c->write_seconds = s_mono() - t0;
+  c->write_seconds = herd_mono_s() - t0;
 }
 
 static void *s_thread(void *arg)
@@ -196,7 +190,7 @@ herd_result_t herd_ckpt_writer_submit(herd_ckpt_writer_t *writer,
       (tensor_count && !tensors))
     return herd_error_set(HERD_EINVAL, "herd_ckpt_writer_submit: bad "
                                        "argument");
-  double t0 = s_mono();
+  double t0 = herd_mono_s();
   pthread_mutex_lock(&writer->lock);
   if (writer->busy)
     writer->stats.waited++;
@@ -208,7 +202,7 @@ herd_result_t herd_ckpt_writer_submit(herd_ckpt_writer_t *writer,
     writer->stats.submitted++;
     pthread_cond_broadcast(&writer->changed);
   }
-  double stall = s_mono() - t0;
+  double stall = herd_mono_s() - t0;
   writer->stats.last_stall_seconds = stall;
   if (stall > writer->stats.max_stall_seconds)
     writer->stats.max_stall_seconds = stall;

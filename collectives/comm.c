@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "herd/clock.h"
 #include "comm_internal.h"
 #include "herd/log.h"
 
@@ -18,17 +19,10 @@
 static atomic_llong s_waiting_since_ms; /* CLOCK_MONOTONIC; 0: nobody waits */
 static _Thread_local int s_wait_depth;
 
-static int64_t s_monotonic_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void herd_comm_wait_begin(void)
 {
   if (s_wait_depth++ == 0)
-    atomic_store(&s_waiting_since_ms, (long long)s_monotonic_ms());
+    atomic_store(&s_waiting_since_ms, (long long)herd_mono_ms());
 }
 
 void herd_comm_wait_end(void)
@@ -42,7 +36,7 @@ int64_t herd_comm_waiting_ms(void)
   int64_t since = atomic_load(&s_waiting_since_ms);
   if (since == 0)
     return 0;
-  int64_t ms = s_monotonic_ms() - since;
+  int64_t ms = herd_mono_ms() - since;
   return ms > 0 ? ms : 1; /* waiting, if only just */
 }
 

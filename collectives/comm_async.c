@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "herd/clock.h"
 #include "comm_internal.h"
 
 struct herd_comm_request {
@@ -43,19 +44,12 @@ struct herd_comm_async {
   int stop;
 };
 
-static double s_monotonic(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void s_run_one(herd_comm_request_t *req)
 {
-  req->started_s = s_monotonic();
+  req->started_s = herd_mono_s();
   herd_result_t rc = herd_comm_allreduce_now(req->comm, req->send, req->recv,
                                              req->count, req->dtype, req->op);
-  req->finished_s = s_monotonic();
+  req->finished_s = herd_mono_s();
   req->result = rc;
   if (rc != HERD_OK)
     snprintf(req->detail, sizeof req->detail, "%s", herd_error_detail());

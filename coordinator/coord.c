@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <zmq.h>
 
+#include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/net.h"
 #include "herd/herd.h"
@@ -36,13 +37,6 @@
 #define COORD_DRAIN_BATCH 256
 #define COORD_SCAN_MS 5
 #define COORD_HARD_MAX_BYTES ((int64_t)1 << 20)
-
-int64_t coord_now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the coordinator thread -------------------------------------------- */
 
@@ -129,7 +123,7 @@ static void s_run_batch(herd_coord_t *coord, s_frame_t *batch)
     n++;
   coord->router_drained = n < COORD_DRAIN_BATCH;
   pthread_mutex_lock(&coord->lock);
-  int64_t now_ms = coord_now_ms();
+  int64_t now_ms = herd_mono_ms();
   s_drain_monitor(coord, now_ms);
   for (int i = 0; i < n; i++)
     s_handle_one(coord, &batch[i]);
@@ -351,7 +345,7 @@ static herd_result_t s_new_state(const herd_coord_config_t *config,
   HERD_CHECK(coord_members_init(coord));
   HERD_CHECK(coord_kv_init(&coord->kv));
   coord->stats.test_accuracy = -1;
-  coord->started_ms = coord_now_ms();
+  coord->started_ms = herd_mono_ms();
   coord->forming_since_ms = coord->started_ms;
   coord->current_fd = -1;
   return HERD_OK;

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "herd/fs.h"
 #include "coord_internal.h"
 #include "herd/herd.h"
 
@@ -44,26 +45,6 @@ void *coord_json_real(double value)
   return isfinite(value) ? json_real(value) : json_null();
 }
 
-static herd_result_t s_mkdir_p(const char *path)
-{
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-    return herd_error_set(HERD_EINVAL, "run dir path too long");
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-      return herd_error_set(HERD_EIO, "cannot create %s: %s", buf,
-                            strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-    return herd_error_set(HERD_EIO, "cannot create %s: %s", buf,
-                          strerror(errno));
-  return HERD_OK;
-}
-
 herd_result_t coord_events_open(coord_events_t *events, const char *run_dir)
 {
   herd_result_t rc = HERD_OK;
@@ -71,7 +52,7 @@ herd_result_t coord_events_open(coord_events_t *events, const char *run_dir)
   memset(events, 0, sizeof *events);
   if (!run_dir)
     return HERD_OK;
-  HERD_TRY(s_mkdir_p(run_dir));
+  HERD_TRY(herd_mkdir_p(run_dir, 0777));
   events->run_dir = strdup(run_dir);
   if (!events->run_dir) {
     rc = HERD_ENOMEM;

@@ -33,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/herd.h"
 
@@ -251,7 +252,7 @@ static void s_generation_formed(herd_coord_t *coord, coord_member_t **list,
   coord->stats.world_size = n;
   coord->formed_here = 1;
   coord->formed_count++;
-  coord->generation_formed_ms = coord_now_ms();
+  coord->generation_formed_ms = herd_mono_ms();
   s_defer_rest(coord);
   coord->admit_at_ms = coord->stats.world_size < coord->config.max_workers
                            ? s_cooldown_admit_ms(coord)
@@ -372,7 +373,7 @@ static int s_try_adopt(herd_coord_t *coord, int64_t now_ms)
 
 void coord_generation_on_join(herd_coord_t *coord, coord_member_t *member)
 {
-  int64_t now_ms = coord_now_ms();
+  int64_t now_ms = herd_mono_ms();
   if (member->claimed_generation > 0 && !coord->formed_here &&
       coord->adopt_generation >= 0 &&
       member->claimed_generation > coord->file_generation - 1) {

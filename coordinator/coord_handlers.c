@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/herd.h"
 
@@ -105,7 +106,7 @@ static void s_handle_kv_set(herd_coord_t *coord, coord_member_t *member,
     s_send_kv_value(coord, member->routing_id, member->routing_id_len,
                     set->key, set->request_id, rc == HERD_OK, NULL);
   if (rc == HERD_OK)
-    coord_kv_service(coord, coord_now_ms());
+    coord_kv_service(coord, herd_mono_ms());
 }
 
 static void s_handle_kv_get(herd_coord_t *coord, coord_member_t *member,
@@ -120,7 +121,7 @@ static void s_handle_kv_get(herd_coord_t *coord, coord_member_t *member,
   snprintf(wait.key, sizeof wait.key, "%s", get->key);
   int wait_ms = get->wait_ms < 0 ? 0 : get->wait_ms > 600000 ? 600000
                                                              : get->wait_ms;
-  wait.deadline_ms = coord_now_ms() + wait_ms;
+  wait.deadline_ms = herd_mono_ms() + wait_ms;
   if (key_len > COORD_KV_KEY_MAX ||
       coord_kv_get(&coord->kv, wait.generation, wait.key) || wait_ms == 0 ||
       coord_kv_wait_add(&coord->kv, &wait) != HERD_OK)
@@ -220,11 +221,11 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
   int is_rank0 = member->state == COORD_MEMBER_ACTIVE && member->rank == 0;
   switch (env->body_case) {
   case HERD__ENVELOPE__BODY_HEARTBEAT:
-    coord_detect_step(coord, member, env->heartbeat->step, coord_now_ms());
-    coord_detect_waiting(member, env->heartbeat->waiting_ms, coord_now_ms());
+    coord_detect_step(coord, member, env->heartbeat->step, herd_mono_ms());
+    coord_detect_waiting(member, env->heartbeat->waiting_ms, herd_mono_ms());
     break;
   case HERD__ENVELOPE__BODY_STEP_REPORT:
-    coord_detect_step(coord, member, env->step_report->step, coord_now_ms());
+    coord_detect_step(coord, member, env->step_report->step, herd_mono_ms());
     /* Before s_handle_step moves stats.step on. */
     coord_metrics_on_step(coord, member, env->step_report);
     /* The first report of each step from any member, not only rank 0's:
@@ -310,7 +311,7 @@ static void s_dispatch(herd_coord_t *coord, const void *id, size_t id_len,
   }
   coord_detect_heard(coord, member,
                      env->body_case == HERD__ENVELOPE__BODY_HEARTBEAT,
-                     coord_now_ms());
+                     herd_mono_ms());
   coord_member_note_fd(coord, member, coord->current_fd);
   s_handle_member_message(coord, member, env);
 }

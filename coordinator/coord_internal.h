@@ -323,7 +323,6 @@ struct herd_coord {
 };
 
 /* coord.c */
-int64_t coord_now_ms(void);
 /* A coordinator without sockets or thread (fuzzing); destroy as usual. */
 herd_result_t coord_new_detached(const herd_coord_config_t *config,
                                  herd_coord_t **coord_out);

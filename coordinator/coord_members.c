@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/herd.h"
 
@@ -100,7 +101,7 @@ void coord_job_apply(herd_coord_t *coord, coord_job_event_t event)
     return;
   }
   if (next == COORD_JOB_FORMING && coord->job_state != COORD_JOB_FORMING)
-    coord->forming_since_ms = coord_now_ms(); /* the join timeout restarts */
+    coord->forming_since_ms = herd_mono_ms(); /* the join timeout restarts */
   coord->job_state = next;
 }
 
@@ -299,7 +300,7 @@ coord_member_t *coord_member_add(herd_coord_t *coord, const void *routing_id,
   slot->rank = -1;
   slot->fd = -1;
   slot->join_seq = coord->join_seq++;
-  slot->last_seen_ms = slot->heard_ms = coord_now_ms();
+  slot->last_seen_ms = slot->heard_ms = herd_mono_ms();
   slot->claimed_generation = join->generation;
   slot->claimed_rank = join->rank;
   slot->claimed_world = join->world_size;
@@ -340,7 +341,7 @@ void coord_member_fail(herd_coord_t *coord, coord_member_t *member,
                                coord_json_string(reason), "host",
                                coord_json_string(member->host)));
   coord->stats.failures++;
-  coord_detect_host_failed(coord, member, coord_now_ms());
+  coord_detect_host_failed(coord, member, herd_mono_ms());
   s_member_remove(coord, member);
   /* After the job is done, ranks exiting are not a reason to re-form. */
   if (was_admitted && !coord->stats.done)

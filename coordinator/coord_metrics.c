@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/herd.h"
 
@@ -78,7 +79,7 @@ herd_result_t coord_metrics_init(herd_coord_t *coord)
   if (!coord->metrics)
     return HERD_ENOMEM;
   coord->metrics->started_unix = s_unix_now();
-  coord->metrics->progress_ms = coord_now_ms();
+  coord->metrics->progress_ms = herd_mono_ms();
   coord->events.on_event = s_on_event;
   coord->events.on_event_arg = coord;
   return HERD_OK;
@@ -150,7 +151,7 @@ void coord_metrics_on_step(herd_coord_t *coord, const coord_member_t *member,
     m->n_recent_steps -= COORD_RECENT_STEPS; /* keeps the ring index small */
   if (r->total_steps > 0)
     m->total_steps = r->total_steps;
-  m->progress_ms = coord_now_ms();
+  m->progress_ms = herd_mono_ms();
 }
 
 void coord_metrics_on_checkpoint(herd_coord_t *coord,
@@ -198,7 +199,7 @@ static int s_cmp_double(const void *a, const void *b)
 /* coord->lock held. */
 static void s_copy_members(herd_coord_t *coord, coord_snapshot_t *snap)
 {
-  int64_t now_ms = coord_now_ms();
+  int64_t now_ms = herd_mono_ms();
   for (int i = 0; i < coord->member_capacity &&
                   snap->n_members < COORD_SNAPSHOT_MEMBERS_MAX;
        i++) {
@@ -226,7 +227,7 @@ static void s_copy_locked(herd_coord_t *coord, coord_snapshot_t *snap,
   snap->metrics = *coord->metrics;
   snap->min_workers = coord->config.min_workers;
   snap->max_workers = coord->config.max_workers;
-  int64_t now_ms = coord_now_ms();
+  int64_t now_ms = herd_mono_ms();
   snap->uptime_seconds = (double)(now_ms - coord->started_ms) / 1000.0;
   snap->progress_ms_ago = now_ms - coord->metrics->progress_ms;
   if (with_members)

@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/herd.h"
 
@@ -187,7 +188,7 @@ static int s_send(const char *method, const char *url, const char *type,
 static int s_past_deadline(struct coord_push *push)
 {
   pthread_mutex_lock(&push->lock);
-  int past = push->stop && coord_now_ms() > push->stop_deadline_ms;
+  int past = push->stop && herd_mono_ms() > push->stop_deadline_ms;
   pthread_mutex_unlock(&push->lock);
   return past;
 }
@@ -224,7 +225,7 @@ static void s_check_stall(struct coord_push *push)
 {
   herd_coord_t *coord = push->coord;
   pthread_mutex_lock(&coord->lock);
-  int64_t idle_ms = coord_now_ms() - coord->metrics->progress_ms;
+  int64_t idle_ms = herd_mono_ms() - coord->metrics->progress_ms;
   int running = coord->job_state == COORD_JOB_RUNNING &&
                 coord->metrics->steps_total > 0 && !coord->stats.done;
   int64_t step = coord->stats.step;
@@ -253,14 +254,10 @@ static void s_check_stall(struct coord_push *push)
 static char *s_wait(struct coord_push *push, int64_t next_ms, int *stopping)
 {
   pthread_mutex_lock(&push->lock);
-  while (!push->stop && !push->count && coord_now_ms() < next_ms) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    int64_t wait_ms = next_ms - coord_now_ms();
+  while (!push->stop && !push->count && herd_mono_ms() < next_ms) {
+    int64_t wait_ms = next_ms - herd_mono_ms();
     wait_ms = wait_ms < 1 ? 1 : wait_ms > 200 ? 200 : wait_ms;
-    deadline.tv_nsec += (long)(wait_ms * 1000000);
-    deadline.tv_sec += deadline.tv_nsec / 1000000000;
-    deadline.tv_nsec %= 1000000000;
+    struct timespec deadline = herd_deadline_in(CLOCK_REALTIME, wait_ms);
     pthread_cond_timedwait(&push->wake, &push->lock, &deadline);
   }
   char *text = NULL;
@@ -277,8 +274,8 @@ static char *s_wait(struct coord_push *push, int64_t next_ms, int *stopping)
 static void *s_thread_main(void *arg)
 {
   struct coord_push *push = arg;
-  int64_t next_push_ms = coord_now_ms() + push->interval_ms;
-  int64_t next_stall_ms = coord_now_ms() + 1000;
+  int64_t next_push_ms = herd_mono_ms() + push->interval_ms;
+  int64_t next_stall_ms = herd_mono_ms() + 1000;
   int stopping = 0;
   while (!stopping) {
     int64_t next_ms = push->gateway_url[0] && next_push_ms < next_stall_ms
@@ -288,10 +285,10 @@ static void *s_thread_main(void *arg)
     if (alert && push->webhook_url[0])
       s_send_alert(push, alert);
     free(alert);
-    int64_t now_ms = coord_now_ms();
+    int64_t now_ms = herd_mono_ms();
     if (push->gateway_url[0] && now_ms >= next_push_ms && !stopping) {
       s_push_metrics(push);
-      next_push_ms = coord_now_ms() + push->interval_ms;
+      next_push_ms = herd_mono_ms() + push->interval_ms;
     }
     if (push->stall_ms > 0 && push->webhook_url[0] && now_ms >= next_stall_ms) {
       s_check_stall(push);
@@ -382,7 +379,7 @@ void coord_push_stop(struct coord_push **push_p)
   if (push->started) {
     pthread_mutex_lock(&push->lock);
     push->stop = 1;
-    push->stop_deadline_ms = coord_now_ms() + COORD_PUSH_DRAIN_MS;
+    push->stop_deadline_ms = herd_mono_ms() + COORD_PUSH_DRAIN_MS;
     pthread_cond_signal(&push->wake);
     pthread_mutex_unlock(&push->lock);
     pthread_join(push->thread, NULL);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/herd.h"
 
@@ -49,7 +50,7 @@ static void s_fill_reply(herd_coord_t *coord, Herd__StatusReply *r)
   r->min_workers = coord->config.min_workers;
   r->max_workers = coord->config.max_workers;
   r->failure = (char *)s->failure;
-  r->uptime_seconds = (double)(coord_now_ms() - coord->started_ms) / 1000.0;
+  r->uptime_seconds = (double)(herd_mono_ms() - coord->started_ms) / 1000.0;
 }
 
 void coord_status_reply(herd_coord_t *coord, const void *routing_id,
@@ -63,7 +64,7 @@ void coord_status_reply(herd_coord_t *coord, const void *routing_id,
   if (!list || !items || !ptrs)
     goto out;
   int n = s_listed(coord, list);
-  int64_t now_ms = coord_now_ms();
+  int64_t now_ms = herd_mono_ms();
   for (int i = 0; i < n; i++) {
     herd__member_status__init(&items[i]);
     items[i].rank = list[i]->state == COORD_MEMBER_ACTIVE ? list[i]->rank : -1;

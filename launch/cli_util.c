@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "herd/fs.h"
 #include "cmds.h"
 
 void herd_cli_monitor_apply(const herd_cli_monitor_opts_t *opts,
@@ -32,30 +33,6 @@ const char *herd_cli_announce_http(herd_coord_t *coord)
   return url;
 }
 
-herd_result_t herd_cli_mkdirs(const char *path)
-{
-  char buf[4096];
-  if (!path || !*path || strlen(path) >= sizeof buf)
-    return herd_error_set(HERD_EINVAL, "bad folder name");
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1;; p++) {
-    char saved = *p;
-    if (saved != '/' && saved != '\0')
-      continue;
-    *p = '\0';
-    if (mkdir(buf, 0775) != 0 && errno != EEXIST)
-      return herd_error_set(HERD_EIO, "cannot create folder '%s': %s", buf,
-                            strerror(errno));
-    *p = saved;
-    if (saved == '\0')
-      break;
-  }
-  struct stat st;
-  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-    return herd_error_set(HERD_EIO, "'%s' is not a folder", path);
-  return HERD_OK;
-}
-
 herd_result_t herd_cli_mkdirs_parent(const char *file)
 {
   char buf[4096];
@@ -64,7 +41,7 @@ herd_result_t herd_cli_mkdirs_parent(const char *file)
   if (!slash || slash == buf)
     return HERD_OK;
   *slash = '\0';
-  return herd_cli_mkdirs(buf);
+  return herd_mkdir_p(buf, 0777);
 }
 
 herd_result_t herd_cli_random_token(char *out, size_t cap)
@@ -95,9 +72,4 @@ void herd_cli_catch_signals(void)
 
 int herd_cli_signal_received(void) { return s_signal; }
 
-double herd_cli_now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "herd/fs.h"
 #include "cmds.h"
 #include "herd/net.h"
 
@@ -116,7 +117,7 @@ int herd_cmd_coord(int argc, char **argv)
       return herd_cli_fail("coord", HERD_ESYS);
     opts.token = token;
   }
-  herd_result_t rc = herd_cli_mkdirs(opts.run_dir);
+  herd_result_t rc = herd_mkdir_p(opts.run_dir, 0777);
   if (rc != HERD_OK)
     return herd_cli_fail("coord", rc);
   char iface_addr[HERD_NET_ADDR_MAX];

@@ -19,6 +19,8 @@
 
 #include <jansson.h>
 
+#include "herd/fs.h"
+#include "herd/clock.h"
 #include "cmds.h"
 #include "launch_internal.h"
 
@@ -218,7 +220,7 @@ static int s_relaunch(herd_run_opts_t *opts, herd_coord_t *coord,
 static int s_supervise(herd_run_opts_t *opts, herd_coord_t *coord,
                        herd_children_t *children, char *reason, size_t cap)
 {
-  double next_progress = herd_cli_now() + opts->progress_interval_s;
+  double next_progress = herd_mono_s() + opts->progress_interval_s;
   int interrupted = 0, relaunches = 0;
   while (herd_children_alive(children) > 0 ||
          s_relaunch(opts, coord, children, &relaunches)) {
@@ -244,7 +246,7 @@ static int s_supervise(herd_run_opts_t *opts, herd_coord_t *coord,
       herd_children_stop(children, SIGUSR1);
     }
     herd_children_escalate(children);
-    if (herd_cli_now() >= next_progress) {
+    if (herd_mono_s() >= next_progress) {
       s_print_progress(coord, (int)opts->nproc);
       next_progress += opts->progress_interval_s;
     }
@@ -340,7 +342,7 @@ int herd_cmd_run(int argc, char **argv)
   }
   herd_result_t rc = herd_launch_check(&opts, argv[first]);
   if (rc == HERD_OK)
-    rc = herd_cli_mkdirs(opts.run_dir);
+    rc = herd_mkdir_p(opts.run_dir, 0777);
   if (rc != HERD_OK) {
     herd_launch_free_hosts(&opts);
     return herd_cli_fail("run", rc == HERD_EIO ? HERD_EINVAL : rc);

@@ -59,8 +59,6 @@ void herd_cli_monitor_apply(const herd_cli_monitor_opts_t *opts,
  * top --run-dir` reads) and returns it; NULL when HTTP is off. */
 const char *herd_cli_announce_http(herd_coord_t *coord);
 
-/* mkdir -p; errors name the path. */
-herd_result_t herd_cli_mkdirs(const char *path);
 /* mkdir -p of the folder holding `file`. */
 herd_result_t herd_cli_mkdirs_parent(const char *file);
 /* 32 random hex characters for a job token (getrandom). */
@@ -69,7 +67,5 @@ herd_result_t herd_cli_random_token(char *out, size_t cap);
  * signal received so far (0 = none). */
 void herd_cli_catch_signals(void);
 int herd_cli_signal_received(void);
-/* Monotonic seconds. */
-double herd_cli_now(void);
 
 #endif

@@ -32,6 +32,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "herd/fs.h"
+#include "herd/clock.h"
 #include "cmds.h"
 #include "herd/net.h"
 #include "launch_internal.h"
@@ -100,7 +102,7 @@ herd_result_t herd_launch_check(herd_run_opts_t *opts, const char *command)
     return herd_error_set(HERD_EINVAL, "command '%s' not found%s", command,
                           strchr(command, '/') ? " or not executable"
                                                : " in PATH");
-  if (herd_cli_mkdirs(opts->run_dir) != HERD_OK) {
+  if (herd_mkdir_p(opts->run_dir, 0777) != HERD_OK) {
     char why[512];
     snprintf(why, sizeof why, "%s", herd_error_detail());
     return herd_error_set(HERD_EINVAL, "bad run dir: %s", why);
@@ -399,17 +401,17 @@ void herd_children_stop(herd_children_t *children, int signo)
       kill(children->pids[i], signo);
   if (!children->stopping) {
     children->stopping = 1;
-    children->stop_deadline = herd_cli_now() + S_STOP_GRACE_S;
+    children->stop_deadline = herd_mono_s() + S_STOP_GRACE_S;
   }
 }
 
 void herd_children_escalate(herd_children_t *children)
 {
-  if (children->stopping && herd_cli_now() > children->stop_deadline) {
+  if (children->stopping && herd_mono_s() > children->stop_deadline) {
     for (int i = 0; i < children->count; i++)
       if (children->pids[i])
         kill(children->pids[i], SIGKILL);
-    children->stop_deadline = herd_cli_now() + S_STOP_GRACE_S;
+    children->stop_deadline = herd_mono_s() + S_STOP_GRACE_S;
   }
 }
 

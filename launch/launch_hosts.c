@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "herd/clock.h"
 #include "herd/net.h"
 #include "launch_internal.h"
 
@@ -252,12 +253,12 @@ static pid_t s_spawn_probe(char **argv)
  * host gone. */
 static void s_collect_probes(herd_run_opts_t *opts, pid_t *pids)
 {
-  double deadline = herd_cli_now() + S_PROBE_TIMEOUT_S;
+  double deadline = herd_mono_s() + S_PROBE_TIMEOUT_S;
   for (int i = 0; i < opts->n_host_entries; i++) {
     int status = 0;
     pid_t done = 0;
     while (pids[i] && (done = waitpid(pids[i], &status, WNOHANG)) == 0 &&
-           herd_cli_now() < deadline)
+           herd_mono_s() < deadline)
       usleep(20 * 1000);
     if (pids[i] && done == 0) {
       kill(pids[i], SIGKILL);

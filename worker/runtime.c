@@ -20,6 +20,7 @@
 
 #include <zmq.h>
 
+#include "herd/clock.h"
 #include "herd/herd.h"
 #include "runtime_internal.h"
 
@@ -206,19 +207,6 @@ static herd_worker_t *s_alloc(void)
   return worker;
 }
 
-struct timespec worker_deadline_in(int timeout_ms)
-{
-  struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  deadline.tv_sec += timeout_ms / 1000;
-  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (deadline.tv_nsec >= 1000000000L) {
-    deadline.tv_sec++;
-    deadline.tv_nsec -= 1000000000L;
-  }
-  return deadline;
-}
-
 /* With worker->lock held: waits until a roster newer than `after` or a
  * refusal arrives, or the deadline passes (HERD_ETIMEDOUT). */
 static herd_result_t s_wait_newer_locked(herd_worker_t *worker, int64_t after,
@@ -236,7 +224,7 @@ static herd_result_t s_wait_newer_locked(herd_worker_t *worker, int64_t after,
 static herd_result_t s_wait_roster(herd_worker_t *worker)
 {
   herd_result_t rc = HERD_OK;
-  struct timespec deadline = worker_deadline_in(worker->join_timeout_ms);
+  struct timespec deadline = herd_deadline_in(CLOCK_MONOTONIC, worker->join_timeout_ms);
   pthread_mutex_lock(&worker->lock);
   rc = s_wait_newer_locked(worker, INT64_MIN, &deadline);
   if (worker->refused)
@@ -321,16 +309,9 @@ out:
 
 #define WORKER_TRAINER_QUIET_MS 1000
 
-int64_t worker_now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void worker_trainer_seen(herd_worker_t *worker)
 {
-  atomic_store(&worker->trainer_seen_ms, (long long)worker_now_ms());
+  atomic_store(&worker->trainer_seen_ms, (long long)herd_mono_ms());
 }
 
 int worker_trainer_alive(herd_worker_t *worker, int64_t now_ms)
@@ -372,7 +353,7 @@ herd_result_t herd_worker_wait_roster(herd_worker_t *worker,
 {
   if (!worker || !out || timeout_ms < 0)
     return HERD_EINVAL;
-  struct timespec deadline = worker_deadline_in(timeout_ms);
+  struct timespec deadline = herd_deadline_in(CLOCK_MONOTONIC, timeout_ms);
   atomic_store(&worker->awaiting_roster, 1);
   pthread_mutex_lock(&worker->lock);
   herd_result_t rc = s_wait_newer_locked(worker, after_generation, &deadline);
@@ -435,9 +416,7 @@ static void s_queue(herd_worker_t *worker, Herd__Envelope *env)
 static int s_link_rates(herd_worker_t *worker, herd_net_link_rate_t *rates,
                         int max)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  int64_t now_ms = herd_mono_ms();
   if (now_ms - worker->links_at_ms < WORKER_LINKS_EVERY_MS)
     return 0;
   herd_net_link_t now[HERD_NET_LINKS_MAX];
@@ -574,9 +553,8 @@ void herd_worker_leave(herd_worker_t **worker_p)
   if (zmq_send(worker->queue_in, "", 0, 0) < 0)
     atomic_store(&worker->stop, 1);
   pthread_mutex_unlock(&worker->queue_lock);
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += WORKER_LEAVE_FLUSH_MS / 1000 + 1;
+  struct timespec deadline =
+      herd_deadline_in(CLOCK_REALTIME, WORKER_LEAVE_FLUSH_MS + 1000);
   if (worker->thread_started &&
       pthread_timedjoin_np(worker->thread, NULL, &deadline) == 0)
     worker->thread_started = 0;

@@ -102,14 +102,10 @@ struct herd_worker {
 };
 
 /* runtime.c */
-int64_t worker_now_ms(void); /* CLOCK_MONOTONIC */
 /* Whether the training thread called into the runtime within the last
  * second, is waiting for a roster or is blocked in a collective. */
 int worker_trainer_alive(herd_worker_t *worker, int64_t now_ms);
 void worker_trainer_seen(herd_worker_t *worker);
-/* CLOCK_MONOTONIC now + timeout_ms, for pthread_cond_timedwait (the
- * condition variables are created with CLOCK_MONOTONIC). */
-struct timespec worker_deadline_in(int timeout_ms);
 /* Queues a packed envelope for the link thread; 0 when the queue is full. */
 int worker_queue(herd_worker_t *worker, Herd__Envelope *env);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "herd/clock.h"
 #include "herd/herd.h"
 #include "runtime_internal.h"
 
@@ -40,7 +41,7 @@ static herd_result_t s_slot_wait(herd_worker_t *worker, int index,
                                  int timeout_ms, int *found, size_t *len)
 {
   worker_kv_slot_t *slot = &worker->kv[index];
-  struct timespec deadline = worker_deadline_in(timeout_ms);
+  struct timespec deadline = herd_deadline_in(CLOCK_MONOTONIC, timeout_ms);
   int timed_out = 0;
   while (!slot->done && !worker->refused && !timed_out)
     timed_out = pthread_cond_timedwait(&worker->changed, &worker->lock,

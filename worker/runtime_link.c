@@ -26,6 +26,7 @@
 
 #include <zmq.h>
 
+#include "herd/clock.h"
 #include "herd/herd.h"
 #include "runtime_internal.h"
 
@@ -61,7 +62,7 @@ static void s_send_join(herd_worker_t *worker)
   }
   pthread_mutex_unlock(&worker->lock);
   join.step = atomic_load(&worker->last_step);
-  worker->last_join_ms = worker_now_ms();
+  worker->last_join_ms = herd_mono_ms();
   join.token = worker->token;
   join.launcher_rank = worker->launcher_rank;
   join.launcher_world_size = worker->launcher_world_size;
@@ -141,7 +142,7 @@ static void s_apply_refused(herd_worker_t *worker, const Herd__Refused *r)
  * cannot step. */
 static void s_on_rejoin(herd_worker_t *worker)
 {
-  int64_t now = worker_now_ms();
+  int64_t now = herd_mono_ms();
   if (now - worker->last_join_ms >= worker->heartbeat_interval_ms &&
       worker_trainer_alive(worker, now))
     s_send_join(worker);
@@ -288,7 +289,7 @@ static void s_drain_monitor(herd_worker_t *worker)
 /* One wait-and-serve round; returns 1 when the worker should stop. */
 static int s_link_round(herd_worker_t *worker, int64_t *next_heartbeat_ms)
 {
-  int64_t wait_ms = *next_heartbeat_ms - worker_now_ms();
+  int64_t wait_ms = *next_heartbeat_ms - herd_mono_ms();
   zmq_pollitem_t items[3] = {{worker->dealer, 0, ZMQ_POLLIN, 0},
                              {worker->monitor, 0, ZMQ_POLLIN, 0},
                              {worker->queue_out, 0, ZMQ_POLLIN, 0}};
@@ -308,10 +309,10 @@ static int s_link_round(herd_worker_t *worker, int64_t *next_heartbeat_ms)
     s_send_leave(worker);
     return 1;
   }
-  if (worker_now_ms() >= *next_heartbeat_ms) {
+  if (herd_mono_ms() >= *next_heartbeat_ms) {
     if (worker->connected)
       s_send_heartbeat(worker);
-    *next_heartbeat_ms = worker_now_ms() + worker->heartbeat_interval_ms;
+    *next_heartbeat_ms = herd_mono_ms() + worker->heartbeat_interval_ms;
   }
   return 0;
 }
@@ -319,7 +320,7 @@ static int s_link_round(herd_worker_t *worker, int64_t *next_heartbeat_ms)
 void *worker_link_main(void *arg)
 {
   herd_worker_t *worker = arg;
-  int64_t next_heartbeat_ms = worker_now_ms() + worker->heartbeat_interval_ms;
+  int64_t next_heartbeat_ms = herd_mono_ms() + worker->heartbeat_interval_ms;
   while (!atomic_load(&worker->stop))
     if (s_link_round(worker, &next_heartbeat_ms))
       break;

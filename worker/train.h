@@ -99,8 +99,6 @@ typedef struct {
  * (newcomers admitted): every rank switches after that same step. */
 #define HERD_TRAIN_RECONFIG_SLOT 4
 
-/* CLOCK_MONOTONIC seconds: what step phases are timed with. */
-double herd_train_now(void);
 
 /* train_overlap.c: forward and backward pass with the gradient all-reduce
  * started bucket by bucket as the backward pass finishes them; returns once

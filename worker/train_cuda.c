@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "herd/clock.h"
 #include "cuda_check.h"
 #include "herd/env.h"
 #include "mlp_cuda.h"
@@ -320,17 +321,17 @@ herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
                            NULL, NULL);
   herd_sampler_global_range(data->count, (size_t)train->step_in_epoch, batch,
                             &global_begin, &global_end);
-  double t0 = herd_train_now();
+  double t0 = herd_mono_s();
   HERD_CHECK(s_local_grad(train, self, begin, end, stop, reconfigure));
-  double t1 = herd_train_now();
+  double t1 = herd_mono_s();
   HERD_CHECK(s_allreduce(train, self));
-  double t2 = herd_train_now();
+  double t2 = herd_mono_s();
   HERD_CHECK(s_check_sums(train, self));
   float lr = (float)herd_lr_at(&train->schedule, train->step);
   HERD_CHECK(herd_optim_cuda_step(self->optim, self->params, self->grad,
                                   self->grad + p + 1, lr, self->stream));
   HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
-  double t3 = herd_train_now();
+  double t3 = herd_mono_s();
   float data_ms = 0.0f;
   cudaEventElapsedTime(&data_ms, self->data_start, self->data_end);
   const float *extras = self->extras; /* loss sum, samples, correct, flags */

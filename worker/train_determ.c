@@ -35,19 +35,13 @@
 
 #include <openssl/evp.h>
 
+#include "herd/clock.h"
 #include "det_gemm.h"
 #include "mlp_det.h"
 #include "train.h"
 
 #define S_LOSS_EXPONENT 32
 #define S_SHARD_BITS 50 /* log2(HERD_DET_FIXED_LIMIT) */
-
-static double s_now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* This step's local shards (herd_sampler_shard_range): count of them,
  * permutation positions from b0, shard k at local sample row[k],
@@ -205,7 +199,7 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   s_local_shards(train, &shards);
   HERD_CHECK(s_ensure_buffers(train));
   size_t p = train->param_count;
-  double t0 = s_now(), loss[HERD_MLP_DET_MAX_SHARDS];
+  double t0 = herd_mono_s(), loss[HERD_MLP_DET_MAX_SHARDS];
   int64_t correct = 0, *sum = train->determ_sum;
   int exponent[HERD_MLP_MAX_DIMS];
   memset(sum + p, 0, HERD_TRAIN_EXTRA * sizeof(int64_t));
@@ -213,9 +207,9 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
     HERD_CHECK(s_deltas(train, x, labels, &shards, loss, &correct));
   else
     shards.count = 0;
-  double t1 = s_now();
+  double t1 = herd_mono_s();
   HERD_CHECK(s_agree_exponents(train, &shards, loss, exponent));
-  double t2 = s_now();
+  double t2 = herd_mono_s();
   HERD_CHECK(s_to_fixed(train, &shards, exponent));
   for (int k = 0; k < shards.count; k++)
     sum[p] = s_add_saturating(sum[p], ldexp(loss[k], S_LOSS_EXPONENT));
@@ -223,10 +217,10 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   sum[p + 2] = correct;
   sum[p + HERD_TRAIN_STOP_SLOT] = stop;
   sum[p + HERD_TRAIN_RECONFIG_SLOT] = reconfigure > 0;
-  double t3 = s_now();
+  double t3 = herd_mono_s();
   HERD_CHECK(herd_comm_allreduce_buckets(train->comm, sum, p + HERD_TRAIN_EXTRA,
                                          HERD_DTYPE_I64, HERD_OP_SUM));
-  double t4 = s_now();
+  double t4 = herd_mono_s();
   if (sum[p + 1] <= 0) /* the same sums on every rank: all stop here */
     return herd_error_set(HERD_ENONFINITE,
                           "step %lld: the global batch has no samples; "
@@ -243,8 +237,8 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
       .generation = train->generation, .world_size = train->world_size,
       .loss = ldexp((double)sum[p], -S_LOSS_EXPONENT) * inverse,
       .samples = sum[p + 1],
-      .compute_seconds = (t1 - t0) + (t3 - t2) + (s_now() - t4),
-      .comm_seconds = (t2 - t1) + (t4 - t3), .step_seconds = s_now() - t0,
+      .compute_seconds = (t1 - t0) + (t3 - t2) + (herd_mono_s() - t4),
+      .comm_seconds = (t2 - t1) + (t4 - t3), .step_seconds = herd_mono_s() - t0,
       .sample_begin = (int64_t)shards.global_begin,
       .sample_end = (int64_t)shards.global_end};
   return HERD_OK;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "herd/clock.h"
 #include "herd/env.h"
 #include "mlp_det.h"
 #include "train.h"
@@ -114,9 +115,9 @@ static void s_spin_if_asked(void)
   s_hang_requested = 0;
   fprintf(stderr, "herd-train: SIGUSR2: spinning for %d s (fault injection)\n",
           s_hang_seconds);
-  double until = herd_train_now() + s_hang_seconds;
+  double until = herd_mono_s() + s_hang_seconds;
   volatile uint64_t spins = 0;
-  while (herd_train_now() < until)
+  while (herd_mono_s() < until)
     for (int i = 0; i < 100000; i++)
       spins++;
 }
@@ -479,10 +480,10 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
                            NULL, NULL);
   herd_sampler_global_range(data->count, (size_t)train->step_in_epoch, batch,
                             &global_begin, &global_end);
-  double t0 = herd_train_now();
+  double t0 = herd_mono_s();
   herd_mlp_gather(data->images, data->labels, pixels,
                   herd_sampler_perm(train->sampler) + begin, end - begin, x, labels);
-  double t1 = herd_train_now();
+  double t1 = herd_mono_s();
   size_t p = train->param_count;
   memset(train->grad, 0, (p + HERD_TRAIN_EXTRA) * sizeof(float));
   double loss_sum = 0, t2 = 0;
@@ -492,7 +493,7 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   train->grad[p + HERD_TRAIN_RECONFIG_SLOT] = herd_train_newer_roster(train);
   HERD_CHECK(herd_train_overlap_step(train, x, labels, (int)(end - begin),
                                      &loss_sum, &correct, &t2));
-  double t3 = herd_train_now();
+  double t3 = herd_mono_s();
   HERD_CHECK(herd_train_check_sums(train, train->grad + p, train->grad));
   if (train->grad[p + HERD_TRAIN_STOP_SLOT] > 0)
     train->stop_requested = 1;
@@ -507,10 +508,10 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
       .generation = train->generation, .world_size = train->world_size,
       .loss = train->grad[p] / train->grad[p + 1],
       .samples = (int64_t)train->grad[p + 1],
-      .data_seconds = t1 - t0, .compute_seconds = (t2 - t1) + (herd_train_now() - t3),
-      .comm_seconds = t3 - t2, .step_seconds = herd_train_now() - t0,
+      .data_seconds = t1 - t0, .compute_seconds = (t2 - t1) + (herd_mono_s() - t3),
+      .comm_seconds = t3 - t2, .step_seconds = herd_mono_s() - t0,
       .sample_begin = (int64_t)global_begin, .sample_end = (int64_t)global_end};
-  herd_timeline_step(train->timeline, report->step, t0, t1, t2, t3, herd_train_now());
+  herd_timeline_step(train->timeline, report->step, t0, t1, t2, t3, herd_mono_s());
   return HERD_OK;
 }
 
@@ -521,7 +522,7 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
  * be resumed from forever. That one stops the job; others are logged. */
 static herd_result_t s_save(herd_train_t *train)
 {
-  double start = herd_train_now();
+  double start = herd_mono_s();
   if (!train->cuda)
     HERD_CHECK(herd_train_check_finite(train->params, train->param_count,
                                        "the parameters are", train->step));
@@ -533,7 +534,7 @@ static herd_result_t s_save(herd_train_t *train)
              (long long)train->step, herd_error_detail());
   if (train->rank == 0 && train->config.ckpt_dir)
     herd_timeline_phase(train->timeline, HERD_TIMELINE_CHECKPOINT,
-                        train->step, start, herd_train_now());
+                        train->step, start, herd_mono_s());
   return HERD_OK;
 }
 
@@ -566,7 +567,7 @@ static herd_result_t s_train(herd_train_t *train)
   float *x = malloc(local_max * pixels * sizeof(float));
   uint8_t *labels = malloc(local_max);
   herd_result_t rc = x && labels ? HERD_OK : HERD_ENOMEM;
-  double window_start = herd_train_now();
+  double window_start = herd_mono_s();
   int64_t window_samples = 0;
   int evaluated = 0; /* a resumed, finished run still reports accuracy */
   while (rc == HERD_OK && !train->stop_requested &&
@@ -585,7 +586,7 @@ static herd_result_t s_train(herd_train_t *train)
       continue;
     }
     if (rc == HERD_OK) {
-      s_update_throughput(train, herd_train_now(), report.samples, &window_start,
+      s_update_throughput(train, herd_mono_s(), report.samples, &window_start,
                           &window_samples);
       rc = s_after_step(train, &report);
       evaluated = train->step_in_epoch == 0;

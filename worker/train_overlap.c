@@ -16,6 +16,7 @@
  * communication (the step report's comm_seconds); each bucket's time on the
  * wire goes to the timeline's allreduce lane.
  */
+#include "herd/clock.h"
 #include "train.h"
 
 #define TRAIN_OVERLAP_MAX_BUCKETS 256
@@ -101,6 +102,6 @@ herd_result_t herd_train_overlap_step(herd_train_t *train, const float *x,
     s_fill_extras(&o);
   o.lo = 0;
   s_launch(&o);
-  *backward_done_s = herd_train_now();
+  *backward_done_s = herd_mono_s();
   return s_wait_all(&o, train->step + 1);
 }

@@ -308,9 +308,4 @@ herd_result_t herd_train_check_sums(const herd_train_t *train,
               : HERD_OK;
 }
 
-double herd_train_now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/herd.h"
 
@@ -63,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   herd_coord_t *coord = s_new_coord();
   if (!coord)
     return 0;
-  int64_t clock_ms = coord_now_ms();
+  int64_t clock_ms = herd_mono_ms();
   pthread_mutex_lock(&coord->lock);
   size_t pos = 0;
   for (int records = 0; pos + 4 <= size && records < 256; records++) {
