@@ -6,12 +6,13 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "herd/clock.h"
 #include "comm_internal.h"
+#include "herd/clock.h"
 #include "herd/log.h"
 
 /* ---- waiting on peers (herd_comm_waiting_ms) ---------------------------- */
@@ -79,6 +80,31 @@ herd_result_t herd_backend_parse(const char *name, herd_backend_t *backend)
     }
   return herd_error_set(HERD_EINVAL, "unknown backend '%s' (mpi|gloo|nccl)",
                         name ? name : "");
+}
+
+herd_result_t herd_comm_store_new(const herd_comm_store_ops_t *ops, void *ctx,
+                                  const char *host,
+                                  herd_comm_store_t **store_out)
+{
+  herd_comm_store_t *store = NULL;
+  if (!ops || !ops->set || !ops->get || !store_out ||
+      (host && strlen(host) >= sizeof store->host)) {
+    if (ops && ops->destroy)
+      ops->destroy(ctx);
+    return herd_error_set(HERD_EINVAL, "herd_comm_store_new: bad arguments");
+  }
+  store = calloc(1, sizeof *store);
+  if (!store) {
+    if (ops->destroy)
+      ops->destroy(ctx);
+    return HERD_ENOMEM;
+  }
+  *store = (herd_comm_store_t){.set = ops->set, .get = ops->get,
+                               .destroy = ops->destroy,
+                               .superseded = ops->superseded, .ctx = ctx};
+  snprintf(store->host, sizeof store->host, "%s", host ? host : "");
+  *store_out = store;
+  return HERD_OK;
 }
 
 void herd_comm_store_destroy(herd_comm_store_t **store_p)

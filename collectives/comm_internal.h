@@ -33,10 +33,7 @@ struct herd_comm_store {
                        size_t len);
   herd_result_t (*get)(void *ctx, const char *key, void *buf, size_t cap,
                        size_t *len, int timeout_ms);
-  void (*destroy)(void *ctx); /* may be NULL */
-  /* Whether the rendezvous this store serves has been made pointless (a
-   * newer roster); asked from another thread while peers connect. May be
-   * NULL. */
+  void (*destroy)(void *ctx);
   int (*superseded)(void *ctx);
   void *ctx;
   /* The address this process advertises to its peers through the store

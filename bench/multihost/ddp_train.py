@@ -4,7 +4,7 @@
 One process per host, started with RANK, WORLD_SIZE, MASTER_ADDR,
 MASTER_PORT (and GLOO_SOCKET_IFNAME) in the environment; no launcher.
 
-Same model as herd-train --hidden H1,H2 (worker/mlp.c): Linear layers
+Same model as herd-train --hidden H1,H2 (trainer/mlp.c): Linear layers
 784 -> H1 -> H2 -> 10 with ReLU between, He-normal weights, zero biases,
 pixels normalised with herd's table ((v/255 - 0.2860) / 0.3530), softmax
 cross-entropy averaged over the global batch (DDP averages the per-rank

@@ -30,7 +30,7 @@ COMPUTE_NAMES = ("compute", "forward", "backward")
 
 
 def rank_path(path, rank):
-    """Mirrors herd_timeline_rank_path (worker/timeline.c)."""
+    """Mirrors herd_timeline_rank_path (trainer/timeline.c)."""
     if rank <= 0:
         return path
     slash = path.rfind("/")

@@ -399,7 +399,7 @@ def memory_report(samples, coord_mem):
     """Per-worker resident memory and libherd's share beyond the buffers.
 
     Buffers of herd-train with its defaults (MLP 784-256-128-10, AdamW,
-    batch 128, Fashion-MNIST kept as uint8), from worker/*.c:
+    batch 128, Fashion-MNIST kept as uint8), from trainer/*.c:
       dataset: train+test images and labels, uint8;
       params, grad (+5 slots), AdamW m and v: float32 each;
       MLP scratch: batch x (256+128+10 + 2*256) floats; batch input x:

@@ -78,9 +78,34 @@ typedef struct {
 #define HERD_COMM_CONFIG_INIT                                                  \
   { HERD_COMM_CONFIG_VERSION, HERD_BACKEND_MPI, -1, -1, 0, 0, 0, -1, NULL, 0 }
 
+/* What a store does; collectives call these, never anything else of it. */
+typedef struct {
+  herd_result_t (*set)(void *ctx, const char *key, const void *value,
+                       size_t len);
+  /* Waits up to timeout_ms for `key`; a value larger than cap is not an
+   * error: *len says how large it is, and the caller retries with room. */
+  herd_result_t (*get)(void *ctx, const char *key, void *buf, size_t cap,
+                       size_t *len, int timeout_ms);
+  void (*destroy)(void *ctx); /* may be NULL */
+  /* Whether the rendezvous this store serves has been made pointless (a
+   * newer roster); asked from another thread while peers connect. May be
+   * NULL. */
+  int (*superseded)(void *ctx);
+} herd_comm_store_ops_t;
+
+/* A store from its operations: how a new rendezvous (the coordinator's KV
+ * in libherd, a file store in the tests) plugs into the collectives. host:
+ * the address this process advertises to its peers through the store ("" or
+ * NULL: loopback, for stores whose ranks all run on one host; at most 63
+ * bytes). ctx is the store's from here on (ops->destroy, also on failure).
+ * Caller owns *store_out. */
+herd_result_t herd_comm_store_new(const herd_comm_store_ops_t *ops, void *ctx,
+                                  const char *host,
+                                  herd_comm_store_t **store_out);
+
 /* A store over the coordinator's rendezvous KV (herd_worker_kv_set/get).
  * The worker is borrowed and must outlive the store. Caller owns *store_out.
- * Defined in libherd (the worker library), not in herd_collectives. */
+ * Defined in libherd (worker/comm_store.c), not in herd_collectives. */
 herd_result_t herd_comm_store_from_worker(herd_worker_t *worker,
                                           herd_comm_store_t **store_out);
 /* Destroys and NULLs *store_p; accepts NULL. */

@@ -3,7 +3,7 @@
 # parameters' SHA-256 (summary.json param_sha256) is the same for -n 1..4,
 # for the mpi and gloo backends, with two kill -9 and one join, for a
 # run stopped and resumed at another world size, and for each of the
-# arithmetic paths of worker/det_gemm.c this CPU has (AVX-512, AVX2,
+# arithmetic paths of trainer/det_gemm.c this CPU has (AVX-512, AVX2,
 # portable: HERD_DET_GEMM).
 # Usage: determinism.sh BIN_DIR DATA_FILE CASE. Every wait is bounded.
 set -euo pipefail

@@ -20,7 +20,7 @@
 
 #include "herd/data.h"
 #include "herd/log.h"
-#include "hdf5.h"
+#include "fuzz_files.h"
 
 #define S_SAMPLES 2
 #define S_SIDE 28
@@ -29,35 +29,11 @@ static const char *const s_idx_names[4] = {
     "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
     "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
 
-static char s_dir[PATH_MAX];
-
-/* Every HDF5 object the loaders opened is closed again, on every path (an
- * id left open is memory and a file descriptor per bad file, for good). */
-static void s_require_all_closed(void)
-{
-  ssize_t open_ids = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
-  if (open_ids != 0) {
-    fprintf(stderr, "%s: %zd HDF5 ids left open\n", "fuzz_data",
-            open_ids);
-    abort();
-  }
-}
-
-static void s_require_detail(herd_result_t rc)
-{
-  if (rc != HERD_OK && herd_error_detail()[0] == '\0') {
-    fprintf(stderr, "fuzz_data: result %d without a detail\n", (int)rc);
-    abort();
-  }
-}
-
 static void s_write(const char *name, const uint8_t *data, size_t size)
 {
   char path[PATH_MAX + 64];
-  snprintf(path, sizeof path, "%s/%s", s_dir, name);
-  FILE *file = fopen(path, "wb");
-  if (!file || fwrite(data, 1, size, file) != size || fclose(file) != 0)
-    abort(); /* the harness's own disk: not a finding */
+  snprintf(path, sizeof path, "%s/%s", fuzz_scratch_dir("data"), name);
+  fuzz_write_file(path, data, size);
 }
 
 static void s_put_be32(uint8_t *p, uint32_t value)
@@ -82,7 +58,8 @@ static void s_write_valid_idx(int which)
   for (size_t i = 0; i < body; i++)
     buf[header + i] = (uint8_t)(i % 10);
   char path[PATH_MAX + 64];
-  snprintf(path, sizeof path, "%s/%s", s_dir, s_idx_names[which]);
+  snprintf(path, sizeof path, "%s/%s", fuzz_scratch_dir("data"),
+           s_idx_names[which]);
   gzFile gz = gzopen(path, "wb1");
   if (!gz || gzwrite(gz, buf, (unsigned)(header + body)) <= 0 ||
       gzclose(gz) != Z_OK)
@@ -92,22 +69,17 @@ static void s_write_valid_idx(int which)
 static void s_load(const char *path)
 {
   herd_dataset_t *dataset = NULL;
-  s_require_detail(herd_dataset_load(path, &dataset));
+  fuzz_require_detail("fuzz_data", herd_dataset_load(path, &dataset));
   herd_dataset_destroy(&dataset);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   herd_log_level_g = -1; /* quiet: the fuzzer prints enough */
-  if (!s_dir[0]) {
-    snprintf(s_dir, sizeof s_dir, "%s/herd-fuzz-data-%d",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-    mkdir(s_dir, 0700);
-  }
   if (size < 1)
     return 0;
   char h5[PATH_MAX + 16];
-  snprintf(h5, sizeof h5, "%s/data.h5", s_dir);
+  snprintf(h5, sizeof h5, "%s/data.h5", fuzz_scratch_dir("data"));
   int mode = data[0] % 5;
   if (mode == 0) {
     s_write("data.h5", data + 1, size - 1);
@@ -117,12 +89,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       if (i != mode - 1)
         s_write_valid_idx(i);
     s_write(s_idx_names[mode - 1], data + 1, size - 1);
-    herd_result_t rc = herd_data_import_fashion_mnist(s_dir, h5);
-    s_require_detail(rc);
+    herd_result_t rc = herd_data_import_fashion_mnist(fuzz_scratch_dir("data"), h5);
+    fuzz_require_detail("fuzz_data", rc);
     if (rc == HERD_OK)
       s_load(h5);
   }
   unlink(h5);
-  s_require_all_closed();
+  fuzz_require_all_closed("fuzz_data");
   return 0;
 }

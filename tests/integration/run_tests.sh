@@ -71,35 +71,6 @@ run_resume() {
   [ "$(json "$tmp/run2/summary.json" 'j["resumed_from_step"] is not None')" = True ] || fail "resume PATH not used"
 }
 
-# Issue 15: `herd run` killed -9 never leaves its local workers training
-# unwatched: they notice the re-parenting, agree on a stop step, save it
-# and exit.
-parent_death() {
-  herd run -n 2 --launcher local --run-dir "$tmp/run" --ckpt-every 100000 \
-    -- herd-train --data "$data" --epochs 50 > "$tmp/out" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 600); do
-    [ "$(cat "$tmp/run/events.jsonl" 2>/dev/null | grep -c '"step"')" -ge 50 ] && break
-    sleep 0.1
-  done
-  workers=$("$py" -c 'import json,sys; print(" ".join(str(e["pid"]) for e in map(json.loads, open(sys.argv[1])) if e["event"] == "member_joined"))' \
-    "$tmp/run/events.jsonl")
-  [ -n "$workers" ] || { kill -9 $pid; fail "no workers joined within 60 s"; }
-  kill -9 $pid
-  for _ in $(seq 1 300); do kill -0 $workers 2>/dev/null || break; sleep 0.1; done
-  for w in $workers; do
-    kill -0 "$w" 2>/dev/null && { kill -9 $workers 2>/dev/null; fail "worker $w still running 30 s after herd run died"; }
-  done
-  grep -q "launcher (pid $pid) is gone: stopping with a checkpoint" "$tmp/out" ||
-    { cat "$tmp/out"; fail "workers did not say why they stopped"; }
-  stop=$(sed -n 's/^herd-train: stop requested by signal: saving step \([0-9]*\) .*/\1/p' "$tmp/out")
-  [ -n "$stop" ] || { cat "$tmp/out"; fail "no stop step"; }
-  last=$(ls "$tmp"/run/ckpt/ckpt-*.h5 | tail -1 | sed 's/.*ckpt-0*\([0-9]*\).h5/\1/')
-  [ "$last" = "$stop" ] || fail "newest checkpoint is step $last, stop step was $stop"
-  herd ckpt verify "$tmp/run/ckpt" > /dev/null || fail "checkpoint does not verify"
-  echo "parent_death: workers stopped at step $stop with a checkpoint after herd run was killed"
-}
-
 run_sigint() {
   herd run -n 2 --run-dir "$tmp/run" --ckpt-every 20 -- herd-train --data "$data" --epochs 50 \
     > "$tmp/out" 2>&1 &
@@ -299,11 +270,14 @@ options_reach_workers() {
   done
 }
 
-# Issue 15: `herd run --launcher mpirun` killed -9: mpirun gets SIGUSR1 (its
-# parent-death signal), forwards it to the ranks, and they stop with a
-# checkpoint at one agreed step instead of training on unwatched.
-parent_death_mpirun() {
-  herd run -n 2 --launcher mpirun --run-dir "$tmp/run" --ckpt-every 100000 \
+# Issue 15: `herd run` killed -9 never leaves its workers training
+# unwatched: local workers notice the re-parenting; mpirun gets SIGUSR1 (its
+# parent-death signal) and forwards it to the ranks. Either way they agree
+# on a stop step, save it and exit. parent_killed LAUNCHER [MESSAGE]:
+# MESSAGE is what the workers must say about it.
+parent_killed() {
+  local launcher=$1 message=${2:-}
+  herd run -n 2 --launcher "$launcher" --run-dir "$tmp/run" --ckpt-every 100000 \
     -- herd-train --data "$data" --epochs 50 > "$tmp/out" 2>&1 &
   pid=$!
   for _ in $(seq 1 600); do
@@ -312,20 +286,24 @@ parent_death_mpirun() {
   done
   workers=$("$py" -c 'import json,sys; print(" ".join(str(e["pid"]) for e in map(json.loads, open(sys.argv[1])) if e["event"] == "member_joined"))' \
     "$tmp/run/events.jsonl")
-  launcher=$(pgrep -P $pid -x mpirun || true)
-  [ -n "$workers" ] && [ -n "$launcher" ] || { kill -9 $pid; fail "no workers or no mpirun within 60 s"; }
+  [ -n "$workers" ] || { kill -9 $pid; fail "no workers joined within 60 s"; }
+  [ "$launcher" = local ] || workers="$workers $(pgrep -P $pid -x "$launcher")"
   kill -9 $pid
-  for _ in $(seq 1 300); do kill -0 $workers $launcher 2>/dev/null || break; sleep 0.1; done
-  for w in $workers $launcher; do
-    kill -0 "$w" 2>/dev/null && { kill -9 $workers $launcher 2>/dev/null; fail "process $w still running 30 s after herd run died"; }
+  for _ in $(seq 1 300); do kill -0 $workers 2>/dev/null || break; sleep 0.1; done
+  for w in $workers; do
+    kill -0 "$w" 2>/dev/null && { kill -9 $workers 2>/dev/null; fail "process $w still running 30 s after herd run died"; }
   done
+  [ -z "$message" ] || grep -q "$message" "$tmp/out" ||
+    { cat "$tmp/out"; fail "workers did not say why they stopped"; }
   stop=$(sed -n 's/^herd-train: stop requested by signal: saving step \([0-9]*\) .*/\1/p' "$tmp/out" | head -1)
   [ -n "$stop" ] || { cat "$tmp/out"; fail "no stop step"; }
   last=$(ls "$tmp"/run/ckpt/ckpt-*.h5 | tail -1 | sed 's/.*ckpt-0*\([0-9]*\).h5/\1/')
   [ "$last" = "$stop" ] || fail "newest checkpoint is step $last, stop step was $stop"
   herd ckpt verify "$tmp/run/ckpt" > /dev/null || fail "checkpoint does not verify"
-  echo "parent_death_mpirun: mpirun and its ranks stopped at step $stop with a checkpoint"
+  echo "$launcher: workers stopped at step $stop with a checkpoint after herd run was killed"
 }
+parent_death() { parent_killed local "launcher (pid [0-9]*) is gone: stopping with a checkpoint"; }
+parent_death_mpirun() { parent_killed mpirun; }
 
 "$case"
 echo "PASS: $case"

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "comm_internal.h"
+#include "herd/comm.h"
 #include "test_comm_store.h"
 
 static void s_path(const char *dir, const char *key, char *out, size_t cap)
@@ -74,17 +74,12 @@ static void s_destroy(void *ctx) { free(ctx); }
 herd_result_t herd_test_file_store_new(const char *dir,
                                        herd_comm_store_t **store_out)
 {
-  herd_comm_store_t *store = calloc(1, sizeof *store);
+  static const herd_comm_store_ops_t ops = {.set = s_set, .get = s_get,
+                                            .destroy = s_destroy};
   char *copy = strdup(dir);
-  if (!store || !copy) {
-    free(store);
-    free(copy);
+  if (!copy)
     return HERD_ENOMEM;
-  }
-  *store = (herd_comm_store_t){.set = s_set, .get = s_get,
-                               .destroy = s_destroy, .ctx = copy};
-  *store_out = store;
-  return HERD_OK;
+  return herd_comm_store_new(&ops, copy, NULL, store_out);
 }
 
 herd_result_t herd_test_store_dir(char *out, size_t cap)

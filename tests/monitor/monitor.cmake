@@ -19,7 +19,7 @@ endforeach()
 
 # Unit: timeline JSON, metrics text, /status JSON, address parsing.
 herd_unit_test(test_monitor SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_monitor.c
-  ${PROJECT_SOURCE_DIR}/worker/timeline.c
+  ${PROJECT_SOURCE_DIR}/trainer/timeline.c
   LIBS herd_coord herd_common PkgConfig::JANSSON)
 target_include_directories(test_monitor PRIVATE ${PROJECT_SOURCE_DIR}/coordinator
-  ${PROJECT_SOURCE_DIR}/worker)
+  ${PROJECT_SOURCE_DIR}/trainer)

@@ -1,4 +1,4 @@
-/* herd-train's resume checks (worker/train_resume.c): which recorded
+/* herd-train's resume checks (trainer/train_resume.c): which recorded
  * settings must match, which may change, and every cursor value a
  * checkpoint could carry, in and out of bounds. The run's config JSON comes
  * from a stand-in for train_state.c's herd_train_config_json, so only

@@ -16,5 +16,5 @@ herd_unit_test(test_data SOURCES ${HERD_WORKER_TEST_DIR}/test_data.c
 # from a stand-in in the test).
 herd_unit_test(test_train_resume
   SOURCES ${HERD_WORKER_TEST_DIR}/test_train_resume.c
-          ${PROJECT_SOURCE_DIR}/worker/train_resume.c
+          ${PROJECT_SOURCE_DIR}/trainer/train_resume.c
   LIBS herd_train_core herd PkgConfig::JANSSON)

@@ -3,14 +3,15 @@
  * Gloo (and nccl in elastic mode) bootstrap through the coordinator: each
  * rank publishes its addresses under generation-namespaced keys and reads its
  * peers'. This adapter is the only place collectives meet the worker
- * runtime, in its own library so that libherd_collectives does not depend on
- * libherd (which depends on it).
+ * runtime. It lives in libherd and plugs into the collectives through their
+ * public store interface (herd_comm_store_new), so the dependency points
+ * one way: libherd -> herd_collectives.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "comm_internal.h"
+#include "herd/comm.h"
 #include "herd/worker.h"
 
 /* A rendezvous belongs to one generation; once the coordinator hands out a
@@ -66,18 +67,13 @@ herd_result_t herd_comm_store_from_worker(herd_worker_t *worker,
     return herd_error_set(HERD_EINVAL, "store_from_worker: bad arguments");
   herd_roster_t roster;
   HERD_CHECK(herd_worker_roster(worker, &roster));
-  herd_comm_store_t *store = calloc(1, sizeof *store);
+  static const herd_comm_store_ops_t ops = {.set = s_set, .get = s_get,
+                                            .destroy = free,
+                                            .superseded = s_superseded};
   s_ctx_t *ctx = calloc(1, sizeof *ctx);
-  if (!store || !ctx) {
-    free(store);
-    free(ctx);
+  if (!ctx)
     return HERD_ENOMEM;
-  }
   *ctx = (s_ctx_t){worker, roster.generation};
-  *store = (herd_comm_store_t){.set = s_set, .get = s_get, .destroy = free,
-                               .superseded = s_superseded, .ctx = ctx};
-  snprintf(store->host, sizeof store->host, "%s",
-           herd_worker_advertise_addr(worker));
-  *store_out = store;
-  return HERD_OK;
+  return herd_comm_store_new(&ops, ctx, herd_worker_advertise_addr(worker),
+                             store_out);
 }
