@@ -15,6 +15,7 @@
 #include "mlp.h"
 #include "optim.h"
 #include "sampler.h"
+#include "step_tail.h"
 #include "timeline.h"
 
 typedef struct {
@@ -66,7 +67,7 @@ typedef struct {
   herd_lr_schedule_t schedule;
   herd_ckpt_writer_t *writer; /* rank 0 with a ckpt dir, created lazily */
   float *params;
-  float *grad;            /* param_count + HERD_TRAIN_EXTRA */
+  float *grad;            /* param_count + HERD_STEP_TAIL_LEN */
   size_t param_count;
   int rank, world_size;
   int64_t generation;
@@ -89,15 +90,6 @@ typedef struct {
   herd_timeline_t *timeline;  /* --timeline; NULL: off */
 } herd_train_t;
 
-/* Elements appended to the gradient buffer: loss sum, sample count,
- * correct count, stop flag (> 0 after the SUM when any rank got SIGTERM or
- * SIGUSR1, so every rank stops after the same step). They ride in the same
- * all-reduce (no extra round trip). */
-#define HERD_TRAIN_EXTRA 5
-#define HERD_TRAIN_STOP_SLOT 3
-/* > 0 after the SUM when any rank holds a roster of a newer generation
- * (newcomers admitted): every rank switches after that same step. */
-#define HERD_TRAIN_RECONFIG_SLOT 4
 
 
 /* train_overlap.c: forward and backward pass with the gradient all-reduce
@@ -136,7 +128,7 @@ int herd_train_recoverable(herd_result_t rc);
 /* train_determ.c: one step of --deterministic training. */
 herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
                                             uint8_t *labels, int stop,
-                                            float reconfigure,
+                                            int reconfigure,
                                             herd_step_report_t *report);
 /* Hex SHA-256 of the parameters (65 bytes with the NUL). */
 void herd_train_param_sha256(const herd_train_t *train, char *out);
@@ -183,14 +175,15 @@ herd_result_t herd_train_check_finite(const float *values, size_t count,
 /* After the all-reduce, before the update: a NaN or infinity in the sums
  * (a diverging --lr, bad data) would reach every replica's parameters and
  * then every checkpoint, and an empty global batch would divide by zero.
- * Every rank holds the same sums, so all refuse the same step. extras: the
- * reduced HERD_TRAIN_EXTRA elements; grad: the summed gradient on the host,
- * or NULL when the caller checked it elsewhere (the GPU step). */
+ * Every rank holds the same sums, so all refuse the same step. tail: the
+ * decoded sums (float buffers); grad: the summed gradient on the host, or
+ * NULL when the caller checked it elsewhere (the GPU step). */
 herd_result_t herd_train_check_sums(const herd_train_t *train,
-                                    const float *extras, const float *grad);
-/* 1.0 when this rank holds a roster newer than its generation: the value
- * of HERD_TRAIN_RECONFIG_SLOT before the SUM. */
-float herd_train_newer_roster(herd_train_t *train);
+                                    const herd_step_tail_t *tail,
+                                    const float *grad);
+/* 1 when this rank holds a roster newer than its generation: its
+ * `reconfigure` in the step tail before the SUM. */
+int herd_train_newer_roster(herd_train_t *train);
 
 /* train_cuda.c (--device cuda; train_cuda_stub.c in a build without CUDA).
  * The GPU path keeps params, gradients and optimizer state in device memory
@@ -211,7 +204,7 @@ herd_result_t herd_train_cuda_setup(herd_train_t *train);
  * train->stop_requested / reconfigure_requested when any rank did, and
  * refuses a step whose sums are not finite, as the CPU step does. */
 herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
-                                   float reconfigure,
+                                   int reconfigure,
                                    herd_step_report_t *report);
 /* Host params and optimizer state -> the device (after a broadcast of the
  * state to a new generation). */

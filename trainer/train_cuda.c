@@ -46,7 +46,7 @@ struct herd_train_cuda {
   herd_comm_t *nccl;    /* gradients from device memory; NULL: staged */
   int64_t nccl_generation; /* the roster nccl was opened for */
   cudaStream_t stream;  /* the model's; all of this file's work */
-  float *params, *grad; /* grad: param_count + HERD_TRAIN_EXTRA */
+  float *params, *grad; /* grad: param_count + HERD_STEP_TAIL_LEN */
   uint8_t *train_images, *train_labels;
   uint32_t *perm;     /* the sampler's permutation of epoch perm_epoch */
   int64_t perm_epoch; /* -1: none uploaded yet */
@@ -54,14 +54,15 @@ struct herd_train_cuda {
   uint8_t *test_labels;
   float *x; /* one step's local batch */
   uint8_t *labels;
-  float *extras; /* pinned host copy of the reduced extra elements, then
-                    the non-finite flag (S_NONFINITE) */
+  float *tail_in; /* pinned: this rank's encoded step tail, uploaded */
+  float *extras;  /* pinned host copy of the reduced step tail, then the
+                     non-finite flag (S_NONFINITE) */
   float *nonfinite; /* device: 1 when the reduced gradient is not finite */
   cudaEvent_t data_start, data_end;
 };
 
 /* Where the non-finite flag lands in the pinned extras. */
-#define S_NONFINITE HERD_TRAIN_EXTRA
+#define S_NONFINITE HERD_STEP_TAIL_LEN
 
 /* Evaluation chunk: bigger than a training batch, small next to a GPU. */
 #define S_EVAL_ROWS 4096
@@ -146,13 +147,15 @@ static herd_result_t s_make_model(herd_train_t *train, herd_train_cuda_t *self)
   HERD_CHECK(
       s_upload(self, (void **)&self->params, train->params, p * sizeof(float)));
   HERD_CHECK(s_upload(self, (void **)&self->grad, NULL,
-                      (p + HERD_TRAIN_EXTRA) * sizeof(float)));
+                      (p + HERD_STEP_TAIL_LEN) * sizeof(float)));
   HERD_CHECK(s_upload(self, (void **)&self->x, NULL,
                       local_max * pixels * sizeof(float)));
   HERD_CHECK(s_upload(self, (void **)&self->labels, NULL, local_max));
   HERD_CHECK(s_upload(self, (void **)&self->nonfinite, NULL, sizeof(float)));
   HERD_CUDA_CHECK(cudaMallocHost((void **)&self->extras,
-                                 (HERD_TRAIN_EXTRA + 1) * sizeof(float)));
+                                 (HERD_STEP_TAIL_LEN + 1) * sizeof(float)));
+  HERD_CUDA_CHECK(cudaMallocHost((void **)&self->tail_in,
+                                 HERD_STEP_TAIL_LEN * sizeof(float)));
   HERD_CUDA_CHECK(cudaEventCreate(&self->data_start));
   HERD_CUDA_CHECK(cudaEventCreate(&self->data_end));
   return HERD_OK;
@@ -232,7 +235,7 @@ static herd_result_t s_sync_perm(herd_train_t *train, herd_train_cuda_t *self)
 /* Local batch [begin, end) of the permutation -> gradient sum and extras. */
 static herd_result_t s_local_grad(herd_train_t *train, herd_train_cuda_t *self,
                                   size_t begin, size_t end, int stop,
-                                  float reconfigure)
+                                  int reconfigure)
 {
   size_t pixels = (size_t)herd_mlp_inputs(train->mlp);
   size_t p = train->param_count, n = end - begin;
@@ -242,16 +245,21 @@ static herd_result_t s_local_grad(herd_train_t *train, herd_train_cuda_t *self,
       self->mlp, self->train_images, self->train_labels, pixels,
       self->perm + begin, n, self->x, self->labels));
   HERD_CUDA_CHECK(cudaEventRecord(self->data_end, self->stream));
-  HERD_CUDA_CHECK(cudaMemsetAsync(self->grad, 0, (p + HERD_TRAIN_EXTRA) * sizeof(float),
-                         self->stream));
+  /* The gradient from zero; the tail as this rank encodes it (loss and
+   * correct count 0: the forward pass adds them in place). The pinned
+   * tail_in is not reused before the step's final synchronisation. */
+  HERD_CUDA_CHECK(cudaMemsetAsync(self->grad, 0, p * sizeof(float),
+                                  self->stream));
+  herd_step_tail_t tail = {.samples = (int64_t)n, .stop = stop,
+                           .reconfigure = reconfigure};
+  herd_step_tail_encode_f32(&tail, self->tail_in);
+  HERD_CUDA_CHECK(cudaMemcpyAsync(self->grad + p, self->tail_in,
+                                  HERD_STEP_TAIL_LEN * sizeof(float),
+                                  cudaMemcpyHostToDevice, self->stream));
   HERD_CHECK(herd_mlp_cuda_forward_backward(
       self->mlp, self->params, self->x, self->labels, (int)n, self->grad,
-      self->grad + p, self->grad + p + 2));
-  HERD_CHECK(herd_mlp_cuda_set_f32(self->mlp, self->grad + p + 1, (float)n));
-  HERD_CHECK(herd_mlp_cuda_set_f32(
-      self->mlp, self->grad + p + HERD_TRAIN_STOP_SLOT, stop ? 1.0f : 0.0f));
-  HERD_CHECK(herd_mlp_cuda_set_f32(
-      self->mlp, self->grad + p + HERD_TRAIN_RECONFIG_SLOT, reconfigure));
+      self->grad + p + HERD_STEP_TAIL_LOSS,
+      self->grad + p + HERD_STEP_TAIL_CORRECT));
   /* NCCL's stream (or the host) reads the gradient next. */
   HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
   return HERD_OK;
@@ -259,7 +267,7 @@ static herd_result_t s_local_grad(herd_train_t *train, herd_train_cuda_t *self,
 
 static herd_result_t s_allreduce(herd_train_t *train, herd_train_cuda_t *self)
 {
-  size_t count = train->param_count + HERD_TRAIN_EXTRA;
+  size_t count = train->param_count + HERD_STEP_TAIL_LEN;
   if (self->nccl && self->nccl_generation != train->generation) {
     /* A new generation (elastic): a new NCCL communicator for its roster. */
     herd_comm_destroy(&self->nccl);
@@ -281,19 +289,21 @@ static herd_result_t s_allreduce(herd_train_t *train, herd_train_cuda_t *self)
 
 /* The reduced extras and the non-finite flag to the host, checked there
  * before the optimizer may touch the parameters. */
-static herd_result_t s_check_sums(herd_train_t *train, herd_train_cuda_t *self)
+static herd_result_t s_check_sums(herd_train_t *train, herd_train_cuda_t *self,
+                                  herd_step_tail_t *tail)
 {
   size_t p = train->param_count;
   HERD_CHECK(herd_mlp_cuda_flag_nonfinite(self->mlp, self->grad, p,
                                           self->nonfinite));
   HERD_CUDA_CHECK(cudaMemcpyAsync(self->extras, self->grad + p,
-                                  HERD_TRAIN_EXTRA * sizeof(float),
+                                  HERD_STEP_TAIL_LEN * sizeof(float),
                                   cudaMemcpyDeviceToHost, self->stream));
   HERD_CUDA_CHECK(cudaMemcpyAsync(self->extras + S_NONFINITE, self->nonfinite,
                                   sizeof(float), cudaMemcpyDeviceToHost,
                                   self->stream));
   HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
-  HERD_CHECK(herd_train_check_sums(train, self->extras, NULL));
+  herd_step_tail_decode_f32(self->extras, tail);
+  HERD_CHECK(herd_train_check_sums(train, tail, NULL));
   if (self->extras[S_NONFINITE] > 0)
     return herd_error_set(HERD_ENONFINITE,
                           "step %lld: the summed gradient is not finite (on "
@@ -305,7 +315,7 @@ static herd_result_t s_check_sums(herd_train_t *train, herd_train_cuda_t *self)
 }
 
 herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
-                                   float reconfigure,
+                                   int reconfigure,
                                    herd_step_report_t *report)
 {
   herd_train_cuda_t *self = train->cuda;
@@ -326,24 +336,26 @@ herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
   double t1 = herd_mono_s();
   HERD_CHECK(s_allreduce(train, self));
   double t2 = herd_mono_s();
-  HERD_CHECK(s_check_sums(train, self));
+  herd_step_tail_t tail;
+  HERD_CHECK(s_check_sums(train, self, &tail));
   float lr = (float)herd_lr_at(&train->schedule, train->step);
   HERD_CHECK(herd_optim_cuda_step(self->optim, self->params, self->grad,
-                                  self->grad + p + 1, lr, self->stream));
+                                  self->grad + p + HERD_STEP_TAIL_SAMPLES, lr,
+                                  self->stream));
   HERD_CUDA_CHECK(cudaStreamSynchronize(self->stream));
   double t3 = herd_mono_s();
   float data_ms = 0.0f;
   cudaEventElapsedTime(&data_ms, self->data_start, self->data_end);
-  const float *extras = self->extras; /* loss sum, samples, correct, flags */
-  if (extras[HERD_TRAIN_STOP_SLOT] > 0)
+  if (tail.stop)
     train->stop_requested = 1;
-  train->reconfigure_requested = extras[HERD_TRAIN_RECONFIG_SLOT] > 0;
+  train->reconfigure_requested = tail.reconfigure;
   *report = (herd_step_report_t){.step = train->step + 1,
                                  .epoch = train->epoch,
                                  .generation = train->generation,
                                  .world_size = train->world_size,
-                                 .loss = extras[0] / extras[1],
-                                 .samples = (int64_t)extras[1],
+                                 .loss = (float)tail.loss_sum /
+                                         (float)tail.samples,
+                                 .samples = tail.samples,
                                  .data_seconds = data_ms * 1e-3,
                                  .compute_seconds =
                                      (t1 - t0) - data_ms * 1e-3 + (t3 - t2),
@@ -405,6 +417,7 @@ void herd_train_cuda_destroy(herd_train_cuda_t **cuda_p)
   for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
     cudaFree(buffers[i]);
   cudaFreeHost(self->extras);
+  cudaFreeHost(self->tail_in);
   if (self->data_start)
     cudaEventDestroy(self->data_start);
   if (self->data_end)

@@ -16,7 +16,7 @@ herd_result_t herd_train_cuda_probe(void) { return s_no_cuda(); }
 herd_result_t herd_train_cuda_setup(herd_train_t *train) { return s_no_cuda(); }
 
 herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
-                                   float reconfigure,
+                                   int reconfigure,
                                    herd_step_report_t *report)
 {
   return s_no_cuda();

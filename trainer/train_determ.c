@@ -78,7 +78,7 @@ static herd_result_t s_ensure_buffers(herd_train_t *train)
              herd_det_gemm_path());
   }
   if (!train->determ_sum)
-    train->determ_sum = malloc((train->param_count + HERD_TRAIN_EXTRA) *
+    train->determ_sum = malloc((train->param_count + HERD_STEP_TAIL_LEN) *
                                sizeof(int64_t));
   if (!train->determ_sum)
     return herd_error_set(HERD_ENOMEM, "--deterministic: out of memory");
@@ -192,7 +192,7 @@ static void s_from_fixed(herd_train_t *train, const int *exponent,
 
 herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
                                             uint8_t *labels, int stop,
-                                            float reconfigure,
+                                            int reconfigure,
                                             herd_step_report_t *report)
 {
   static s_shards_t shards; /* one trainer per process; 16 KiB off the stack */
@@ -202,7 +202,6 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   double t0 = herd_mono_s(), loss[HERD_MLP_DET_MAX_SHARDS];
   int64_t correct = 0, *sum = train->determ_sum;
   int exponent[HERD_MLP_MAX_DIMS];
-  memset(sum + p, 0, HERD_TRAIN_EXTRA * sizeof(int64_t));
   if (shards.row[shards.count] > 0)
     HERD_CHECK(s_deltas(train, x, labels, &shards, loss, &correct));
   else
@@ -211,32 +210,36 @@ herd_result_t herd_train_step_deterministic(herd_train_t *train, float *x,
   HERD_CHECK(s_agree_exponents(train, &shards, loss, exponent));
   double t2 = herd_mono_s();
   HERD_CHECK(s_to_fixed(train, &shards, exponent));
+  herd_step_tail_t tail = {.samples = shards.row[shards.count],
+                           .correct = correct,
+                           .stop = stop,
+                           .reconfigure = reconfigure};
   for (int k = 0; k < shards.count; k++)
-    sum[p] = s_add_saturating(sum[p], ldexp(loss[k], S_LOSS_EXPONENT));
-  sum[p + 1] = shards.row[shards.count];
-  sum[p + 2] = correct;
-  sum[p + HERD_TRAIN_STOP_SLOT] = stop;
-  sum[p + HERD_TRAIN_RECONFIG_SLOT] = reconfigure > 0;
+    tail.loss_fixed = s_add_saturating(tail.loss_fixed,
+                                       ldexp(loss[k], S_LOSS_EXPONENT));
+  herd_step_tail_encode_i64(&tail, sum + p);
   double t3 = herd_mono_s();
-  HERD_CHECK(herd_comm_allreduce_buckets(train->comm, sum, p + HERD_TRAIN_EXTRA,
+  HERD_CHECK(herd_comm_allreduce_buckets(train->comm, sum,
+                                         p + HERD_STEP_TAIL_LEN,
                                          HERD_DTYPE_I64, HERD_OP_SUM));
   double t4 = herd_mono_s();
-  if (sum[p + 1] <= 0) /* the same sums on every rank: all stop here */
+  herd_step_tail_decode_i64(sum + p, &tail);
+  if (tail.samples <= 0) /* the same sums on every rank: all stop here */
     return herd_error_set(HERD_ENONFINITE,
                           "step %lld: the global batch has no samples; "
                           "stopping",
                           (long long)train->step + 1);
-  train->stop_requested = sum[p + HERD_TRAIN_STOP_SLOT] > 0;
-  train->reconfigure_requested = sum[p + HERD_TRAIN_RECONFIG_SLOT] > 0;
-  double inverse = 1.0 / (double)sum[p + 1];
+  train->stop_requested = tail.stop;
+  train->reconfigure_requested = tail.reconfigure;
+  double inverse = 1.0 / (double)tail.samples;
   s_from_fixed(train, exponent, inverse);
   herd_optim_step(train->optim, train->params, train->grad,
                   (float)herd_lr_at(&train->schedule, train->step));
   *report = (herd_step_report_t){
       .step = train->step + 1, .epoch = train->epoch,
       .generation = train->generation, .world_size = train->world_size,
-      .loss = ldexp((double)sum[p], -S_LOSS_EXPONENT) * inverse,
-      .samples = sum[p + 1],
+      .loss = ldexp((double)tail.loss_fixed, -S_LOSS_EXPONENT) * inverse,
+      .samples = tail.samples,
       .compute_seconds = (t1 - t0) + (t3 - t2) + (herd_mono_s() - t4),
       .comm_seconds = (t2 - t1) + (t4 - t3), .step_seconds = herd_mono_s() - t0,
       .sample_begin = (int64_t)shards.global_begin,

@@ -10,7 +10,7 @@
  *    committed step (or, if the all-reduce finished on some ranks only, the
  *    one after; the state sync below takes the newest);
  *  - an admission: the coordinator hands out a roster with newcomers. Ranks
- *    that already have it set HERD_TRAIN_RECONFIG_SLOT in the gradient
+ *    that already have it set `reconfigure` in the step tail of the gradient
  *    all-reduce, so every rank switches after the same step at no extra
  *    round trip.
  * Either way every member of the new roster opens the new communicator and

@@ -9,7 +9,7 @@
  *
  * Graceful stop: SIGTERM or SIGUSR1 (Slurm's --signal, Kubernetes pod
  * termination, `herd run` on Ctrl-C) only sets a flag. The flag rides in the
- * gradient all-reduce (HERD_TRAIN_STOP_SLOT), so every rank sees it after
+ * gradient all-reduce (the step tail, step_tail.h), so every rank sees it after
  * the same step whatever rank got the signal first; then rank 0 saves and
  * waits for the commit, and all ranks exit 0. The next run resumes there.
  */
@@ -217,7 +217,7 @@ static herd_result_t s_make_model(herd_train_t *train)
   HERD_CHECK(herd_mlp_new(dims, n_dims, max_local, &train->mlp));
   train->param_count = herd_mlp_param_count(train->mlp);
   train->params = malloc(train->param_count * sizeof(float));
-  train->grad = malloc((train->param_count + HERD_TRAIN_EXTRA) * sizeof(float));
+  train->grad = malloc((train->param_count + HERD_STEP_TAIL_LEN) * sizeof(float));
   size_t train_count = train->dataset->train.count;
   train->sampler = herd_sampler_new((uint64_t)train->config.seed, train_count);
   if (!train->params || !train->grad || !train->sampler)
@@ -452,13 +452,11 @@ static void s_update_throughput(herd_train_t *train, double now,
 }
 
 /* 1.0 when this rank holds a roster newer than its generation. */
-float herd_train_newer_roster(herd_train_t *train)
+int herd_train_newer_roster(herd_train_t *train)
 {
   herd_roster_t roster;
   return train->worker && herd_worker_roster(train->worker, &roster) == HERD_OK &&
-                 roster.generation > train->generation
-             ? 1.0f
-             : 0.0f;
+         roster.generation > train->generation;
 }
 
 /* One step: local gradient sum, one all-reduce, identical update. */
@@ -485,20 +483,22 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
                   herd_sampler_perm(train->sampler) + begin, end - begin, x, labels);
   double t1 = herd_mono_s();
   size_t p = train->param_count;
-  memset(train->grad, 0, (p + HERD_TRAIN_EXTRA) * sizeof(float));
+  memset(train->grad, 0, p * sizeof(float));
   double loss_sum = 0, t2 = 0;
   int correct = 0;
-  train->grad[p + 1] = (float)(end - begin);
-  train->grad[p + HERD_TRAIN_STOP_SLOT] = s_stop_signal ? 1.0f : 0.0f;
-  train->grad[p + HERD_TRAIN_RECONFIG_SLOT] = herd_train_newer_roster(train);
+  herd_step_tail_t tail = {.samples = (int64_t)(end - begin),
+                           .stop = s_stop_signal != 0,
+                           .reconfigure = herd_train_newer_roster(train)};
+  herd_step_tail_encode_f32(&tail, train->grad + p); /* loss, correct: 0 */
   HERD_CHECK(herd_train_overlap_step(train, x, labels, (int)(end - begin),
                                      &loss_sum, &correct, &t2));
   double t3 = herd_mono_s();
-  HERD_CHECK(herd_train_check_sums(train, train->grad + p, train->grad));
-  if (train->grad[p + HERD_TRAIN_STOP_SLOT] > 0)
+  herd_step_tail_decode_f32(train->grad + p, &tail);
+  HERD_CHECK(herd_train_check_sums(train, &tail, train->grad));
+  if (tail.stop)
     train->stop_requested = 1;
-  train->reconfigure_requested = train->grad[p + HERD_TRAIN_RECONFIG_SLOT] > 0;
-  float inverse = 1.0f / train->grad[p + 1];
+  train->reconfigure_requested = tail.reconfigure;
+  float inverse = 1.0f / (float)tail.samples;
   for (size_t i = 0; i < p; i++)
     train->grad[i] *= inverse;
   herd_optim_step(train->optim, train->params, train->grad,
@@ -506,8 +506,8 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   *report = (herd_step_report_t){
       .step = train->step + 1, .epoch = train->epoch,
       .generation = train->generation, .world_size = train->world_size,
-      .loss = train->grad[p] / train->grad[p + 1],
-      .samples = (int64_t)train->grad[p + 1],
+      .loss = (float)tail.loss_sum / (float)tail.samples,
+      .samples = tail.samples,
       .data_seconds = t1 - t0, .compute_seconds = (t2 - t1) + (herd_mono_s() - t3),
       .comm_seconds = t3 - t2, .step_seconds = herd_mono_s() - t0,
       .sample_begin = (int64_t)global_begin, .sample_end = (int64_t)global_end};

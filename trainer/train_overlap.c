@@ -33,11 +33,16 @@ typedef struct {
   int extras_filled;
 } s_overlap_t;
 
+/* The loss and correct count into the step tail (step_tail.h), whose
+ * other values the step encoded before the backward pass began. */
 static void s_fill_extras(s_overlap_t *o)
 {
-  size_t p = o->train->param_count;
-  o->train->grad[p] = (float)*o->loss_sum;
-  o->train->grad[p + 2] = (float)*o->correct;
+  float *at = o->train->grad + o->train->param_count;
+  herd_step_tail_t tail;
+  herd_step_tail_decode_f32(at, &tail);
+  tail.loss_sum = *o->loss_sum;
+  tail.correct = *o->correct;
+  herd_step_tail_encode_f32(&tail, at);
   o->extras_filled = 1;
 }
 
@@ -89,7 +94,7 @@ herd_result_t herd_train_overlap_step(herd_train_t *train, const float *x,
                                       double *backward_done_s)
 {
   size_t p = train->param_count;
-  s_overlap_t o = {.train = train, .lo = p, .hi = p + HERD_TRAIN_EXTRA,
+  s_overlap_t o = {.train = train, .lo = p, .hi = p + HERD_STEP_TAIL_LEN,
                    .bucket = (size_t)(train->config.bucket_mb * 1048576.0 /
                                       sizeof(float)),
                    .loss_sum = loss_sum, .correct = correct};

@@ -294,15 +294,17 @@ herd_result_t herd_train_check_finite(const float *values, size_t count,
 }
 
 herd_result_t herd_train_check_sums(const herd_train_t *train,
-                                    const float *extras, const float *grad)
+                                    const herd_step_tail_t *tail,
+                                    const float *grad)
 {
   int64_t step = train->step + 1;
-  if (!(extras[1] > 0))
+  if (!(tail->samples > 0))
     return herd_error_set(HERD_ENONFINITE,
                           "step %lld: the global batch has no samples; "
                           "stopping",
                           (long long)step);
-  HERD_CHECK(herd_train_check_finite(extras, 1, "the summed loss is", step));
+  float loss = (float)tail->loss_sum;
+  HERD_CHECK(herd_train_check_finite(&loss, 1, "the summed loss is", step));
   return grad ? herd_train_check_finite(grad, train->param_count,
                                         "the summed gradient is", step)
               : HERD_OK;

@@ -10,6 +10,8 @@ herd_unit_test(test_det_gemm SOURCES ${HERD_WORKER_TEST_DIR}/test_det_gemm.c
   LIBS herd_train_core)
 herd_unit_test(test_optim SOURCES ${HERD_WORKER_TEST_DIR}/test_optim.c
   LIBS herd_train_core)
+herd_unit_test(test_step_tail SOURCES ${HERD_WORKER_TEST_DIR}/test_step_tail.c
+  LIBS herd_train_core)
 herd_unit_test(test_data SOURCES ${HERD_WORKER_TEST_DIR}/test_data.c
   LIBS herd)
 # herd-train's resume checks (train_resume.c alone; the config JSON comes
