@@ -8,6 +8,7 @@
  * temp file can never be picked up. Every skipped candidate is logged at
  * WARN with the reason, because it means a save or the storage went wrong.
  */
+#include "herd/fs.h"
 #include "ckpt_internal.h"
 
 #include <dirent.h>
@@ -199,7 +200,7 @@ herd_result_t herd_ckpt_prune(const char *dir, int keep)
   one = s_prune_tmps(dir, count > 0 ? steps[0] : -1);
   if (rc == HERD_OK)
     rc = one;
-  one = ckpt_fsync_path(dir, true);
+  one = herd_fsync_path(dir, 1);
   if (rc == HERD_OK)
     rc = one;
 out:

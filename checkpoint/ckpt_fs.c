@@ -37,50 +37,6 @@ herd_result_t ckpt_join(char *buf, size_t cap, const char *dir,
   return HERD_OK;
 }
 
-herd_result_t ckpt_fsync_path(const char *path, bool is_dir)
-{
-  int flags = O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0);
-  int fd = open(path, flags);
-  if (fd < 0)
-    return ckpt_errno_fail(errno, path, "open for fsync");
-  if (fsync(fd) != 0) {
-    int err = errno;
-    close(fd);
-    return ckpt_errno_fail(err, path, "fsync");
-  }
-  if (close(fd) != 0)
-    return ckpt_errno_fail(errno, path, "close");
-  return HERD_OK;
-}
-
-herd_result_t ckpt_write_small_file(const char *path, const char *data,
-                                    size_t len)
-{
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return ckpt_errno_fail(errno, path, "create");
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = write(fd, data + done, len - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : EIO;
-      close(fd);
-      return ckpt_errno_fail(err, path, "write");
-    }
-    done += (size_t)n;
-  }
-  if (fsync(fd) != 0) {
-    int err = errno;
-    close(fd);
-    return ckpt_errno_fail(err, path, "fsync");
-  }
-  if (close(fd) != 0)
-    return ckpt_errno_fail(errno, path, "close");
-  return HERD_OK;
-}
-
 void ckpt_file_name(int64_t step, char name[CKPT_FILE_NAME_LEN + 1])
 {
   snprintf(name, CKPT_FILE_NAME_LEN + 1, "ckpt-%010lld.h5", (long long)step);

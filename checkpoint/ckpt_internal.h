@@ -114,11 +114,6 @@ herd_result_t ckpt_errno_fail(int err, const char *path, const char *what);
 /* dir + "/" + name into buf; HERD_EINVAL when it does not fit. */
 herd_result_t ckpt_join(char *buf, size_t cap, const char *dir,
                         const char *name);
-/* open(2) + fsync + close, every return checked. */
-herd_result_t ckpt_fsync_path(const char *path, bool is_dir);
-/* Creates/truncates `path` with `len` bytes, fsyncs and closes it. */
-herd_result_t ckpt_write_small_file(const char *path, const char *data,
-                                    size_t len);
 /* "ckpt-%010lld.h5" <-> step. parse accepts exactly that shape, nothing
  * else (no '/', no ".tmp"). */
 void ckpt_file_name(int64_t step, char name[CKPT_FILE_NAME_LEN + 1]);

@@ -404,7 +404,7 @@ static herd_result_t s_commit_file(const char *dir, const char *tmp,
     return rc;
   }
   ckpt_fault_point("renamed");
-  rc = ckpt_fsync_path(dir, true);
+  rc = herd_fsync_path(dir, 1);
   if (rc != HERD_OK)
     unlink(final);
   return rc;
@@ -417,7 +417,7 @@ static herd_result_t s_commit_latest(const char *dir, const char *name)
   HERD_CHECK(ckpt_join(latest, sizeof latest, dir, CKPT_LATEST));
   HERD_CHECK(ckpt_join(tmp, sizeof tmp, dir, CKPT_LATEST CKPT_TMP_SUFFIX));
   snprintf(line, sizeof line, "%s\n", name);
-  herd_result_t rc = ckpt_write_small_file(tmp, line, strlen(line));
+  herd_result_t rc = herd_write_file(tmp, line, strlen(line));
   if (rc == HERD_OK) {
     ckpt_fault_point("latest_tmp");
     if (rename(tmp, latest) != 0)
@@ -428,7 +428,7 @@ static herd_result_t s_commit_latest(const char *dir, const char *name)
     return rc;
   }
   ckpt_fault_point("latest_renamed");
-  return ckpt_fsync_path(dir, true);
+  return herd_fsync_path(dir, 1);
 }
 
 herd_result_t herd_ckpt_save(const char *dir, herd_ckpt_meta_t *meta,
@@ -459,7 +459,7 @@ herd_result_t herd_ckpt_save(const char *dir, herd_ckpt_meta_t *meta,
       /* Keep the promise of the header: failed save, no final file. A
        * `latest` left pointing at it makes find_latest fall back. */
       unlink(final);
-      (void)ckpt_fsync_path(dir, true);
+      (void)herd_fsync_path(dir, 1);
     }
   }
   ckpt_unlock();

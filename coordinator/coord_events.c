@@ -170,31 +170,6 @@ static json_t *s_summary_json(herd_coord_t *coord, int job_ok,
   return summary;
 }
 
-/* temp + fsync + rename: a reader sees the old summary or the new one. */
-static herd_result_t s_write_atomically(const char *path, const char *text)
-{
-  herd_result_t rc = HERD_OK;
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-  FILE *file = fopen(tmp, "w");
-  if (!file)
-    return herd_error_set(HERD_EIO, "cannot create %s: %s", tmp,
-                          strerror(errno));
-  int failed = fputs(text, file) < 0 || fputc('\n', file) < 0 ||
-               fflush(file) != 0 || fsync(fileno(file)) != 0;
-  if (fclose(file) != 0 || failed) {
-    rc = herd_error_set(HERD_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    goto out;
-  }
-  if (rename(tmp, path) != 0)
-    rc = herd_error_set(HERD_EIO, "cannot rename %s to %s: %s", tmp, path,
-                        strerror(errno));
-out:
-  if (rc != HERD_OK)
-    unlink(tmp);
-  return rc;
-}
-
 herd_result_t coord_events_write_summary(herd_coord_t *coord, int job_ok,
                                          const char *reason)
 {
@@ -211,7 +186,17 @@ herd_result_t coord_events_write_summary(herd_coord_t *coord, int job_ok,
     rc = herd_error_set(HERD_ENOMEM, "cannot build summary.json");
     goto out;
   }
-  HERD_TRY(s_write_atomically(path, text));
+  /* One line of JSON text and its newline, replaced atomically: a reader
+   * (or a crash) sees the old summary or the new one. */
+  size_t len = strlen(text);
+  char *line = realloc(text, len + 2);
+  if (!line) {
+    rc = herd_error_set(HERD_ENOMEM, "cannot build summary.json");
+    goto out;
+  }
+  text = line;
+  memcpy(text + len, "\n", 2);
+  HERD_TRY(herd_write_file_atomic(path, text, len + 1));
 out:
   free(text);
   json_decref(summary);

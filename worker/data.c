@@ -16,12 +16,12 @@
  * Loading checks types, ranks and bounded sizes before allocating, and the
  * label range after reading, because the file may come from anywhere.
  */
+#include "herd/fs.h"
 #include "herd/data.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,35 +354,6 @@ out:
   return rc;
 }
 
-/* ---- durable rename ---- */
-
-static herd_result_t s_fsync_path(const char *path, int flags)
-{
-  int fd = open(path, flags | O_CLOEXEC);
-  if (fd < 0)
-    return herd_error_set(HERD_ESYS, "%s: cannot open for fsync: %s", path,
-                          strerror(errno));
-  int failed = fsync(fd) != 0;
-  int saved = errno;
-  close(fd);
-  if (failed)
-    return herd_error_set(saved == ENOSPC ? HERD_ENOSPC : HERD_EIO,
-                          "%s: fsync: %s", path, strerror(saved));
-  return HERD_OK;
-}
-
-/* Makes the rename itself durable; the data is already safe, so a failure
- * is only logged. */
-static void s_fsync_parent(const char *path)
-{
-  char copy[PATH_MAX];
-  if (s_join(copy, sizeof(copy), path, "") != HERD_OK)
-    return;
-  const char *dir = dirname(copy);
-  if (s_fsync_path(dir, O_RDONLY | O_DIRECTORY) != HERD_OK)
-    HERD_LOG(HERD_LOG_WARN, "data", "%s", herd_error_detail());
-}
-
 static void s_split_free(herd_data_split_t *split)
 {
   free(split->images);
@@ -406,14 +377,9 @@ herd_result_t herd_data_import_fashion_mnist(const char *src_dir,
   s_h5_quiet();
   tmp_exists = 1;
   HERD_TRY(s_h5_write_file(tmp, &ds));
-  HERD_TRY(s_fsync_path(tmp, O_RDONLY));
-  if (rename(tmp, out_path) != 0) {
-    rc = herd_error_set(HERD_ESYS, "%s: cannot rename %s into place: %s",
-                        out_path, tmp, strerror(errno));
-    goto out;
-  }
-  tmp_exists = 0;
-  s_fsync_parent(out_path);
+  HERD_TRY(herd_fsync_path(tmp, 0));
+  tmp_exists = 0; /* renamed, or removed on failure */
+  HERD_TRY(herd_rename_durably(tmp, out_path));
 out:
   if (tmp_exists)
     unlink(tmp);

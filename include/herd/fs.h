@@ -17,6 +17,22 @@ extern "C" {
  * over-long path, each naming the folder. */
 herd_result_t herd_mkdir_p(const char *path, mode_t mode);
 
+/* Durable writes. Errors name the file and the step that failed; ENOSPC is
+ * HERD_ENOSPC, any other failure HERD_EIO. */
+
+/* open + fsync + close of a file or (is_dir) a folder. */
+herd_result_t herd_fsync_path(const char *path, int is_dir);
+/* Creates or truncates `path` (mode 0644 less the umask), writes all `len`
+ * bytes, fsyncs and closes it. */
+herd_result_t herd_write_file(const char *path, const void *data, size_t len);
+/* rename(tmp, final), then an fsync of final's folder so the rename itself
+ * survives a crash. tmp is removed when the rename fails. */
+herd_result_t herd_rename_durably(const char *tmp, const char *final);
+/* herd_write_file to `path`.tmp.PID, then herd_rename_durably: a reader,
+ * even after a crash, sees the old contents or the new, never a part. */
+herd_result_t herd_write_file_atomic(const char *path, const void *data,
+                                     size_t len);
+
 #ifdef __cplusplus
 }
 #endif
