@@ -34,6 +34,7 @@
 #include <zmq.h>
 
 #include "herd/herd.h"
+#include "herd/coord.h"
 #include "herd_wire.h"
 
 #define TOKEN "scale-token"

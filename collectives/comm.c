@@ -44,24 +44,6 @@ int64_t herd_comm_waiting_ms(void)
 #define HERD_DEFAULT_BUCKET_BYTES (25u << 20)
 #define HERD_DEFAULT_FIRST_BUCKET_BYTES (1u << 20)
 
-size_t herd_dtype_size(herd_dtype_t dtype)
-{
-  switch (dtype) {
-  case HERD_DTYPE_F32:
-  case HERD_DTYPE_I32:
-    return 4;
-  case HERD_DTYPE_F64:
-  case HERD_DTYPE_I64:
-    return 8;
-  case HERD_DTYPE_F16:
-  case HERD_DTYPE_BF16:
-    return 2;
-  case HERD_DTYPE_U8:
-    return 1;
-  }
-  return 0;
-}
-
 static const char *const s_backend_names[] = {"mpi", "gloo", "nccl"};
 
 const char *herd_backend_name(herd_backend_t backend)

@@ -4,6 +4,7 @@
 #define HERD_LAUNCH_CMDS_H
 
 #include "herd/herd.h"
+#include "herd/coord.h"
 
 /* Exit codes, documented in the README. */
 enum {

@@ -8,6 +8,7 @@
 
 #include "cmds.h" /* herd_cli_monitor_opts_t */
 #include "herd/herd.h"
+#include "herd/coord.h"
 
 /* One --hostfile / -H entry. */
 typedef struct {

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "herd/comm.h"
+#include "herd/dtype.h"
 #include "herd/result.h"
 
 #ifdef __cplusplus

@@ -17,21 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "herd/dtype.h"
 #include "herd/result.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum {
-  HERD_DTYPE_F32 = 0,
-  HERD_DTYPE_F64,
-  HERD_DTYPE_F16,
-  HERD_DTYPE_BF16,
-  HERD_DTYPE_I32,
-  HERD_DTYPE_I64,
-  HERD_DTYPE_U8
-} herd_dtype_t;
 
 typedef enum { HERD_OP_SUM = 0, HERD_OP_AVG, HERD_OP_MAX, HERD_OP_MIN } herd_op_t;
 
@@ -41,8 +32,6 @@ typedef enum {
   HERD_BACKEND_NCCL
 } herd_backend_t;
 
-/* Bytes of one element of `dtype`. */
-size_t herd_dtype_size(herd_dtype_t dtype);
 /* "mpi"/"gloo"/"nccl" <-> enum; parse returns HERD_EINVAL on unknown. */
 const char *herd_backend_name(herd_backend_t backend);
 herd_result_t herd_backend_parse(const char *name, herd_backend_t *backend);

@@ -9,6 +9,7 @@
 
 #include "coord_internal.h"
 #include "herd/herd.h"
+#include "herd/coord.h"
 
 static const coord_codec_limits_t s_limits = {"fuzz", "fuzz-token", 69632};
 

@@ -20,6 +20,7 @@
 #include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/herd.h"
+#include "herd/coord.h"
 
 #define FUZZ_PEERS 16
 

@@ -18,6 +18,7 @@
 #include "herd/ckpt.h"
 #include "herd/data.h"
 #include "herd/herd.h"
+#include "herd/coord.h"
 
 #define MAX_SEED 8192
 

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "herd/herd.h"
+#include "herd/coord.h"
 
 #define TOKEN "s3cret"
 #define JOB "job-t"

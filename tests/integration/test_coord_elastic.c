@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "herd/herd.h"
+#include "herd/coord.h"
 #include "test_proc.h"
 
 #define TOKEN "elastic-token"

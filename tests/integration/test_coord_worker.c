@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "herd/herd.h"
+#include "herd/coord.h"
 
 static double s_now(void)
 {

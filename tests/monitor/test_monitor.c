@@ -18,6 +18,7 @@
 
 #include "coord_internal.h"
 #include "herd/herd.h"
+#include "herd/coord.h"
 #include "timeline.h"
 
 /* ---- timeline ------------------------------------------------------------ */
