@@ -361,11 +361,11 @@ typedef struct {
 
 static const herd_opt_t s_table[] = {
     {"quick", 0, NULL, HERD_OPT_FLAG, NULL, 0, 0, NULL,
-     offsetof(s_args_t, quick), "4 KiB..4 MiB, fewer iterations"},
+     offsetof(s_args_t, quick), "4 KiB..4 MiB, fewer iterations", NULL},
     {"out-dir", 0, NULL, HERD_OPT_STRING, "bench/results", 0, 0, NULL,
-     offsetof(s_args_t, out_dir), "where allreduce.json and allreduce.md go"},
+     offsetof(s_args_t, out_dir), "where allreduce.json and allreduce.md go", NULL},
     {"bucket-mib", 0, NULL, HERD_OPT_INT, "25", 1, 1024, NULL,
-     offsetof(s_args_t, bucket_mib), "fusion bucket size in MiB"},
+     offsetof(s_args_t, bucket_mib), "fusion bucket size in MiB", NULL},
 };
 
 int main(int argc, char **argv)

@@ -134,11 +134,11 @@ typedef struct {
 
 static const herd_opt_t s_table[] = {
     {"quick", 0, NULL, HERD_OPT_FLAG, NULL, 0, 0, NULL,
-     offsetof(s_args_t, quick), "5 kills (overrides --kills)"},
+     offsetof(s_args_t, quick), "5 kills (overrides --kills)", NULL},
     {"kills", 0, NULL, HERD_OPT_INT, "50", 1, 100000, NULL,
-     offsetof(s_args_t, kills), "kill -9 rounds"},
+     offsetof(s_args_t, kills), "kill -9 rounds", NULL},
     {"out", 0, NULL, HERD_OPT_STRING, "bench/results/coord_fault.json", 0, 0,
-     NULL, offsetof(s_args_t, out), "JSON results"},
+     NULL, offsetof(s_args_t, out), "JSON results", NULL},
 };
 
 int main(int argc, char **argv)

@@ -564,9 +564,9 @@ typedef struct {
 
 static const herd_opt_t s_table[] = {
     {"quick", 0, NULL, HERD_OPT_FLAG, NULL, 0, 0, NULL,
-     offsetof(s_args_t, quick), "200 / 1,000 workers + a 512 formation run"},
+     offsetof(s_args_t, quick), "200 / 1,000 workers + a 512 formation run", NULL},
     {"out", 0, NULL, HERD_OPT_STRING, "bench/results/coord_scale.json", 0, 0,
-     NULL, offsetof(s_args_t, out), "JSON results"},
+     NULL, offsetof(s_args_t, out), "JSON results", NULL},
 };
 
 int main(int argc, char **argv)

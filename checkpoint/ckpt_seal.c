@@ -13,6 +13,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sync_file_range */
 #endif
+#include "herd/settings.h"
 #include "ckpt_internal.h"
 
 #include <errno.h>
@@ -195,7 +196,7 @@ out:
 void ckpt_fault_point(const char *point)
 {
   static int hits;
-  const char *spec = getenv("HERD_CKPT_FAULT");
+  const char *spec = herd_setting_string(HERD_S_CKPT_FAULT);
   if (!spec || !spec[0])
     return;
   size_t len = strlen(point);

@@ -11,6 +11,7 @@
  * goes into the HDF5 user block. ckpt_fault_point() marks the places the
  * kill -9 tests (tests/fault) stop the process at.
  */
+#include "herd/settings.h"
 #include "herd/fs.h"
 #include "herd/clock.h"
 #include "ckpt_internal.h"
@@ -308,7 +309,7 @@ static void s_abandon(hid_t file)
 static herd_result_t s_preflight(const char *dir, const herd_tensor_t *tensors,
                                  size_t count)
 {
-  const char *env = getenv("HERD_CKPT_PREFLIGHT");
+  const char *env = herd_setting_string(HERD_S_CKPT_PREFLIGHT);
   struct statvfs vfs;
   if ((env && !strcmp(env, "0")) || statvfs(dir, &vfs) != 0)
     return HERD_OK;

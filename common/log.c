@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "herd/settings.h"
 #include "herd/log.h"
 
 int herd_log_level_g = HERD_LOG_WARN;
@@ -27,13 +28,13 @@ static const char *const s_level_names[] = {"error", "warn", "info", "debug",
 
 static void s_init_once(void)
 {
-  const char *level = getenv("HERD_LOG_LEVEL");
+  const char *level = herd_setting_string(HERD_S_LOG_LEVEL);
   if (level) {
     for (int i = 0; i <= HERD_LOG_TRACE; i++)
       if (strcasecmp(level, s_level_names[i]) == 0)
         herd_log_level_g = i;
   }
-  const char *subsys = getenv("HERD_LOG_SUBSYS");
+  const char *subsys = herd_setting_string(HERD_S_LOG_SUBSYS);
   if (subsys)
     snprintf(s_subsystems, sizeof s_subsystems, "%s", subsys);
 }

@@ -158,9 +158,36 @@ static herd_result_t s_parse_one(const herd_opt_t *table, size_t count,
   return s_set(opt, config, inline_value, NULL);
 }
 
-herd_result_t herd_opts_parse(const herd_opt_t *table, size_t count,
-                              void *config, int argc, char **argv,
-                              int *first_positional)
+const char herd_opt_no_default[] = "";
+
+/* The table with each entry's registry fields filled in. */
+static herd_opt_t *s_resolve(const herd_opt_t *table, size_t count)
+{
+  herd_opt_t *out = calloc(count ? count : 1, sizeof *out);
+  for (size_t i = 0; out && i < count; i++) {
+    herd_opt_t o = table[i];
+    const herd_setting_t *s = o.setting;
+    if (s) {
+      o.name = o.name ? o.name : s->flag;
+      o.short_name = o.short_name ? o.short_name : s->short_flag;
+      o.env = s->env;
+      o.type = s->type;
+      o.default_value = o.default_value == herd_opt_no_default ? NULL
+                        : o.default_value                  ? o.default_value
+                                                           : s->default_value;
+      o.min = s->min;
+      o.max = s->max;
+      o.choices = s->choices;
+      o.help = s->help;
+    }
+    out[i] = o;
+  }
+  return out;
+}
+
+static herd_result_t s_parse(const herd_opt_t *table, size_t count,
+                             void *config, int argc, char **argv,
+                             int *first_positional)
 {
   HERD_CHECK(s_apply_defaults_and_env(table, count, config));
   int i = 1;
@@ -179,6 +206,19 @@ herd_result_t herd_opts_parse(const herd_opt_t *table, size_t count,
   if (first_positional)
     *first_positional = i;
   return HERD_OK;
+}
+
+herd_result_t herd_opts_parse(const herd_opt_t *table, size_t count,
+                              void *config, int argc, char **argv,
+                              int *first_positional)
+{
+  herd_opt_t *resolved = s_resolve(table, count);
+  if (!resolved)
+    return HERD_ENOMEM;
+  herd_result_t rc =
+      s_parse(resolved, count, config, argc, argv, first_positional);
+  free(resolved);
+  return rc;
 }
 
 int herd_opts_main(const char *prog, const char *usage, const herd_opt_t *table,
@@ -202,9 +242,12 @@ int herd_opts_main(const char *prog, const char *usage, const herd_opt_t *table,
   return -1;
 }
 
-void herd_opts_help(FILE *out, const char *usage, const herd_opt_t *table,
+void herd_opts_help(FILE *out, const char *usage, const herd_opt_t *given,
                     size_t count)
 {
+  herd_opt_t *table = s_resolve(given, count);
+  if (!table)
+    return;
   fprintf(out, "%s\n\nOptions:\n", usage);
   for (size_t i = 0; i < count; i++) {
     const herd_opt_t *opt = &table[i];
@@ -228,4 +271,5 @@ void herd_opts_help(FILE *out, const char *usage, const herd_opt_t *table,
     fputc('\n', out);
   }
   fprintf(out, "  %-26s %s\n", "-h, --help", "show this help and exit");
+  free(table);
 }

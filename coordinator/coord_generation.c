@@ -85,6 +85,7 @@ void coord_send_roster(herd_coord_t *coord, coord_member_t *member)
   roster.state_source_rank = coord->state_source_rank;
   roster.resume_step = coord->formed_count > 1 ? coord->stats.step : -1;
   roster.heartbeat_interval_ms = coord->config.heartbeat_interval_ms;
+  roster.join_timeout_ms = coord->config.join_timeout_ms;
   Herd__Envelope env;
   coord_codec_envelope_init(coord, &env);
   env.body_case = HERD__ENVELOPE__BODY_ROSTER;

@@ -23,50 +23,25 @@ typedef struct {
   const char *run_id;
 } s_coord_opts_t;
 
-#define S_OFF(field) offsetof(s_coord_opts_t, field)
 static const herd_opt_t s_table[] = {
-    {"bind", 0, "HERD_COORD_BIND", HERD_OPT_STRING, "127.0.0.1", 0, 0, NULL,
-     S_OFF(bind), "address to bind (the workers' side of this host; "
-     "0.0.0.0 binds every interface)"},
-    {"iface", 0, "HERD_IFACE", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(iface),
-     "bind and advertise this interface's address (e.g. eth0)"},
-    {"advertise", 0, "HERD_COORD_ADVERTISE", HERD_OPT_STRING, NULL, 0, 0, NULL,
-     S_OFF(advertise), "address workers dial, when not the bound one (NAT, "
-     "0.0.0.0; default: the bound address)"},
-    {"port", 'p', "HERD_COORD_PORT", HERD_OPT_INT, "0", 0, 65535, NULL,
-     S_OFF(port), "TCP port; 0 picks a free one and prints it"},
-    {"token", 0, "HERD_TOKEN", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(token),
-     "job token workers must present (random if unset; printed)"},
-    {"job-id", 0, "HERD_JOB_ID", HERD_OPT_STRING, "herd", 0, 0, NULL,
-     S_OFF(job_id), "job id workers must name"},
-    {"run-dir", 0, "HERD_RUN_DIR", HERD_OPT_STRING, "runs/coord", 0, 0, NULL,
-     S_OFF(run_dir), "where events.jsonl and summary.json go"},
-    {"min", 0, "HERD_MIN", HERD_OPT_INT, "1", 1, 100000, NULL,
-     S_OFF(min_workers), "workers needed to form a generation"},
-    {"max", 0, "HERD_MAX", HERD_OPT_INT, "0", 0, 100000, NULL,
-     S_OFF(max_workers), "most workers admitted (0: same as --min)"},
-    {"heartbeat-ms", 0, "HERD_HEARTBEAT_MS", HERD_OPT_INT, "100", 10, 60000,
-     NULL, S_OFF(heartbeat_ms), "worker heartbeat interval"},
-    {"heartbeat-misses", 0, "HERD_HEARTBEAT_MISSES", HERD_OPT_INT, "20", 1, 100,
-     NULL, S_OFF(heartbeat_misses), "missed heartbeats before a worker is failed"},
-    {"join-timeout", 0, "HERD_JOIN_TIMEOUT", HERD_OPT_DOUBLE, "120", 1, 86400,
-     NULL, S_OFF(join_timeout_s), "seconds to wait for --min workers"},
-    {"last-call-ms", 0, "HERD_LAST_CALL_MS", HERD_OPT_INT, "500", -1, 600000,
-     NULL, S_OFF(last_call_ms),
-     "after --min joined, wait this long for more (up to --max); -1 none"},
-    {"watchdog", 0, "HERD_WATCHDOG", HERD_OPT_INT, "10", -1, 100000, NULL,
-     S_OFF(watchdog_multiple),
-     "evict a rank stuck this many median step times (at least 4 s) while "
-     "all others wait for it; -1 off"},
-    {"host-cooldown-failures", 0, "HERD_HOST_COOLDOWN_FAILURES", HERD_OPT_INT,
-     "3", -1, 1000, NULL, S_OFF(cooldown_failures),
-     "failures of one host within 60 s before it is held out; -1 off"},
-    {"rejoin-window-ms", 0, "HERD_REJOIN_WINDOW_MS", HERD_OPT_INT, "2000", 1,
-     600000, NULL, S_OFF(rejoin_window_ms),
-     "after a restart, wait this long for a whole generation to re-register"},
+    HERD_OPT(COORD_BIND, s_coord_opts_t, bind),
+    HERD_OPT(IFACE, s_coord_opts_t, iface),
+    HERD_OPT(COORD_ADVERTISE, s_coord_opts_t, advertise),
+    HERD_OPT_AS(COORD_PORT, s_coord_opts_t, port, "port", 'p', NULL),
+    HERD_OPT(TOKEN, s_coord_opts_t, token),
+    HERD_OPT(JOB_ID, s_coord_opts_t, job_id),
+    HERD_OPT_AS(RUN_DIR, s_coord_opts_t, run_dir, NULL, 0, "runs/coord"),
+    HERD_OPT_AS(MIN, s_coord_opts_t, min_workers, NULL, 0, "1"),
+    HERD_OPT(MAX, s_coord_opts_t, max_workers),
+    HERD_OPT(HEARTBEAT_MS, s_coord_opts_t, heartbeat_ms),
+    HERD_OPT(HEARTBEAT_MISSES, s_coord_opts_t, heartbeat_misses),
+    HERD_OPT(JOIN_TIMEOUT, s_coord_opts_t, join_timeout_s),
+    HERD_OPT(LAST_CALL_MS, s_coord_opts_t, last_call_ms),
+    HERD_OPT(WATCHDOG, s_coord_opts_t, watchdog_multiple),
+    HERD_OPT(HOST_COOLDOWN_FAILURES, s_coord_opts_t, cooldown_failures),
+    HERD_OPT(REJOIN_WINDOW_MS, s_coord_opts_t, rejoin_window_ms),
     HERD_CLI_MONITOR_OPTIONS(s_coord_opts_t, monitor),
-    {"run-id", 0, "HERD_RUN_ID", HERD_OPT_STRING, NULL, 0, 0, NULL,
-     S_OFF(run_id), "run id for pushes and alerts (default: run dir name)"},
+    HERD_OPT(RUN_ID, s_coord_opts_t, run_id),
 };
 
 static const char s_usage[] =
@@ -111,6 +86,12 @@ int herd_cmd_coord(int argc, char **argv)
                             &opts, argc, argv, &first);
   if (code >= 0)
     return code;
+  /* herd run's --min 0 means "-n"; a standalone coordinator has no -n. */
+  if (opts.min_workers < 1) {
+    fprintf(stderr, "herd coord: error: --min: %lld is below 1\n",
+            (long long)opts.min_workers);
+    return HERD_EXIT_USAGE;
+  }
   char token[64];
   if (!opts.token) {
     if (herd_cli_random_token(token, sizeof token) != HERD_OK)

@@ -15,11 +15,8 @@ typedef struct {
 } s_data_opts_t;
 
 static const herd_opt_t s_table[] = {
-    {"src", 0, "HERD_DATA_SRC", HERD_OPT_STRING, HERD_FASHION_MNIST_DIR, 0, 0,
-     NULL, offsetof(s_data_opts_t, src),
-     "folder with the IDX .gz files (Debian's dataset-fashion-mnist)"},
-    {"out", 'o', "HERD_DATA", HERD_OPT_STRING, "data/fashion-mnist.h5", 0, 0,
-     NULL, offsetof(s_data_opts_t, out), "HDF5 file to write"},
+    HERD_OPT(DATA_SRC, s_data_opts_t, src),
+    HERD_OPT_AS(DATA, s_data_opts_t, out, "out", 'o', NULL),
 };
 
 static const char s_usage[] =

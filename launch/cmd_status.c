@@ -17,18 +17,12 @@ typedef struct {
   int json;
 } s_status_opts_t;
 
-#define S_OFF(field) offsetof(s_status_opts_t, field)
 static const herd_opt_t s_table[] = {
-    {"coord", 'c', "HERD_COORD", HERD_OPT_STRING, "tcp://127.0.0.1:5555", 0, 0,
-     NULL, S_OFF(coord), "coordinator address (tcp://HOST:PORT)"},
-    {"token", 0, "HERD_TOKEN", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(token),
-     "job token (the coordinator refuses status without it)"},
-    {"job-id", 0, "HERD_JOB_ID", HERD_OPT_STRING, "herd", 0, 0, NULL,
-     S_OFF(job_id), "job id"},
-    {"timeout", 0, "HERD_STATUS_TIMEOUT", HERD_OPT_DOUBLE, "3", 0.1, 600, NULL,
-     S_OFF(timeout_s), "seconds to wait for the answer"},
-    {"json", 0, "HERD_STATUS_JSON", HERD_OPT_FLAG, "0", 0, 1, NULL,
-     S_OFF(json), "print the coordinator's answer as one JSON object"},
+    HERD_OPT_AS(COORD, s_status_opts_t, coord, NULL, 0, "tcp://127.0.0.1:5555"),
+    HERD_OPT(TOKEN, s_status_opts_t, token),
+    HERD_OPT(JOB_ID, s_status_opts_t, job_id),
+    HERD_OPT(STATUS_TIMEOUT, s_status_opts_t, timeout_s),
+    HERD_OPT(STATUS_JSON, s_status_opts_t, json),
 };
 
 static const char s_usage[] =

@@ -45,24 +45,15 @@ typedef struct {
   double timeout_s;
 } s_top_opts_t;
 
-#define S_OFF(field) offsetof(s_top_opts_t, field)
 static const herd_opt_t s_table[] = {
-    {"url", 0, "HERD_HTTP", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(url),
-     "coordinator monitoring URL (http://127.0.0.1:PORT/)"},
-    {"coord", 'c', NULL, HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(coord),
-     "coordinator monitoring address HOST:PORT"},
-    {"run-dir", 0, "HERD_RUN_DIR", HERD_OPT_STRING, NULL, 0, 0, NULL,
-     S_OFF(run_dir), "find the URL in this run's events.jsonl"},
-    {"interval", 'd', NULL, HERD_OPT_DOUBLE, "2", 0.1, 3600, NULL,
-     S_OFF(interval_s), "seconds between refreshes"},
-    {"once", 0, NULL, HERD_OPT_FLAG, "0", 0, 1, NULL, S_OFF(once),
-     "print one frame and exit (no screen clearing)"},
-    {"iterations", 'n', NULL, HERD_OPT_INT, "0", 0, 1e9, NULL,
-     S_OFF(iterations), "frames to show (0: until Ctrl-C or the job ends)"},
-    {"rows", 0, NULL, HERD_OPT_INT, "32", 1, 100000, NULL, S_OFF(rows),
-     "rank rows to show at most"},
-    {"timeout", 0, NULL, HERD_OPT_DOUBLE, "3", 0.1, 600, NULL, S_OFF(timeout_s),
-     "seconds to wait for each answer"},
+    HERD_OPT(HTTP, s_top_opts_t, url),
+    HERD_OPT(COORD, s_top_opts_t, coord),
+    HERD_OPT_AS(RUN_DIR, s_top_opts_t, run_dir, NULL, 0, HERD_OPT_NO_DEFAULT),
+    HERD_OPT(TOP_INTERVAL, s_top_opts_t, interval_s),
+    HERD_OPT(TOP_ONCE, s_top_opts_t, once),
+    HERD_OPT(TOP_ITERATIONS, s_top_opts_t, iterations),
+    HERD_OPT(TOP_ROWS, s_top_opts_t, rows),
+    HERD_OPT(TOP_TIMEOUT, s_top_opts_t, timeout_s),
 };
 
 static const char s_usage[] =

@@ -20,6 +20,7 @@ int herd_cmd_status(int argc, char **argv);
 int herd_cmd_top(int argc, char **argv);
 int herd_cmd_data(int argc, char **argv);
 int herd_cmd_ckpt(int argc, char **argv);
+int herd_cmd_settings(int argc, char **argv);
 
 /* Parses `table` or prints help/the error; returns -1 to continue, else an
  * exit code for main. */
@@ -39,19 +40,11 @@ typedef struct {
 
 /* The option-table rows for a herd_cli_monitor_opts_t member `m` of `type`. */
 #define HERD_CLI_MONITOR_OPTIONS(type, m)                                      \
-  {"http", 0, "HERD_HTTP_ADDR", HERD_OPT_STRING, "127.0.0.1:0", 0, 0, NULL,   \
-   offsetof(type, m.http), "monitoring HTTP server ADDR:PORT (port 0: free "   \
-   "port; 0.0.0.0:PORT exposes it; off: none)"},                              \
-  {"push-gateway", 0, "HERD_PUSH_GATEWAY", HERD_OPT_STRING, NULL, 0, 0, NULL, \
-   offsetof(type, m.push_gateway), "Prometheus Pushgateway URL for metrics"}, \
-  {"push-interval", 0, "HERD_PUSH_INTERVAL", HERD_OPT_DOUBLE, "10", 0.1,      \
-   86400, NULL, offsetof(type, m.push_interval_s),                            \
-   "seconds between pushes"},                                                 \
-  {"alert-webhook", 0, "HERD_ALERT_WEBHOOK", HERD_OPT_STRING, NULL, 0, 0,     \
-   NULL, offsetof(type, m.alert_webhook), "URL to POST JSON alerts to"},      \
-  {"stall-alert", 0, "HERD_STALL_ALERT", HERD_OPT_DOUBLE, "120", 0, 86400,    \
-   NULL, offsetof(type, m.stall_alert_s),                                     \
-   "alert after this many seconds without a step (0: never)"}
+  HERD_OPT(HTTP_ADDR, type, m.http), \
+  HERD_OPT(PUSH_GATEWAY, type, m.push_gateway), \
+  HERD_OPT(PUSH_INTERVAL, type, m.push_interval_s), \
+  HERD_OPT(ALERT_WEBHOOK, type, m.alert_webhook), \
+  HERD_OPT(STALL_ALERT, type, m.stall_alert_s)
 
 /* Copies the monitoring options into a coordinator config. */
 void herd_cli_monitor_apply(const herd_cli_monitor_opts_t *opts,

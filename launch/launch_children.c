@@ -43,11 +43,16 @@ extern char **environ;
 #define S_STOP_GRACE_S 10.0
 #define S_MAX_ARGS 256
 
-static const char *const s_exported[] = {
-    "HERD_COORD",    "HERD_TOKEN",        "HERD_JOB_ID",    "HERD_RUN_DIR",
-    "HERD_CKPT_DIR", "HERD_CKPT_EVERY",   "HERD_RESUME",    "HERD_BACKEND",
-    "HERD_IFACE",    "HERD_JOIN_TIMEOUT", "HERD_LOG_LEVEL", "HERD_LOG_SUBSYS",
-    "PATH"};
+/* The i-th variable mpirun -x / srun --export pass on, NULL after the last:
+ * every registered setting marked HERD_TO_WORKERS (herd/settings.h), then
+ * PATH (so the workers find the same programs). */
+static const char *s_exported(int i)
+{
+  for (int id = 0; id < HERD_S_COUNT; id++)
+    if ((herd_settings_g[id].readers & HERD_TO_WORKERS) && i-- == 0)
+      return herd_settings_g[id].env;
+  return i == 0 ? "PATH" : NULL;
+}
 
 /* Finds `name` in PATH (or checks it when it has a '/'). */
 static int s_find_program(const char *name, char *out, size_t cap)
@@ -167,9 +172,9 @@ static herd_result_t s_mpirun_argv(const herd_run_opts_t *opts, char **command,
     bad |= s_push(argv, &argc, "-H") | s_push(argv, &argc, opts->hosts);
   snprintf(np, np_cap, "%lld", (long long)opts->nproc);
   bad |= s_push(argv, &argc, "-np") | s_push(argv, &argc, np);
-  for (size_t i = 0; i < sizeof s_exported / sizeof *s_exported; i++)
-    if (getenv(s_exported[i]))
-      bad |= s_push(argv, &argc, "-x") | s_push(argv, &argc, s_exported[i]);
+  for (int i = 0; s_exported(i); i++)
+    if (getenv(s_exported(i)))
+      bad |= s_push(argv, &argc, "-x") | s_push(argv, &argc, s_exported(i));
   for (char **arg = command; *arg; arg++)
     bad |= s_push(argv, &argc, *arg);
   return bad ? herd_error_set(HERD_EINVAL, "too many arguments") : HERD_OK;
@@ -182,10 +187,10 @@ static herd_result_t s_srun_argv(const herd_run_opts_t *opts, char **command,
 {
   int argc = 0, bad = 0;
   size_t used = (size_t)snprintf(export, export_cap, "--export=ALL");
-  for (size_t i = 0; i < sizeof s_exported / sizeof *s_exported; i++)
-    if (getenv(s_exported[i]) && used < export_cap)
+  for (int i = 0; s_exported(i); i++)
+    if (getenv(s_exported(i)) && used < export_cap)
       used += (size_t)snprintf(export + used, export_cap - used, ",%s",
-                               s_exported[i]);
+                               s_exported(i));
   snprintf(np, np_cap, "%lld", (long long)opts->nproc);
   bad |= s_push(argv, &argc, "srun") | s_push(argv, &argc, "-n") |
          s_push(argv, &argc, np) | s_push(argv, &argc, "--kill-on-bad-exit=0") |
@@ -271,7 +276,8 @@ static herd_result_t s_spawn(char **argv, pid_t group, pid_t *pid_out)
 
 int herd_launch_elastic(const herd_run_opts_t *opts)
 {
-  const char *backend = opts->backend ? opts->backend : getenv("HERD_BACKEND");
+  const char *backend =
+      opts->backend ? opts->backend : herd_setting_string(HERD_S_BACKEND);
   return backend && !strcmp(backend, "gloo");
 }
 

@@ -6,6 +6,7 @@
  * a portable scalar loop. Every element is the same fma chain in
  * all of them; only how many elements run side by side differs.
  */
+#include "herd/settings.h"
 #include "det_gemm.h"
 
 #include <immintrin.h>
@@ -372,7 +373,7 @@ static const char *s_path_name;
 
 static void s_choose(void)
 {
-  const char *forced = getenv("HERD_DET_GEMM");
+  const char *forced = herd_setting_string(HERD_S_DET_GEMM);
   __builtin_cpu_init();
   int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
   int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

@@ -104,9 +104,10 @@ herd_result_t herd_train_overlap_step(herd_train_t *train, const float *x,
 
 /* train_elastic.c: generations (gloo under a coordinator). */
 /* How long a worker waits for a roster (the first, or the next after a
- * failure): HERD_JOIN_TIMEOUT seconds, which herd run sets from its
- * --join-timeout, else 120 s. */
-int herd_train_join_timeout_ms(void);
+ * failure): the coordinator's wait, once a roster said it; before that
+ * HERD_JOIN_TIMEOUT seconds, which herd run sets from its --join-timeout,
+ * else 120 s. train may be NULL (before the join). */
+int herd_train_join_timeout_ms(herd_train_t *train);
 /* 1 when membership may change: the gloo backend under a coordinator. */
 int herd_train_is_elastic(const herd_train_t *train);
 /* Opens this generation's communicator from `roster` (gloo, KV rendezvous)

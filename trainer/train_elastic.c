@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "herd/settings.h"
 #include "train.h"
 
 #define S_ROSTER_WAIT_MS_DEFAULT 120000
@@ -126,13 +127,22 @@ herd_result_t herd_train_enter_generation(herd_train_t *train,
   return s_sync_state(train);
 }
 
-int herd_train_join_timeout_ms(void)
+int herd_train_join_timeout_ms(herd_train_t *train)
 {
-  const char *text = getenv("HERD_JOIN_TIMEOUT");
-  double seconds = text ? atof(text) : 0;
-  /* Bounded so the milliseconds fit an int (herd run allows up to a day). */
-  return seconds > 0 && seconds <= 86400 ? (int)(seconds * 1000)
-                                         : S_ROSTER_WAIT_MS_DEFAULT;
+  /* The coordinator's, once a roster said it: it decides how long a
+   * generation may take to form. Before, the setting (herd run passes its
+   * --join-timeout on), which the registry bounds to a day, so the
+   * milliseconds fit an int. */
+  herd_roster_t roster;
+  if (train && train->worker &&
+      herd_worker_roster(train->worker, &roster) == HERD_OK &&
+      roster.join_timeout_ms > 0)
+    return roster.join_timeout_ms;
+  double seconds = 0;
+  if (herd_setting_double(HERD_S_JOIN_TIMEOUT, &seconds) != HERD_OK ||
+      seconds <= 0)
+    return S_ROSTER_WAIT_MS_DEFAULT;
+  return (int)(seconds * 1000);
 }
 
 /* One attempt: the next roster after `after`, its communicator, the state. */
@@ -141,7 +151,7 @@ static herd_result_t s_join_next(herd_train_t *train, int64_t after,
 {
   herd_roster_t roster;
   herd_result_t rc = herd_worker_wait_roster(
-      train->worker, after, herd_train_join_timeout_ms(), &roster);
+      train->worker, after, herd_train_join_timeout_ms(train), &roster);
   *no_roster = rc != HERD_OK;
   if (rc != HERD_OK) {
     if (train->rank == 0 && train->has_state)

@@ -21,72 +21,39 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "herd/settings.h"
 #include "herd/clock.h"
 #include "herd/env.h"
 #include "mlp_det.h"
 #include "train.h"
 
-#define S_OFF(field) offsetof(herd_train_config_t, field)
 static const herd_opt_t s_table[] = {
-    {"data", 0, "HERD_DATA", HERD_OPT_STRING, "data/fashion-mnist.h5", 0, 0,
-     NULL, S_OFF(data), "dataset from 'herd data import fashion-mnist'"},
-    {"hidden", 0, "HERD_HIDDEN", HERD_OPT_STRING, "256,128", 0, 0, NULL,
-     S_OFF(hidden), "hidden layer widths, comma separated"},
-    {"epochs", 0, "HERD_EPOCHS", HERD_OPT_INT, "15", 1, 100000, NULL,
-     S_OFF(epochs), "passes over the training set"},
-    {"batch", 0, "HERD_BATCH", HERD_OPT_INT, "128", 1, 1 << 20, NULL,
-     S_OFF(batch), "global batch size (constant whatever the world size)"},
-    {"lr", 0, "HERD_LR", HERD_OPT_DOUBLE, "0.001", 1e-9, 100, NULL, S_OFF(lr),
-     "peak learning rate"},
-    {"optimizer", 0, "HERD_OPTIMIZER", HERD_OPT_CHOICE, "adamw", 0, 0,
-     "sgd|adamw", S_OFF(optimizer), "optimizer"},
-    {"momentum", 0, NULL, HERD_OPT_DOUBLE, "0.9", 0, 0.9999, NULL,
-     S_OFF(momentum), "SGD momentum"},
-    {"weight-decay", 0, NULL, HERD_OPT_DOUBLE, "0.0001", 0, 1, NULL,
-     S_OFF(weight_decay), "weight decay (decoupled for AdamW)"},
-    {"schedule", 0, NULL, HERD_OPT_CHOICE, "cosine", 0, 0,
-     "cosine|step|constant", S_OFF(schedule), "learning-rate schedule"},
-    {"warmup-steps", 0, NULL, HERD_OPT_INT, "200", 0, 1e12, NULL,
-     S_OFF(warmup_steps), "linear warmup steps"},
-    {"lr-step-every", 0, NULL, HERD_OPT_INT, "2000", 1, 1e12, NULL,
-     S_OFF(lr_step_every), "step schedule: decay period in steps"},
-    {"lr-gamma", 0, NULL, HERD_OPT_DOUBLE, "0.5", 1e-6, 1, NULL,
-     S_OFF(lr_gamma), "step schedule: decay factor"},
-    {"seed", 0, "HERD_SEED", HERD_OPT_INT, "42", 0, 9.0e15, NULL, S_OFF(seed),
-     "seed for initialisation and data order"},
-    {"backend", 0, "HERD_BACKEND", HERD_OPT_CHOICE, NULL, 0, 0,
-     "mpi|gloo|nccl", S_OFF(backend),
-     "collectives backend (default: nccl with --device cuda; else mpi under "
-     "mpirun/srun --mpi=pmix, gloo under any other launcher)"},
-    {"iface", 0, "HERD_IFACE", HERD_OPT_STRING, NULL, 0, 0, NULL, S_OFF(iface),
-     "network interface whose address peers dial (default: the one that "
-     "routes to the coordinator)"},
-    {"ckpt-dir", 0, "HERD_CKPT_DIR", HERD_OPT_STRING, NULL, 0, 0, NULL,
-     S_OFF(ckpt_dir), "checkpoint folder (unset: no checkpoints)"},
-    {"ckpt-every", 0, "HERD_CKPT_EVERY", HERD_OPT_INT, "0", 0, 1e12, NULL,
-     S_OFF(ckpt_every), "checkpoint every S steps (0: only at the end)"},
-    {"keep", 0, "HERD_CKPT_KEEP", HERD_OPT_INT, "3", 0, 1000000, NULL,
-     S_OFF(keep), "checkpoints to keep (0: all)"},
-    {"resume", 0, "HERD_RESUME", HERD_OPT_STRING, "auto", 0, 0, NULL,
-     S_OFF(resume), "auto (newest good checkpoint), never, or a file"},
-    {"max-steps", 0, "HERD_MAX_STEPS", HERD_OPT_INT, "0", 0, 1e12, NULL,
-     S_OFF(max_steps), "stop after this many steps in total (0: no limit)"},
-    {"dump-params", 0, NULL, HERD_OPT_STRING, NULL, 0, 0, NULL,
-     S_OFF(dump_params), "rank 0 writes the final parameters (raw f32) here"},
-    {"device", 0, "HERD_DEVICE", HERD_OPT_CHOICE, "cpu", 0, 0, "cpu|cuda",
-     S_OFF(device), "train on the CPU, or on one GPU per rank"},
-    {"deterministic", 0, "HERD_DETERMINISTIC", HERD_OPT_FLAG, NULL, 0, 0, NULL,
-     S_OFF(deterministic),
-     "bitwise-reproducible: same weights whatever the world size/backend"},
-    {"virtual-shards", 0, "HERD_VIRTUAL_SHARDS", HERD_OPT_INT, "16", 1, 4096,
-     NULL, S_OFF(virtual_shards),
-     "fixed pieces of each global batch, spread over the ranks"},
-    {"bucket-mb", 0, "HERD_BUCKET_MB", HERD_OPT_DOUBLE, "4", 0.0625, 1024, NULL,
-     S_OFF(bucket_mb), "gradient all-reduce bucket in MiB: each starts as "
-     "soon as the backward pass has finished it (like DDP's bucket_cap_mb)"},
-    {"timeline", 0, "HERD_TIMELINE", HERD_OPT_STRING, NULL, 0, 0, NULL,
-     S_OFF(timeline), "write step phases as a Chrome trace (Perfetto) here; "
-     "rank N>0 adds .rankN"},
+    HERD_OPT(DATA, herd_train_config_t, data),
+    HERD_OPT(HIDDEN, herd_train_config_t, hidden),
+    HERD_OPT(EPOCHS, herd_train_config_t, epochs),
+    HERD_OPT(BATCH, herd_train_config_t, batch),
+    HERD_OPT(LR, herd_train_config_t, lr),
+    HERD_OPT(OPTIMIZER, herd_train_config_t, optimizer),
+    HERD_OPT(MOMENTUM, herd_train_config_t, momentum),
+    HERD_OPT(WEIGHT_DECAY, herd_train_config_t, weight_decay),
+    HERD_OPT(SCHEDULE, herd_train_config_t, schedule),
+    HERD_OPT(WARMUP_STEPS, herd_train_config_t, warmup_steps),
+    HERD_OPT(LR_STEP_EVERY, herd_train_config_t, lr_step_every),
+    HERD_OPT(LR_GAMMA, herd_train_config_t, lr_gamma),
+    HERD_OPT(SEED, herd_train_config_t, seed),
+    HERD_OPT(BACKEND, herd_train_config_t, backend),
+    HERD_OPT(IFACE, herd_train_config_t, iface),
+    HERD_OPT(CKPT_DIR, herd_train_config_t, ckpt_dir),
+    HERD_OPT(CKPT_EVERY, herd_train_config_t, ckpt_every),
+    HERD_OPT(CKPT_KEEP, herd_train_config_t, keep),
+    HERD_OPT(RESUME, herd_train_config_t, resume),
+    HERD_OPT(MAX_STEPS, herd_train_config_t, max_steps),
+    HERD_OPT(DUMP_PARAMS, herd_train_config_t, dump_params),
+    HERD_OPT(DEVICE, herd_train_config_t, device),
+    HERD_OPT(DETERMINISTIC, herd_train_config_t, deterministic),
+    HERD_OPT(VIRTUAL_SHARDS, herd_train_config_t, virtual_shards),
+    HERD_OPT(BUCKET_MB, herd_train_config_t, bucket_mb),
+    HERD_OPT(TIMELINE, herd_train_config_t, timeline),
 };
 
 /* Set by SIGTERM/SIGUSR1; read once per step into the all-reduce. */
@@ -140,7 +107,7 @@ static void s_stop_if_orphaned(void)
 
 static void s_catch_stop_signals(void)
 {
-  if (getenv("HERD_LAUNCHER_PID"))
+  if (herd_setting_string(HERD_S_LAUNCHER_PID))
     s_first_parent = getppid();
   struct sigaction action;
   memset(&action, 0, sizeof action);
@@ -149,9 +116,10 @@ static void s_catch_stop_signals(void)
   action.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &action, NULL);
   sigaction(SIGUSR1, &action, NULL);
-  const char *hang = getenv("HERD_TEST_HANG_ON_SIGUSR2");
-  s_hang_seconds = hang ? atoi(hang) : 0;
-  if (s_hang_seconds >= 1 && s_hang_seconds <= 600) {
+  int64_t hang = 0;
+  if (herd_setting_int(HERD_S_TEST_HANG_ON_SIGUSR2, &hang) == HERD_OK &&
+      hang >= 1) {
+    s_hang_seconds = (int)hang;
     action.sa_handler = s_on_hang_signal;
     sigaction(SIGUSR2, &action, NULL);
   }
@@ -234,7 +202,8 @@ static herd_result_t s_join(herd_train_t *train)
 {
   herd_launch_env_t env; /* HERD_COORD, else derived from Slurm/k8s */
   HERD_CHECK(herd_env_discover(&env));
-  if (!env.coord[0] || (!getenv("HERD_COORD") && !getenv("HERD_TOKEN"))) {
+  if (!env.coord[0] || (!herd_setting_string(HERD_S_COORD) &&
+                        !herd_setting_string(HERD_S_TOKEN))) {
     HERD_LOG(HERD_LOG_INFO, "train", "no HERD_COORD (or HERD_TOKEN for a "
                                      "derived address): no coordinator");
     return HERD_OK;
@@ -251,7 +220,7 @@ static herd_result_t s_join(herd_train_t *train)
     wc.launcher_world_size = env.world_size;
   }
   wc.iface = train->config.iface;
-  wc.join_timeout_ms = herd_train_join_timeout_ms();
+  wc.join_timeout_ms = herd_train_join_timeout_ms(NULL);
   /* The heartbeat interval is the coordinator's (it judges liveness): it
    * comes in the roster, not from this process's environment. */
   HERD_CHECK(herd_worker_join(&wc, &train->worker));

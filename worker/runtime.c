@@ -20,6 +20,7 @@
 
 #include <zmq.h>
 
+#include "herd/settings.h"
 #include "herd/clock.h"
 #include "herd/herd.h"
 #include "runtime_internal.h"
@@ -35,9 +36,12 @@ static herd_result_t s_copy_config(herd_worker_t *worker,
                                    const herd_worker_config_t *config)
 {
   const char *endpoint =
-      config->coord_endpoint ? config->coord_endpoint : getenv("HERD_COORD");
-  const char *token = config->token ? config->token : getenv("HERD_TOKEN");
-  const char *job_id = config->job_id ? config->job_id : getenv("HERD_JOB_ID");
+      config->coord_endpoint ? config->coord_endpoint
+                             : herd_setting_string(HERD_S_COORD);
+  const char *token =
+      config->token ? config->token : herd_setting_string(HERD_S_TOKEN);
+  const char *job_id =
+      config->job_id ? config->job_id : herd_setting_string(HERD_S_JOB_ID);
   if (!endpoint || !endpoint[0])
     return herd_error_set(HERD_EINVAL, "no coordinator address: set "
                                        "HERD_COORD (tcp://host:port)");

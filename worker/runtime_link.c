@@ -104,6 +104,9 @@ static void s_apply_roster(herd_worker_t *worker, const Herd__Roster *r)
   worker->roster.world_size = r->world_size;
   worker->roster.state_source_rank = r->state_source_rank;
   worker->roster.resume_step = r->resume_step;
+  worker->roster.join_timeout_ms = r->join_timeout_ms;
+  if (r->join_timeout_ms > 0) /* the coordinator decides, as for heartbeats */
+    worker->join_timeout_ms = r->join_timeout_ms;
   worker->have_roster = 1;
   herd_roster_t roster = worker->roster;
   herd_worker_roster_hook_t hook = worker->roster_hook;

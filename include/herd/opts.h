@@ -1,7 +1,11 @@
 /* Table-driven options.
  *
- * Every tunable of a command is declared once in a herd_opt_t table: its
- * flag, its HERD_* environment variable, default, range and help. Parsing
+ * A command's options are a herd_opt_t table. herd's own commands name a
+ * setting of the registry (herd/settings.h) in each entry (HERD_OPT), so a
+ * setting's flag, environment variable, default, range and help are
+ * declared once for every command that takes it; a command may show it
+ * under a flag or default of its own (HERD_OPT_AS: `herd coord --port`).
+ * The benchmarks spell out their few options inline instead. Parsing
  * applies default, then environment, then command line; --help text is
  * generated from the same table. Strings point into argv/environ/the table
  * (not copied): they live as long as the process.
@@ -14,18 +18,11 @@
 #include <stdio.h>
 
 #include "herd/result.h"
+#include "herd/settings.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum {
-  HERD_OPT_INT,    /* int64_t field, checked against [min, max] */
-  HERD_OPT_DOUBLE, /* double field, checked against [min, max] */
-  HERD_OPT_STRING, /* const char * field */
-  HERD_OPT_CHOICE, /* const char * field, one of `choices` ("a|b|c") */
-  HERD_OPT_FLAG    /* int field, 1 when given (env: 1/0/true/false) */
-} herd_opt_type_t;
 
 typedef struct {
   const char *name;          /* long flag without dashes: "epochs" */
@@ -37,7 +34,23 @@ typedef struct {
   const char *choices;       /* for HERD_OPT_CHOICE */
   size_t offset;             /* offsetof(config struct, field) */
   const char *help;
+  /* The registry's setting: every field above that is unset (NULL or 0)
+   * comes from it. NULL: the entry spells everything out. */
+  const herd_setting_t *setting;
 } herd_opt_t;
+
+/* A default_value meaning "no default here", whatever the registry says. */
+extern const char herd_opt_no_default[];
+#define HERD_OPT_NO_DEFAULT herd_opt_no_default
+
+/* The registry's setting `id` into `type`'s field `field`. */
+#define HERD_OPT(id, type, field)                                             \
+  {.offset = offsetof(type, field), .setting = &herd_settings_g[HERD_S_##id]}
+/* The same, shown by one command under its own flag (short flag, or 0) and
+ * default (NULL: the registry's; HERD_OPT_NO_DEFAULT: none at all). */
+#define HERD_OPT_AS(id, type, field, flag, short_flag, dflt)                  \
+  {.name = flag, .short_name = short_flag, .default_value = dflt,             \
+   .offset = offsetof(type, field), .setting = &herd_settings_g[HERD_S_##id]}
 
 /* Parses options from argv[1..] into `config`. Stops at the first
  * positional argument or after "--"; *first_positional gets its index

@@ -53,6 +53,8 @@ typedef struct {
   int world_size;
   int state_source_rank; /* rank whose state newcomers take */
   int64_t resume_step;   /* -1: none */
+  int join_timeout_ms;   /* the coordinator's wait for a generation to form,
+                            so a member's for its next roster; 0: unsaid */
 } herd_roster_t;
 
 /* Connects, sends Join with the token and waits for the first roster.

@@ -226,31 +226,38 @@ sigpipe() {
 
 # Issue 15: --join-timeout reaches the workers (HERD_JOIN_TIMEOUT) under
 # every launcher; mpirun and srun are stand-ins that print their argv.
-# Issue 15: every `herd run` option meant for the workers reaches them, for
-# real, under --launcher local and mpirun (srun: system_slurm runs herd run
-# under a real Slurm; here a stand-in srun checks its argv): the exported
-# settings in each worker's environment, the heartbeat interval in the
-# Roster (the coordinator that judges liveness decides it).
+# Issues 15 and 16: every setting the registry marks for the workers
+# (`herd settings --to-workers`) reaches them, for real, under --launcher
+# local and mpirun (srun: system_slurm runs herd run under a real Slurm;
+# here a stand-in srun checks its argv), with the value herd run was given;
+# and the heartbeat interval arrives in the Roster (the coordinator that
+# judges liveness decides it).
 options_reach_workers() {
   local opts=(--ckpt-every 7 --resume never --backend gloo --iface lo
               --join-timeout 33 --heartbeat-ms 150 --heartbeat-misses 15)
+  local names
+  names=$(herd settings --to-workers)
+  [ "$(echo "$names" | wc -l)" -ge 12 ] || fail "herd settings --to-workers: $names"
   for launcher in local mpirun; do
     local out="$tmp/$launcher"
     mkdir -p "$out"
-    HERD_LOG_LEVEL=info herd run -n 2 --launcher $launcher --run-dir "$out/run" "${opts[@]}" \
+    HERD_LOG_LEVEL=info HERD_LOG_SUBSYS=worker,train herd run -n 2 --launcher $launcher \
+      --run-dir "$out/run" "${opts[@]}" \
       -- sh -c 'env > "$1/env.$$"; shift; exec "$@"' sh "$out" \
       herd-train --data "$data" --max-steps 5 > "$out/log" 2>&1 \
       || { tail -30 "$out/log"; fail "$launcher: herd run failed"; }
     local envs=("$out"/env.*)
     [ ${#envs[@]} = 2 ] || fail "$launcher: ${#envs[@]} workers started, want 2"
     for f in "${envs[@]}"; do
+      for name in $names; do
+        grep -q "^$name=." "$f" || fail "$launcher: $name did not reach a worker"
+      done
       for want in HERD_CKPT_EVERY=7 HERD_RESUME=never HERD_BACKEND=gloo HERD_IFACE=lo \
           HERD_JOIN_TIMEOUT=33 "HERD_RUN_DIR=$out/run" "HERD_CKPT_DIR=$out/run/ckpt" \
-          HERD_LOG_LEVEL=info; do
+          HERD_LOG_LEVEL=info HERD_LOG_SUBSYS=worker,train HERD_JOB_ID=herd; do
         grep -qx -- "$want" "$f" || fail "$launcher: $want did not reach a worker"
       done
       grep -q '^HERD_COORD=tcp://' "$f" || fail "$launcher: no HERD_COORD"
-      grep -q '^HERD_TOKEN=.' "$f" || fail "$launcher: no HERD_TOKEN"
     done
     [ "$(grep -c 'roster: generation 1 rank ./2, heartbeat every 150 ms' "$out/log")" = 2 ] \
       || { grep roster "$out/log"; fail "$launcher: --heartbeat-ms 150 did not reach both workers"; }
@@ -261,10 +268,9 @@ options_reach_workers() {
   printf '#!/bin/sh\nprintf "%%s\\n" "$@" > "%s/srun.args"\nenv > "%s/srun.env"\n' \
     "$tmp" "$tmp" > "$tmp/bin/srun"
   chmod +x "$tmp/bin/srun"
-  PATH="$tmp/bin:$PATH" herd run -n 2 --launcher srun "${opts[@]}" --run-dir "$tmp/r" \
-    -- herd-train >/dev/null 2>&1 || true
-  for name in HERD_CKPT_EVERY HERD_RESUME HERD_BACKEND HERD_IFACE HERD_JOIN_TIMEOUT \
-      HERD_RUN_DIR HERD_CKPT_DIR HERD_COORD HERD_TOKEN; do
+  HERD_LOG_LEVEL=info HERD_LOG_SUBSYS=worker PATH="$tmp/bin:$PATH" \
+    herd run -n 2 --launcher srun "${opts[@]}" --run-dir "$tmp/r" -- herd-train >/dev/null 2>&1 || true
+  for name in $names; do
     grep -q "^$name=" "$tmp/srun.env" || fail "srun: $name not set"
     grep -q -- "--export=ALL,.*$name" "$tmp/srun.args" || fail "srun: $name not exported"
   done

@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     printf("JOIN_FAILED %s\n", herd_error_detail());
     return 3;
   }
-  herd_roster_t roster, last = {0, -1, 0, 0, 0};
+  herd_roster_t roster, last = {.rank = -1};
   int64_t step = 0;
   double end = s_now() + duration;
   while (s_now() < end && !s_stdin_closed(step_ms)) {

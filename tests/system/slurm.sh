@@ -7,8 +7,9 @@
 #      checkpoints, requeues itself and resumes from that checkpoint;
 #   3. a task killed under `srun --no-kill --kill-on-bad-exit=0` leaves the
 #      survivors training (elastic gloo backend);
-#   4. `herd run --launcher srun`: every option meant for the workers is in
-#      each task's environment, and the job finishes;
+#   4. `herd run --launcher srun`: every setting the registry marks for the
+#      workers (`herd settings --to-workers`) is in each task's
+#      environment, with the values given, and the job finishes;
 #   5. `herd run --launcher srun` killed -9: srun gets SIGUSR1 (its
 #      parent-death signal), forwards it, and the tasks stop with a
 #      checkpoint instead of training on unwatched.
@@ -155,7 +156,8 @@ PY
 herd_run_srun() {
   local out=$state/herd-run
   mkdir -p "$out"
-  timeout 240 herd run -n 2 --launcher srun --run-dir "$out/run" --ckpt-every 7 --resume never \
+  HERD_LOG_LEVEL=info HERD_LOG_SUBSYS=worker,train \
+    timeout 240 herd run -n 2 --launcher srun --run-dir "$out/run" --ckpt-every 7 --resume never \
     --backend gloo --iface lo --join-timeout 33 \
     -- sh -c 'env > "$1/env.$$"; shift; exec "$@"' sh "$out" \
     herd-train --data "$data" --max-steps 5 > "$out/log" 2>&1 \
@@ -163,6 +165,9 @@ herd_run_srun() {
   local envs=("$out"/env.*)
   [ ${#envs[@]} = 2 ] || fail "herd run --launcher srun started ${#envs[@]} tasks, want 2"
   for f in "${envs[@]}"; do
+    for name in $(herd settings --to-workers); do # the registry's list
+      grep -q "^$name=." "$f" || fail "srun: $name did not reach a task"
+    done
     for want in HERD_CKPT_EVERY=7 HERD_RESUME=never HERD_BACKEND=gloo HERD_IFACE=lo \
         HERD_JOIN_TIMEOUT=33 "HERD_RUN_DIR=$out/run" "HERD_CKPT_DIR=$out/run/ckpt"; do
       grep -qx -- "$want" "$f" || fail "srun: $want did not reach a task"
