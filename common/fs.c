@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "herd/fs.h"
+#include "herd/log.h"
 
 herd_result_t herd_mkdir_p(const char *path, mode_t mode)
 {
@@ -115,4 +116,44 @@ herd_result_t herd_write_file_atomic(const char *path, const void *data,
     return rc;
   }
   return herd_rename_durably(tmp, path);
+}
+
+herd_result_t herd_read_secret_file(const char *path, char *out, size_t cap,
+                                    size_t *len_out)
+{
+  if (!path || !*path || !out || cap < 2)
+    return herd_error_set(HERD_EINVAL, "secret file: bad arguments");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return herd_error_set(errno == ENOENT ? HERD_ENOENT : HERD_EIO,
+                          "secret file '%s': %s", path, strerror(errno));
+  struct stat st;
+  herd_result_t rc = HERD_OK;
+  ssize_t n = -1;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    rc = herd_error_set(HERD_EINVAL, "secret file '%s' is not a regular "
+                        "file", path);
+  else if (st.st_size >= (off_t)cap)
+    rc = herd_error_set(HERD_ETOOBIG, "secret file '%s' is over %zu bytes",
+                        path, cap - 1);
+  else if ((n = read(fd, out, cap - 1)) < 0)
+    rc = herd_error_set(HERD_EIO, "secret file '%s': %s", path,
+                        strerror(errno));
+  close(fd);
+  if (rc != HERD_OK)
+    return rc;
+  size_t len = (size_t)n;
+  while (len && (out[len - 1] == '\n' || out[len - 1] == '\r' ||
+                 out[len - 1] == ' ' || out[len - 1] == '\t'))
+    len--;
+  out[len] = '\0';
+  if (!len)
+    return herd_error_set(HERD_EINVAL, "secret file '%s' is empty", path);
+  if (st.st_mode & 077)
+    HERD_LOG(HERD_LOG_WARN, "security", "secret file %s can be read by "
+             "other users (mode %03o): chmod 600 it", path,
+             (unsigned)(st.st_mode & 0777));
+  if (len_out)
+    *len_out = len;
+  return HERD_OK;
 }

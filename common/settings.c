@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "herd/data.h"
+#include "herd/fs.h"
 #include "herd/settings.h"
 
 const herd_setting_t herd_settings_g[HERD_S_COUNT] = {
@@ -143,7 +144,18 @@ const herd_setting_t herd_settings_g[HERD_S_COUNT] = {
         "0.0.0.0; default: the bound address)"},
     [HERD_S_TOKEN] = {"HERD_TOKEN", "token", 0, HERD_OPT_STRING, NULL, 0, 0, NULL,
         HERD_READ_CLIENT | HERD_READ_LIB | HERD_READ_TRAIN | HERD_READ_COORD | HERD_TO_WORKERS,
-        "job token workers must present (random if unset; printed)"},
+        "job token workers must present (random if unset; printed); on the "
+        "command line it is visible to every user: prefer --token-file or "
+        "this variable"},
+    [HERD_S_TOKEN_FILE] = {"HERD_TOKEN_FILE", "token-file", 0, HERD_OPT_STRING, NULL, 0, 0, NULL,
+        HERD_READ_CLIENT | HERD_READ_LIB | HERD_READ_TRAIN | HERD_READ_COORD,
+        "file holding the job token (a Kubernetes Secret, mode 600); used "
+        "when no token is given"},
+    [HERD_S_CKPT_KEY_FILE] = {"HERD_CKPT_KEY_FILE", "ckpt-key-file", 0, HERD_OPT_STRING, NULL, 0, 0, NULL,
+        HERD_READ_TRAIN | HERD_READ_LIB | HERD_TO_WORKERS,
+        "file holding a checkpoint key (16-4096 bytes): checkpoints are "
+        "signed with HMAC-SHA256, and verify and resume refuse one whose "
+        "signature does not match (tampered)"},
     [HERD_S_JOB_ID] = {"HERD_JOB_ID", "job-id", 0, HERD_OPT_STRING, "herd", 0, 0, NULL,
         HERD_READ_CLIENT | HERD_READ_LIB | HERD_READ_COORD | HERD_TO_WORKERS,
         "job id workers must name"},
@@ -301,4 +313,24 @@ herd_result_t herd_setting_double(herd_setting_id_t id, double *out)
 const char *herd_setting_string(herd_setting_id_t id)
 {
   return s_text(&herd_settings_g[id]);
+}
+
+herd_result_t herd_setting_token(const char *given, const char *given_file,
+                                 char *out, size_t cap)
+{
+  const char *token = given ? given : herd_setting_string(HERD_S_TOKEN);
+  const char *file =
+      given_file ? given_file : herd_setting_string(HERD_S_TOKEN_FILE);
+  if (!out || !cap)
+    return herd_error_set(HERD_EINVAL, "token: bad arguments");
+  out[0] = '\0';
+  if (token && *token) {
+    if (strlen(token) >= cap)
+      return herd_error_set(HERD_ETOOBIG, "the job token is over %zu bytes",
+                            cap - 1);
+    memcpy(out, token, strlen(token) + 1);
+    return HERD_OK;
+  }
+  return file && *file ? herd_read_secret_file(file, out, cap, NULL)
+                       : HERD_OK;
 }

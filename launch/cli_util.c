@@ -33,6 +33,24 @@ const char *herd_cli_announce_http(herd_coord_t *coord)
   return url;
 }
 
+int herd_cli_token(const char *cmd, const char *given, const char *file,
+                   int argc, char **argv, char *out, size_t cap)
+{
+  for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+    if (!strcmp(argv[i], "--token") || !strncmp(argv[i], "--token=", 8)) {
+      fprintf(stderr, "herd %s: warning: --token puts the job token in "
+                      "every user's process list (ps); use --token-file "
+                      "FILE or HERD_TOKEN instead\n", cmd);
+      break;
+    }
+  herd_result_t rc = herd_setting_token(given, file, out, cap);
+  if (rc != HERD_OK) {
+    fprintf(stderr, "herd %s: error: %s\n", cmd, herd_error_detail());
+    return HERD_EXIT_USAGE;
+  }
+  return 0;
+}
+
 herd_result_t herd_cli_mkdirs_parent(const char *file)
 {
   char buf[4096];

@@ -16,7 +16,9 @@ static const char s_usage[] =
     "all pass\n"
     "       herd ckpt inspect FILE      metadata and tensor list of one "
     "checkpoint\n"
-    "       herd ckpt prune DIR --keep N  delete all but the newest N";
+    "       herd ckpt prune DIR --keep N  delete all but the newest N\n\n"
+    "ls, verify and inspect take --key-file FILE (or HERD_CKPT_KEY_FILE): the\n"
+    "checkpoint key; a checkpoint not signed with it fails as tampered.";
 
 static int s_is_ckpt_name(const char *name)
 {
@@ -218,6 +220,16 @@ int herd_cmd_ckpt(int argc, char **argv)
     }
   if (argc >= 3 && !strcmp(argv[1], "prune"))
     return s_prune(argc, argv);
+  /* ACTION TARGET [--key-file FILE]: the key signed checkpoints must carry
+   * (default: HERD_CKPT_KEY_FILE's, read by the checkpoint module). */
+  if (argc == 5 && !strcmp(argv[3], "--key-file")) {
+    herd_result_t rc = herd_ckpt_set_key_file(argv[4]);
+    if (rc != HERD_OK) {
+      fprintf(stderr, "herd ckpt: error: %s\n", herd_error_detail());
+      return HERD_EXIT_USAGE;
+    }
+    argc = 3;
+  }
   if (argc != 3) {
     fprintf(stderr, "%s\n", s_usage);
     return HERD_EXIT_USAGE;

@@ -12,7 +12,7 @@
 typedef struct {
   const char *bind, *advertise, *iface;
   int64_t port;
-  const char *token;
+  const char *token, *token_file;
   const char *job_id;
   const char *run_dir;
   int64_t min_workers, max_workers;
@@ -29,6 +29,7 @@ static const herd_opt_t s_table[] = {
     HERD_OPT(COORD_ADVERTISE, s_coord_opts_t, advertise),
     HERD_OPT_AS(COORD_PORT, s_coord_opts_t, port, "port", 'p', NULL),
     HERD_OPT(TOKEN, s_coord_opts_t, token),
+    HERD_OPT(TOKEN_FILE, s_coord_opts_t, token_file),
     HERD_OPT(JOB_ID, s_coord_opts_t, job_id),
     HERD_OPT_AS(RUN_DIR, s_coord_opts_t, run_dir, NULL, 0, "runs/coord"),
     HERD_OPT_AS(MIN, s_coord_opts_t, min_workers, NULL, 0, "1"),
@@ -92,12 +93,13 @@ int herd_cmd_coord(int argc, char **argv)
             (long long)opts.min_workers);
     return HERD_EXIT_USAGE;
   }
-  char token[64];
-  if (!opts.token) {
-    if (herd_cli_random_token(token, sizeof token) != HERD_OK)
-      return herd_cli_fail("coord", HERD_ESYS);
-    opts.token = token;
-  }
+  char token[HERD_TOKEN_MAX];
+  if ((code = herd_cli_token("coord", opts.token, opts.token_file, argc,
+                             argv, token, sizeof token)) != 0)
+    return code;
+  if (!token[0] && herd_cli_random_token(token, sizeof token) != HERD_OK)
+    return herd_cli_fail("coord", HERD_ESYS);
+  opts.token = token;
   herd_result_t rc = herd_mkdir_p(opts.run_dir, 0777);
   if (rc != HERD_OK)
     return herd_cli_fail("coord", rc);

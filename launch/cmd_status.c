@@ -11,7 +11,7 @@
 
 typedef struct {
   const char *coord;
-  const char *token;
+  const char *token, *token_file;
   const char *job_id;
   double timeout_s;
   int json;
@@ -20,13 +20,14 @@ typedef struct {
 static const herd_opt_t s_table[] = {
     HERD_OPT_AS(COORD, s_status_opts_t, coord, NULL, 0, "tcp://127.0.0.1:5555"),
     HERD_OPT(TOKEN, s_status_opts_t, token),
+    HERD_OPT(TOKEN_FILE, s_status_opts_t, token_file),
     HERD_OPT(JOB_ID, s_status_opts_t, job_id),
     HERD_OPT(STATUS_TIMEOUT, s_status_opts_t, timeout_s),
     HERD_OPT(STATUS_JSON, s_status_opts_t, json),
 };
 
 static const char s_usage[] =
-    "usage: herd status [--coord ADDR] [--token T] [--json]\n\n"
+    "usage: herd status [--coord ADDR] [--token-file FILE] [--json]\n\n"
     "Prints a running job's membership, generation, step and throughput.";
 
 static const char *s_str(json_t *obj, const char *key)
@@ -75,14 +76,18 @@ int herd_cmd_status(int argc, char **argv)
                             &opts, argc, argv, &first);
   if (code >= 0)
     return code;
-  if (!opts.token) {
-    fprintf(stderr, "herd status: error: no job token: pass --token or set "
-                    "HERD_TOKEN\n");
+  char token[HERD_TOKEN_MAX];
+  if ((code = herd_cli_token("status", opts.token, opts.token_file, argc,
+                             argv, token, sizeof token)) != 0)
+    return code;
+  if (!token[0]) {
+    fprintf(stderr, "herd status: error: no job token: set HERD_TOKEN_FILE "
+                    "(or --token-file) to a file holding it, or HERD_TOKEN\n");
     return HERD_EXIT_USAGE;
   }
   char *text = NULL;
   herd_result_t rc = herd_coord_query_status(
-      opts.coord, opts.token, opts.job_id, (int)(opts.timeout_s * 1000), &text);
+      opts.coord, token, opts.job_id, (int)(opts.timeout_s * 1000), &text);
   if (rc != HERD_OK)
     return herd_cli_fail("status", rc);
   json_error_t error;

@@ -53,6 +53,12 @@ void herd_cli_monitor_apply(const herd_cli_monitor_opts_t *opts,
  * top --run-dir` reads) and returns it; NULL when HTTP is off. */
 const char *herd_cli_announce_http(herd_coord_t *coord);
 
+/* The job token into out (herd_setting_token: --token, HERD_TOKEN,
+ * --token-file, HERD_TOKEN_FILE); warns when it was given on the command
+ * line, where every user's `ps` shows it. 0, or an exit status after
+ * printing "herd CMD: error: ..." (a token file that cannot be read). */
+int herd_cli_token(const char *cmd, const char *given, const char *file,
+                   int argc, char **argv, char *out, size_t cap);
 /* mkdir -p of the folder holding `file`. */
 herd_result_t herd_cli_mkdirs_parent(const char *file);
 /* 32 random hex characters for a job token (getrandom). */

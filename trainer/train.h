@@ -34,6 +34,7 @@ typedef struct {
   int64_t seed;
   const char *backend;
   const char *ckpt_dir;
+  const char *ckpt_key_file; /* HMAC key for checkpoints; NULL: none */
   int64_t ckpt_every;
   int64_t keep;
   const char *resume;     /* auto|never|PATH */

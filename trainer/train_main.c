@@ -45,6 +45,7 @@ static const herd_opt_t s_table[] = {
     HERD_OPT(IFACE, herd_train_config_t, iface),
     HERD_OPT(CKPT_DIR, herd_train_config_t, ckpt_dir),
     HERD_OPT(CKPT_EVERY, herd_train_config_t, ckpt_every),
+    HERD_OPT(CKPT_KEY_FILE, herd_train_config_t, ckpt_key_file),
     HERD_OPT(CKPT_KEEP, herd_train_config_t, keep),
     HERD_OPT(RESUME, herd_train_config_t, resume),
     HERD_OPT(MAX_STEPS, herd_train_config_t, max_steps),
@@ -203,8 +204,9 @@ static herd_result_t s_join(herd_train_t *train)
   herd_launch_env_t env; /* HERD_COORD, else derived from Slurm/k8s */
   HERD_CHECK(herd_env_discover(&env));
   if (!env.coord[0] || (!herd_setting_string(HERD_S_COORD) &&
-                        !herd_setting_string(HERD_S_TOKEN))) {
-    HERD_LOG(HERD_LOG_INFO, "train", "no HERD_COORD (or HERD_TOKEN for a "
+                        !herd_setting_string(HERD_S_TOKEN) &&
+                        !herd_setting_string(HERD_S_TOKEN_FILE))) {
+    HERD_LOG(HERD_LOG_INFO, "train", "no HERD_COORD (or HERD_TOKEN[_FILE] for a "
                                      "derived address): no coordinator");
     return HERD_OK;
   }
@@ -341,7 +343,11 @@ static herd_result_t s_setup(herd_train_t *train)
                         train->world_size);
   if (!train->comm && !retry)
     return rc; /* nothing to agree over */
-  herd_result_t local = herd_dataset_load(train->config.data, &train->dataset);
+  /* The checkpoint key before any checkpoint is read: resume refuses one
+   * not signed with it. An unreadable key file fails every rank alike. */
+  herd_result_t local = herd_ckpt_set_key_file(train->config.ckpt_key_file);
+  if (local == HERD_OK)
+    local = herd_dataset_load(train->config.data, &train->dataset);
   if (local == HERD_OK)
     local = s_check_data_shape(train);
   if (local == HERD_OK)

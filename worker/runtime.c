@@ -38,15 +38,16 @@ static herd_result_t s_copy_config(herd_worker_t *worker,
   const char *endpoint =
       config->coord_endpoint ? config->coord_endpoint
                              : herd_setting_string(HERD_S_COORD);
-  const char *token =
-      config->token ? config->token : herd_setting_string(HERD_S_TOKEN);
+  char token[HERD_TOKEN_MAX];
+  HERD_CHECK(herd_setting_token(config->token, NULL, token, sizeof token));
   const char *job_id =
       config->job_id ? config->job_id : herd_setting_string(HERD_S_JOB_ID);
   if (!endpoint || !endpoint[0])
     return herd_error_set(HERD_EINVAL, "no coordinator address: set "
                                        "HERD_COORD (tcp://host:port)");
-  if (!token)
-    return herd_error_set(HERD_EINVAL, "no job token: set HERD_TOKEN");
+  if (!token[0])
+    return herd_error_set(HERD_EINVAL, "no job token: set HERD_TOKEN_FILE "
+                                       "(a file holding it) or HERD_TOKEN");
   worker->endpoint = strdup(endpoint);
   worker->token = strdup(token);
   worker->job_id = strdup(job_id && job_id[0] ? job_id : "herd");

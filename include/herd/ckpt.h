@@ -82,9 +82,18 @@ herd_result_t herd_ckpt_load(const char *path, herd_ckpt_meta_t *meta,
 /* Reads only the metadata of `path` (no checksum). */
 herd_result_t herd_ckpt_read_meta(const char *path, herd_ckpt_meta_t *meta);
 
-/* Full integrity check of one file (HDF5 structure, Fletcher32, content
- * checksum). HERD_OK only when every check passes. */
+/* Full integrity check of one file (the whole-file seal with its SHA-256,
+ * HDF5 structure, Fletcher32, content checksum, and with a checkpoint key
+ * set its HMAC: HERD_EAUTH when it is missing or does not match).
+ * HERD_OK only when every check passes. */
 herd_result_t herd_ckpt_verify(const char *path);
+
+/* The checkpoint key: every save signs the file with HMAC-SHA256 under it,
+ * and every verify and load refuses a file not signed with it (tampered).
+ * Read from `path` (16-4096 bytes, herd_read_secret_file); NULL or "": no
+ * key. Without a call, the key file is HERD_CKPT_KEY_FILE's, read on first
+ * use. */
+herd_result_t herd_ckpt_set_key_file(const char *path);
 
 /* Finds the newest committed checkpoint in `dir` that verifies: tries the
  * `latest` pointer first, falls back to scanning ckpt-*.h5 newest first

@@ -33,6 +33,15 @@ herd_result_t herd_rename_durably(const char *tmp, const char *final);
 herd_result_t herd_write_file_atomic(const char *path, const void *data,
                                      size_t len);
 
+/* Reads a secret (a token, a key) from a file: a regular file (symlinks,
+ * as Kubernetes mounts Secrets, are followed) of at most cap - 1 bytes,
+ * trailing whitespace removed, NUL-terminated; *len_out (may be NULL) gets
+ * its length. Empty is an error. A file that users other than its owner
+ * may read is used, with a warning (chmod 600). Errors name the file, never
+ * its contents. */
+herd_result_t herd_read_secret_file(const char *path, char *out, size_t cap,
+                                    size_t *len_out);
+
 #ifdef __cplusplus
 }
 #endif

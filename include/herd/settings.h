@@ -17,6 +17,7 @@
 #ifndef HERD_SETTINGS_H
 #define HERD_SETTINGS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "herd/result.h"
@@ -102,6 +103,8 @@ typedef enum {
   HERD_S_COORD_BIND,
   HERD_S_COORD_ADVERTISE,
   HERD_S_TOKEN,
+  HERD_S_TOKEN_FILE,
+  HERD_S_CKPT_KEY_FILE,
   HERD_S_JOB_ID,
   HERD_S_LAST_CALL_MS,
   HERD_S_WATCHDOG,
@@ -149,6 +152,15 @@ const herd_setting_t *herd_setting_find(const char *env);
 herd_result_t herd_setting_int(herd_setting_id_t id, int64_t *out);
 herd_result_t herd_setting_double(herd_setting_id_t id, double *out);
 const char *herd_setting_string(herd_setting_id_t id);
+
+/* Room for a job token and its NUL. */
+#define HERD_TOKEN_MAX 1024
+
+/* The job token: `given` (a command's --token), else HERD_TOKEN, else the
+ * contents of `given_file` (--token-file), else of HERD_TOKEN_FILE. out
+ * is "" when there is none. A file that cannot be read is an error. */
+herd_result_t herd_setting_token(const char *given, const char *given_file,
+                                 char *out, size_t cap);
 
 #ifdef __cplusplus
 }
