@@ -144,9 +144,9 @@ const herd_setting_t herd_settings_g[HERD_S_COUNT] = {
         "0.0.0.0; default: the bound address)"},
     [HERD_S_TOKEN] = {"HERD_TOKEN", "token", 0, HERD_OPT_STRING, NULL, 0, 0, NULL,
         HERD_READ_CLIENT | HERD_READ_LIB | HERD_READ_TRAIN | HERD_READ_COORD | HERD_TO_WORKERS,
-        "job token workers must present (random if unset; printed); on the "
-        "command line it is visible to every user: prefer --token-file or "
-        "this variable"},
+        "job token workers must present (random if none is given, and then "
+        "printed); on the command line it is visible to every user: prefer "
+        "--token-file or this variable"},
     [HERD_S_TOKEN_FILE] = {"HERD_TOKEN_FILE", "token-file", 0, HERD_OPT_STRING, NULL, 0, 0, NULL,
         HERD_READ_CLIENT | HERD_READ_LIB | HERD_READ_TRAIN | HERD_READ_COORD,
         "file holding the job token (a Kubernetes Secret, mode 600); used "

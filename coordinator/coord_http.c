@@ -6,8 +6,12 @@
  * The server is read-only: GET and HEAD (libmicrohttpd drops HEAD's body),
  * anything else is 405 with an Allow header. It binds where it is told,
  * 127.0.0.1 by default (the launcher's --http); exposing it takes an
- * explicit 0.0.0.0. Connections are capped and time out, so a pile of idle
- * sockets cannot exhaust the process.
+ * explicit 0.0.0.0. Exposed (bound beyond loopback), /status, which names
+ * hosts and pids, needs `Authorization: Bearer <job token>` (401
+ * otherwise; the page takes the token from its URL's #token=...), while
+ * /metrics stays readable, as Prometheus expects, and names no pids.
+ * Connections are capped and time out, so a pile of idle sockets cannot
+ * exhaust the process.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -34,6 +38,7 @@ struct coord_http {
   herd_coord_t *coord;
   struct MHD_Daemon *daemon;
   char url[300];
+  int exposed; /* bound beyond loopback: /status needs the bearer token */
 };
 
 /* ---- address ------------------------------------------------------------ */
@@ -138,14 +143,49 @@ static s_mhd_result_t s_reply_snapshot(struct coord_http *http,
                  body);
 }
 
+/* Whether the request carries "Authorization: Bearer <job token>". */
+static int s_bearer_ok(struct coord_http *http,
+                       struct MHD_Connection *connection)
+{
+  const char *auth = MHD_lookup_connection_value(
+      connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  return auth && !strncmp(auth, "Bearer ", 7) &&
+         coord_codec_token_equal(auth + 7, http->coord->token);
+}
+
+static s_mhd_result_t s_unauthorized(struct MHD_Connection *connection)
+{
+  char *body = strdup("this coordinator's HTTP server is exposed: /status "
+                      "needs 'Authorization: Bearer <job token>'\n");
+  if (!body)
+    return MHD_NO;
+  struct MHD_Response *response = MHD_create_response_from_buffer(
+      strlen(body), body, MHD_RESPMEM_MUST_FREE);
+  if (!response) {
+    free(body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          "text/plain; charset=utf-8");
+  MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                          "Bearer realm=\"herd\"");
+  s_mhd_result_t ret =
+      MHD_queue_response(connection, MHD_HTTP_UNAUTHORIZED, response);
+  MHD_destroy_response(response);
+  return ret;
+}
+
 static s_mhd_result_t s_route(struct coord_http *http,
                               struct MHD_Connection *connection,
                               const char *url)
 {
   if (!strcmp(url, "/metrics"))
     return s_reply_snapshot(http, connection, 0);
-  if (!strcmp(url, "/status"))
+  if (!strcmp(url, "/status")) {
+    if (http->exposed && !s_bearer_ok(http, connection))
+      return s_unauthorized(connection);
     return s_reply_snapshot(http, connection, 1);
+  }
   if (!strcmp(url, "/healthz"))
     return s_reply_text(connection, MHD_HTTP_OK, "ok\n");
   if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
@@ -180,6 +220,15 @@ static s_mhd_result_t s_on_request(void *cls, struct MHD_Connection *connection,
 
 /* ---- lifecycle ------------------------------------------------------------
  */
+
+static int s_is_loopback(const struct sockaddr *addr)
+{
+  if (addr->sa_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >>
+            24) == 127;
+  return addr->sa_family == AF_INET6 &&
+         IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)addr)->sin6_addr);
+}
 
 static void s_make_url(struct coord_http *http, const struct sockaddr *addr)
 {
@@ -228,6 +277,7 @@ herd_result_t coord_http_start(herd_coord_t *coord, const char *address,
                           address);
   }
   s_make_url(http, (struct sockaddr *)&addr);
+  http->exposed = !s_is_loopback((struct sockaddr *)&addr);
   HERD_LOG(HERD_LOG_INFO, COORD_LOG, "monitoring on %s", http->url);
   *out = http;
   return HERD_OK;

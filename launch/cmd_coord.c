@@ -97,7 +97,10 @@ int herd_cmd_coord(int argc, char **argv)
   if ((code = herd_cli_token("coord", opts.token, opts.token_file, argc,
                              argv, token, sizeof token)) != 0)
     return code;
-  if (!token[0] && herd_cli_random_token(token, sizeof token) != HERD_OK)
+  /* Only a token made here is printed: one the user gave is theirs already,
+   * and a log is no place for it. */
+  int made_token = !token[0];
+  if (made_token && herd_cli_random_token(token, sizeof token) != HERD_OK)
     return herd_cli_fail("coord", HERD_ESYS);
   opts.token = token;
   herd_result_t rc = herd_mkdir_p(opts.run_dir, 0777);
@@ -136,8 +139,10 @@ int herd_cmd_coord(int argc, char **argv)
   herd_cli_catch_signals();
   if ((rc = herd_coord_new(&config, &coord)) != HERD_OK)
     return herd_cli_fail("coord", rc);
-  printf("herd coord: listening on %s\nHERD_COORD=%s\nHERD_TOKEN=%s\n",
-         herd_coord_endpoint(coord), herd_coord_endpoint(coord), opts.token);
+  printf("herd coord: listening on %s\nHERD_COORD=%s\n",
+         herd_coord_endpoint(coord), herd_coord_endpoint(coord));
+  if (made_token)
+    printf("HERD_TOKEN=%s\n", opts.token);
   const char *http_url = herd_cli_announce_http(coord);
   if (http_url)
     printf("HERD_HTTP=%s\n", http_url);

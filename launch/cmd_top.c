@@ -43,6 +43,7 @@ typedef struct {
   int64_t iterations;
   int64_t rows;
   double timeout_s;
+  const char *token, *token_file;
 } s_top_opts_t;
 
 static const herd_opt_t s_table[] = {
@@ -54,13 +55,17 @@ static const herd_opt_t s_table[] = {
     HERD_OPT(TOP_ITERATIONS, s_top_opts_t, iterations),
     HERD_OPT(TOP_ROWS, s_top_opts_t, rows),
     HERD_OPT(TOP_TIMEOUT, s_top_opts_t, timeout_s),
+    HERD_OPT(TOKEN, s_top_opts_t, token),
+    HERD_OPT(TOKEN_FILE, s_top_opts_t, token_file),
 };
 
 static const char s_usage[] =
     "usage: herd top [--url URL | --coord HOST:PORT | --run-dir DIR]\n"
     "                [--interval S] [--once]\n\n"
     "Shows a running job's throughput, step time, ETA and ranks, refreshed\n"
-    "like top. Stragglers (step or busy time > 1.5x the median) are marked.";
+    "like top. Stragglers (step or busy time > 1.5x the median) are marked.\n"
+    "A coordinator whose HTTP server is exposed beyond loopback answers\n"
+    "/status only with the job token (--token-file or HERD_TOKEN[_FILE]).";
 
 /* ---- fetching ---------------------------------------------------------- */
 
@@ -392,9 +397,23 @@ int herd_cmd_top(int argc, char **argv)
     curl_global_cleanup();
     return herd_cli_fail("top", HERD_ENOMEM);
   }
-  herd_cli_catch_signals();
-  code = s_loop(&opts, url, curl);
+  /* The job token, when there is one, as a bearer token: an exposed
+   * coordinator's /status asks for it. */
+  char token[HERD_TOKEN_MAX], header[HERD_TOKEN_MAX + 32];
+  struct curl_slist *headers = NULL;
+  code = herd_cli_token("top", opts.token, opts.token_file, argc, argv, token,
+                        sizeof token);
+  if (code == 0 && token[0]) {
+    snprintf(header, sizeof header, "Authorization: Bearer %s", token);
+    headers = curl_slist_append(NULL, header);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  }
+  if (code == 0) {
+    herd_cli_catch_signals();
+    code = s_loop(&opts, url, curl);
+  }
   curl_easy_cleanup(curl);
+  curl_slist_free_all(headers);
   curl_global_cleanup();
   return code;
 }

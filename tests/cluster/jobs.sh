@@ -52,6 +52,9 @@ id=${ids[$case]:-}
 trap 'cluster_down "$id"; fault_cleanup' EXIT
 
 token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+# The README's recipe keeps the token in a file (never in an argv).
+token_file=$tmp/token
+(umask 077; printf '%s\n' "$token" > "$token_file")
 train_args=(--data "$data" --epochs 2 --seed 7 --ckpt-every 50)
 baseline_file="$(dirname "$data")/cluster-baseline.txt"
 check=("$py" "$here/job_check.py" "$tmp/run")
@@ -63,7 +66,7 @@ on() { cluster_spawn "$id" "$@"; pids+=("$CLUSTER_PID"); }
 coord_up() {
   local host=$1 min=$2; shift 2
   on "$host" "$tmp/coord.log" "$bin/herd" coord --bind "$(cluster_addr "$id" "$host")" \
-    --port 29400 --min "$min" --token "$token" --run-dir "$tmp/run" "$@"
+    --port 29400 --min "$min" --token-file "$token_file" --run-dir "$tmp/run" "$@"
   coord_pid=$CLUSTER_PID
   wait_for "$tmp/coord.log" "listening" 10
 }
@@ -71,7 +74,7 @@ coord_up() {
 # worker HOST RANK WORLD [ENV...]: herd-train started by hand on HOST.
 worker() {
   local host=$1 rank=$2 world=$3; shift 3
-  on "$host" "$tmp/w$rank.log" env HERD_COORD=tcp://coord:29400 HERD_TOKEN="$token" \
+  on "$host" "$tmp/w$rank.log" env HERD_COORD=tcp://coord:29400 HERD_TOKEN_FILE="$token_file" \
     HERD_RANK="$rank" HERD_WORLD_SIZE="$world" "$@" \
     "$bin/herd-train" "${train_args[@]}" --ckpt-dir "$tmp/run/ckpt"
 }

@@ -12,6 +12,10 @@
 #   no_secret_in_argv no process herd run starts (mpirun, local) and no
 #                     herd coord given a token file shows the token in its
 #                     argv (/proc/PID/cmdline)
+#   http_exposed      an HTTP server bound beyond loopback answers /status
+#                     only with "Authorization: Bearer <token>"; /metrics
+#                     stays readable and names no pids; on loopback
+#                     /status needs nothing
 # Usage: security.sh BIN_DIR DATA_FILE CASE. Every wait is bounded.
 set -euo pipefail
 bin=$1 data=$2 case=$3
@@ -137,6 +141,60 @@ no_secret_in_argv() {
     for _ in $(seq 1 300); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
     echo "$launcher: the token is in no argv of $seen processes"
   done
+}
+
+# http_get URL [TOKEN]: prints the HTTP status code; the body goes to
+# $tmp/body.
+http_get() {
+  "$py" - "$tmp/body" "$@" <<'PY'
+import sys, urllib.request, urllib.error
+body_path, url = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(url)
+if len(sys.argv) > 3:
+    req.add_header("Authorization", "Bearer " + sys.argv[3])
+try:
+    with urllib.request.urlopen(req, timeout=10) as r:
+        code, body = r.status, r.read()
+except urllib.error.HTTPError as e:
+    code, body = e.code, e.read()
+open(body_path, "wb").write(body)
+print(code)
+PY
+}
+
+http_exposed() {
+  secret_file "$tmp/token"
+  local token
+  token=$(cat "$tmp/token")
+  for bind in 0.0.0.0 127.0.0.1; do
+    herd coord --port 0 --min 1 --run-dir "$tmp/c-$bind" --token-file "$tmp/token" \
+      --http "$bind:0" > "$tmp/c-$bind.out" 2>&1 &
+    local pid=$! url="" port
+    pids+=("$pid")
+    for _ in $(seq 1 100); do grep -q '^HERD_HTTP=' "$tmp/c-$bind.out" 2>/dev/null && break; sleep 0.1; done
+    url=$(sed -n 's/^HERD_HTTP=//p' "$tmp/c-$bind.out")
+    [ -n "$url" ] || { cat "$tmp/c-$bind.out"; fail "no HTTP URL"; }
+    if [ $bind = 0.0.0.0 ]; then
+      # Reached on a non-loopback address of this host.
+      local addr
+      addr=$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')
+      [ -n "$addr" ] && url=${url/127.0.0.1/$addr}
+      [ "$(http_get "${url}status")" = 401 ] || fail "exposed /status answered without a token"
+      [ "$(http_get "${url}status" wrong-token)" = 401 ] || fail "exposed /status answered a wrong token"
+      [ "$(http_get "${url}status" "$token")" = 200 ] || fail "exposed /status refused the token"
+      grep -q '"members"' "$tmp/body" || fail "/status body: $(head -c 200 "$tmp/body")"
+      [ "$(http_get "${url}metrics")" = 200 ] || fail "exposed /metrics needs no token"
+      grep -qi 'pid' "$tmp/body" && fail "/metrics names pids"
+      HERD_TOKEN_FILE=$tmp/token herd top --once --url "$url" > "$tmp/top" 2>&1 ||
+        { cat "$tmp/top"; fail "herd top with the token file"; }
+      if herd top --once --url "$url" > "$tmp/top2" 2>&1; then fail "herd top without a token was answered"; fi
+    else
+      [ "$(http_get "${url}status")" = 200 ] || fail "loopback /status needs no token"
+    fi
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+  done
+  echo "http_exposed: exposed /status needs the bearer token; /metrics is open and names no pids"
 }
 
 "$case"
