@@ -57,9 +57,15 @@ herd_result_t herd_fsync_path(const char *path, int is_dir)
   return HERD_OK;
 }
 
-herd_result_t herd_write_file(const char *path, const void *data, size_t len)
+static herd_result_t s_write_file(const char *path, const void *data,
+                                  size_t len, mode_t mode)
 {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd >= 0 && mode == 0600 && fchmod(fd, 0600) != 0) {
+    int err = errno;
+    close(fd);
+    return s_fail(err, "chmod", path);
+  }
   if (fd < 0)
     return s_fail(errno, "create", path);
   for (size_t done = 0; done < len;) {
@@ -83,6 +89,11 @@ herd_result_t herd_write_file(const char *path, const void *data, size_t len)
   return HERD_OK;
 }
 
+herd_result_t herd_write_file(const char *path, const void *data, size_t len)
+{
+  return s_write_file(path, data, len, 0644);
+}
+
 herd_result_t herd_rename_durably(const char *tmp, const char *final)
 {
   if (rename(tmp, final) != 0) {
@@ -103,19 +114,32 @@ herd_result_t herd_rename_durably(const char *tmp, const char *final)
   return herd_fsync_path(dir, 1);
 }
 
-herd_result_t herd_write_file_atomic(const char *path, const void *data,
-                                     size_t len)
+static herd_result_t s_write_atomic(const char *path, const void *data,
+                                    size_t len, mode_t mode)
 {
   char tmp[PATH_MAX];
   if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >=
       (int)sizeof tmp)
     return herd_error_set(HERD_EINVAL, "path too long: '%s'", path);
-  herd_result_t rc = herd_write_file(tmp, data, len);
+  unlink(tmp); /* a leftover would keep its old mode */
+  herd_result_t rc = s_write_file(tmp, data, len, mode);
   if (rc != HERD_OK) {
     unlink(tmp);
     return rc;
   }
   return herd_rename_durably(tmp, path);
+}
+
+herd_result_t herd_write_file_atomic(const char *path, const void *data,
+                                     size_t len)
+{
+  return s_write_atomic(path, data, len, 0644);
+}
+
+herd_result_t herd_write_secret_atomic(const char *path, const void *data,
+                                       size_t len)
+{
+  return s_write_atomic(path, data, len, 0600);
 }
 
 herd_result_t herd_read_secret_file(const char *path, char *out, size_t cap,

@@ -284,3 +284,23 @@ void herd_net_format_endpoint(const char *host, int port, char *out,
   snprintf(out, cap, strchr(host, ':') ? "tcp://[%s]:%d" : "tcp://%s:%d",
            host, port);
 }
+
+int herd_net_is_loopback(const char *host)
+{
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
+  struct addrinfo *list = NULL;
+  if (!host || !*host || getaddrinfo(host, "9", &hints, &list) != 0)
+    return 0;
+  int all = list != NULL;
+  for (struct addrinfo *a = list; a; a = a->ai_next) {
+    if (a->ai_family == AF_INET)
+      all &= (ntohl(((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr) >>
+              24) == 127;
+    else if (a->ai_family == AF_INET6)
+      all &= IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr);
+    else
+      all = 0;
+  }
+  freeaddrinfo(list);
+  return all;
+}

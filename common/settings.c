@@ -151,6 +151,20 @@ const herd_setting_t herd_settings_g[HERD_S_COUNT] = {
         HERD_READ_CLIENT | HERD_READ_LIB | HERD_READ_TRAIN | HERD_READ_COORD,
         "file holding the job token (a Kubernetes Secret, mode 600); used "
         "when no token is given"},
+    [HERD_S_COORD_KEY] = {"HERD_COORD_KEY", "coord-key", 0, HERD_OPT_STRING, NULL, 0, 0, NULL,
+        HERD_READ_CLIENT | HERD_READ_LIB | HERD_READ_TRAIN | HERD_TO_WORKERS,
+        "the coordinator's CURVE public key (Z85, printed by herd coord; not "
+        "a secret): set, the control plane is encrypted and authenticated"},
+    [HERD_S_COORD_KEY_FILE] = {"HERD_COORD_KEY_FILE", "key-file", 0, HERD_OPT_STRING, NULL, 0, 0, NULL,
+        HERD_READ_COORD,
+        "file holding the coordinator's CURVE secret key (Z85, 40 "
+        "characters; a Kubernetes Secret); default with CURVE on: "
+        "RUN_DIR/coord.key, made on first use and kept for restarts"},
+    [HERD_S_CURVE] = {"HERD_CURVE", "curve", 0, HERD_OPT_CHOICE, "auto", 0, 0, "auto|on|off",
+        HERD_READ_RUN | HERD_READ_COORD,
+        "CURVE encryption and authenticated sessions on the control plane: "
+        "auto = on whenever the coordinator listens beyond loopback; off "
+        "there is plain text (warned)"},
     [HERD_S_CKPT_KEY_FILE] = {"HERD_CKPT_KEY_FILE", "ckpt-key-file", 0, HERD_OPT_STRING, NULL, 0, 0, NULL,
         HERD_READ_TRAIN | HERD_READ_LIB | HERD_TO_WORKERS,
         "file holding a checkpoint key (16-4096 bytes): checkpoints are "

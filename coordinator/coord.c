@@ -81,12 +81,16 @@ static void s_handle_one(herd_coord_t *coord, s_frame_t *frame)
 {
   if (frame->ok) {
     coord->current_fd = zmq_msg_get(&frame->body, ZMQ_SRCFD);
+    const char *user = coord->zap ? zmq_msg_gets(&frame->body, "User-Id")
+                                  : NULL;
+    coord->current_user = user ? user : "";
     coord_handle_frame(coord, zmq_msg_data(&frame->id),
                        zmq_msg_size(&frame->id), zmq_msg_data(&frame->body),
                        zmq_msg_size(&frame->body));
   } else {
     coord->stats.malformed_messages++;
   }
+  coord->current_user = "";
   zmq_msg_close(&frame->id);
   zmq_msg_close(&frame->body);
 }
@@ -124,6 +128,7 @@ static void s_run_batch(herd_coord_t *coord, s_frame_t *batch)
   coord->router_drained = n < COORD_DRAIN_BATCH;
   pthread_mutex_lock(&coord->lock);
   int64_t now_ms = herd_mono_ms();
+  coord_curve_service(coord);
   s_drain_monitor(coord, now_ms);
   for (int i = 0; i < n; i++)
     s_handle_one(coord, &batch[i]);
@@ -142,9 +147,12 @@ static void *s_thread_main(void *arg)
     return NULL;
   }
   while (!atomic_load(&coord->stop)) {
-    zmq_pollitem_t items[2] = {{coord->router, 0, ZMQ_POLLIN, 0},
-                               {coord->monitor, 0, ZMQ_POLLIN, 0}};
-    int ready = zmq_poll(items, 2, coord->poll_timeout_ms);
+    /* The ZAP socket (CURVE only) wakes the loop too: a handshake waits
+     * for its answer. */
+    zmq_pollitem_t items[3] = {{coord->router, 0, ZMQ_POLLIN, 0},
+                               {coord->monitor, 0, ZMQ_POLLIN, 0},
+                               {coord->zap, 0, ZMQ_POLLIN, 0}};
+    int ready = zmq_poll(items, coord->zap ? 3 : 2, coord->poll_timeout_ms);
     if (ready < 0 && errno == ETERM)
       break;
     s_run_batch(coord, batch);
@@ -272,6 +280,7 @@ static herd_result_t s_bind(herd_coord_t *coord)
    * backlog of 100 would drop SYNs and stall them for a 1 s retransmit. */
   int backlog = 4096;
   zmq_setsockopt(coord->router, ZMQ_BACKLOG, &backlog, sizeof backlog);
+  HERD_CHECK(coord_curve_setup(coord)); /* before the bind */
   char address[300];
   if (coord->config.port)
     snprintf(address, sizeof address, "tcp://%s:%d", coord->bind_host,
@@ -348,6 +357,7 @@ static herd_result_t s_new_state(const herd_coord_config_t *config,
   coord->started_ms = herd_mono_ms();
   coord->forming_since_ms = coord->started_ms;
   coord->current_fd = -1;
+  coord->current_user = "";
   return HERD_OK;
 }
 
@@ -419,6 +429,7 @@ void herd_coord_destroy(herd_coord_t **coord_p)
   }
   if (coord->monitor)
     zmq_close(coord->monitor);
+  coord_curve_close(coord);
   if (coord->zmq_ctx)
     zmq_ctx_term(coord->zmq_ctx);
   coord_events_close(&coord->events);

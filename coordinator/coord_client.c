@@ -114,6 +114,9 @@ herd_result_t herd_coord_query_status(const char *endpoint, const char *token,
   zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof zero);
   zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
   zmq_setsockopt(dealer, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
+  const char *key = herd_setting_string(HERD_S_COORD_KEY);
+  if (key && *key)
+    HERD_TRY(herd_wire_curve_client(dealer, key));
   if (zmq_connect(dealer, endpoint) != 0) {
     rc = herd_error_set(HERD_EINVAL, "cannot connect to '%s': %s", endpoint,
                         zmq_strerror(errno));

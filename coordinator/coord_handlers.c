@@ -26,6 +26,8 @@ static void s_handle_join(herd_coord_t *coord, const void *id, size_t id_len,
 {
   coord_member_t *member = coord_member_find(coord, id, id_len);
   if (member) {
+    if (!coord_curve_session_ok(coord, member, coord->current_user))
+      return;
     /* A repeated Join (the worker's first reply got lost): answer again. */
     if (member->state == COORD_MEMBER_ACTIVE)
       coord_send_roster(coord, member);
@@ -48,6 +50,7 @@ static void s_handle_join(herd_coord_t *coord, const void *id, size_t id_len,
     return;
   }
   coord_member_note_fd(coord, member, coord->current_fd);
+  (void)coord_curve_session_ok(coord, member, coord->current_user); /* binds */
   /* member_joined is logged on admission, when the rank is known. */
   HERD_LOG(HERD_LOG_DEBUG, COORD_LOG,
            "worker pid %d on %s joined (claims generation %lld rank %d)",
@@ -309,6 +312,8 @@ static void s_dispatch(herd_coord_t *coord, const void *id, size_t id_len,
       s_send_rejoin(coord, id, id_len);
     return;
   }
+  if (!coord_curve_session_ok(coord, member, coord->current_user))
+    return; /* another key acting for this member: nothing it says counts */
   coord_detect_heard(coord, member,
                      env->body_case == HERD__ENVELOPE__BODY_HEARTBEAT,
                      herd_mono_ms());

@@ -102,6 +102,8 @@ typedef struct {
   double gap_mean_ms, gap_var_ms2;
   int suspect; /* silent past the floor, not yet past its own deadline */
   int fd;               /* connection its messages came from, -1 unknown */
+  char session[41];     /* CURVE: the Z85 client key it joined with; its
+                           routing id is bound to it (coord_curve.c) */
   int64_t disconnected_ms; /* its connection closed at, 0: connected */
   /* re-registration claim (Join.generation/rank/world_size) */
   int64_t claimed_generation;
@@ -302,6 +304,9 @@ struct herd_coord {
   int64_t rejoin_until_ms;   /* after an isolation: closes are reconnects */
   int64_t generation_formed_ms; /* the newest roster went out at */
   int current_fd;            /* connection of the message being handled */
+  const char *current_user;  /* its ZAP user id (CURVE client key), or "" */
+  void *zap;                 /* CURVE: the ZAP handler's REP socket */
+  char public_key[41];       /* CURVE: Z85, "" without */
   int formed_here;           /* a generation formed or was adopted here */
   int64_t file_generation;   /* newest generation found in events.jsonl */
   int64_t adopt_generation;  /* restart: generation re-registrations claim */
@@ -400,6 +405,17 @@ void coord_status_reply(herd_coord_t *coord, const void *routing_id,
                         size_t routing_id_len);
 
 /* coord_handlers.c (coord->lock held) */
+/* coord_curve.c: CURVE on the ROUTER and the ZAP handler that binds each
+ * member's routing id to the client key it joined with. */
+herd_result_t coord_curve_setup(herd_coord_t *coord);
+/* Answers the waiting ZAP requests (coordinator thread, lock held). */
+void coord_curve_service(herd_coord_t *coord);
+/* Whether a message on a connection of `user` may act for `member`
+ * (binds the member on first use). 1 without CURVE. */
+int coord_curve_session_ok(herd_coord_t *coord, coord_member_t *member,
+                           const char *user);
+void coord_curve_close(herd_coord_t *coord);
+
 void coord_handle_frame(herd_coord_t *coord, const void *routing_id,
                         size_t routing_id_len, const void *data, size_t size);
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "herd/fs.h"
+#include "herd/net.h"
 #include "cmds.h"
 
 void herd_cli_monitor_apply(const herd_cli_monitor_opts_t *opts,
@@ -49,6 +50,23 @@ int herd_cli_token(const char *cmd, const char *given, const char *file,
     return HERD_EXIT_USAGE;
   }
   return 0;
+}
+
+int herd_cli_curve_on(const char *cmd, const char *mode,
+                      const char *bind_host)
+{
+  int beyond_loopback = !herd_net_is_loopback(bind_host);
+  if (mode && !strcmp(mode, "on"))
+    return 1;
+  if (mode && !strcmp(mode, "off")) {
+    if (beyond_loopback)
+      fprintf(stderr, "herd %s: warning: --curve off on %s: the control "
+                      "plane, job token included, crosses the network in "
+                      "plain text, and anyone who reaches the port can act "
+                      "for a worker\n", cmd, bind_host);
+    return 0;
+  }
+  return beyond_loopback;
 }
 
 herd_result_t herd_cli_mkdirs_parent(const char *file)

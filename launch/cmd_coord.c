@@ -13,6 +13,7 @@ typedef struct {
   const char *bind, *advertise, *iface;
   int64_t port;
   const char *token, *token_file;
+  const char *curve, *key_file;
   const char *job_id;
   const char *run_dir;
   int64_t min_workers, max_workers;
@@ -30,6 +31,8 @@ static const herd_opt_t s_table[] = {
     HERD_OPT_AS(COORD_PORT, s_coord_opts_t, port, "port", 'p', NULL),
     HERD_OPT(TOKEN, s_coord_opts_t, token),
     HERD_OPT(TOKEN_FILE, s_coord_opts_t, token_file),
+    HERD_OPT(CURVE, s_coord_opts_t, curve),
+    HERD_OPT(COORD_KEY_FILE, s_coord_opts_t, key_file),
     HERD_OPT(JOB_ID, s_coord_opts_t, job_id),
     HERD_OPT_AS(RUN_DIR, s_coord_opts_t, run_dir, NULL, 0, "runs/coord"),
     HERD_OPT_AS(MIN, s_coord_opts_t, min_workers, NULL, 0, "1"),
@@ -49,10 +52,14 @@ static const char s_usage[] =
     "usage: herd coord [OPTIONS]\n\n"
     "Runs the coordinator until the job is done (rank 0 reports done), the\n"
     "join timeout passes, or SIGINT/SIGTERM. Workers find it through\n"
-    "HERD_COORD=tcp://HOST:PORT and HERD_TOKEN. Restarted with the same\n"
-    "--port, --token and --run-dir, it adopts the running workers.\n"
+    "HERD_COORD=tcp://HOST:PORT and the job token (HERD_TOKEN_FILE or\n"
+    "HERD_TOKEN). Restarted with the same --port, token and --run-dir, it\n"
+    "adopts the running workers.\n"
     "Workers on other hosts: --bind ADDR (or --iface IFACE) on the network\n"
-    "they share; the printed HERD_COORD is the address to give them.";
+    "they share; the printed HERD_COORD is the address to give them. Beyond\n"
+    "loopback the control plane runs CURVE (encrypted, each worker's session\n"
+    "bound to its key): the printed HERD_COORD_KEY is the public key they\n"
+    "need too; the secret one is --key-file's, or RUN_DIR/coord.key.";
 
 static int s_wait_for_job(herd_coord_t *coord)
 {
@@ -77,6 +84,32 @@ static int s_wait_for_job(herd_coord_t *coord)
       return HERD_EXIT_INTERRUPTED;
     }
   }
+}
+
+/* The CURVE secret key: --key-file's, else RUN_DIR/coord.key, made (mode
+ * 600) when missing so that a restarted coordinator keeps its key and its
+ * workers. secret: 41 bytes. */
+static herd_result_t s_secret_key(const s_coord_opts_t *opts, char *secret)
+{
+  char path[4200], buf[64];
+  size_t len = 0;
+  if (opts->key_file)
+    snprintf(path, sizeof path, "%s", opts->key_file);
+  else
+    snprintf(path, sizeof path, "%s/coord.key", opts->run_dir);
+  herd_result_t rc = herd_read_secret_file(path, buf, sizeof buf, &len);
+  if (rc == HERD_ENOENT && !opts->key_file) {
+    char public_key[41];
+    HERD_CHECK(herd_curve_keypair(public_key, secret));
+    return herd_write_secret_atomic(path, secret, 40);
+  }
+  HERD_CHECK(rc);
+  if (len != 40)
+    return herd_error_set(HERD_EINVAL, "CURVE key file '%s': not a secret "
+                          "key (40 characters of Z85; `herd keygen` makes "
+                          "one)", path);
+  memcpy(secret, buf, 41);
+  return HERD_OK;
 }
 
 int herd_cmd_coord(int argc, char **argv)
@@ -135,12 +168,22 @@ int herd_cmd_coord(int argc, char **argv)
   config.rejoin_window_ms = (int)opts.rejoin_window_ms;
   herd_cli_monitor_apply(&opts.monitor, &config);
   config.run_id = opts.run_id;
+  char secret_key[41] = "";
+  if (herd_cli_curve_on("coord", opts.curve, config.bind_host)) {
+    if ((rc = s_secret_key(&opts, secret_key)) != HERD_OK)
+      return herd_cli_fail("coord", rc);
+    config.curve_secret_key = secret_key;
+  }
   herd_coord_t *coord = NULL;
   herd_cli_catch_signals();
-  if ((rc = herd_coord_new(&config, &coord)) != HERD_OK)
+  rc = herd_coord_new(&config, &coord);
+  memset(secret_key, 0, sizeof secret_key);
+  if (rc != HERD_OK)
     return herd_cli_fail("coord", rc);
   printf("herd coord: listening on %s\nHERD_COORD=%s\n",
          herd_coord_endpoint(coord), herd_coord_endpoint(coord));
+  if (herd_coord_public_key(coord)) /* not a secret: workers need it */
+    printf("HERD_COORD_KEY=%s\n", herd_coord_public_key(coord));
   if (made_token)
     printf("HERD_TOKEN=%s\n", opts.token);
   const char *http_url = herd_cli_announce_http(coord);

@@ -44,6 +44,7 @@ static const herd_opt_t s_table[] = {
     HERD_OPT(MAX_RESTARTS, herd_run_opts_t, max_restarts),
     HERD_OPT(IFACE, herd_run_opts_t, iface),
     HERD_OPT(COORD_PORT, herd_run_opts_t, coord_port),
+    HERD_OPT(CURVE, herd_run_opts_t, curve),
     HERD_CLI_MONITOR_OPTIONS(herd_run_opts_t, monitor),
 };
 
@@ -83,6 +84,10 @@ static herd_result_t s_export_env(const herd_run_opts_t *opts,
   /* The workers advertise their Gloo/NCCL addresses on the same network. */
   if (opts->iface)
     failed = failed || setenv("HERD_IFACE", opts->iface, 1);
+  /* This job's key, never one from the environment (another job's). */
+  const char *key = herd_coord_public_key(coord);
+  failed = failed || (key ? setenv("HERD_COORD_KEY", key, 1)
+                          : unsetenv("HERD_COORD_KEY"));
   return failed ? herd_error_set(HERD_ESYS, "setenv failed") : HERD_OK;
 }
 
@@ -100,7 +105,16 @@ static herd_result_t s_start_coord(const herd_run_opts_t *opts,
   config.heartbeat_misses = (int)opts->heartbeat_misses;
   config.join_timeout_ms = (int)(opts->join_timeout_s * 1000);
   herd_cli_monitor_apply(&opts->monitor, &config);
-  return herd_coord_new(&config, coord);
+  /* CURVE: a keypair for this job; the workers get the public half with
+   * the address (HERD_COORD_KEY, s_export_env). */
+  char public_key[41], secret_key[41];
+  if (herd_cli_curve_on("run", opts->curve, config.bind_host)) {
+    HERD_CHECK(herd_curve_keypair(public_key, secret_key));
+    config.curve_secret_key = secret_key;
+  }
+  herd_result_t rc = herd_coord_new(&config, coord);
+  memset(secret_key, 0, sizeof secret_key);
+  return rc;
 }
 
 static void s_print_progress(herd_coord_t *coord, int nproc)

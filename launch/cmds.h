@@ -21,6 +21,7 @@ int herd_cmd_top(int argc, char **argv);
 int herd_cmd_data(int argc, char **argv);
 int herd_cmd_ckpt(int argc, char **argv);
 int herd_cmd_settings(int argc, char **argv);
+int herd_cmd_keygen(int argc, char **argv);
 
 /* Parses `table` or prints help/the error; returns -1 to continue, else an
  * exit code for main. */
@@ -59,6 +60,10 @@ const char *herd_cli_announce_http(herd_coord_t *coord);
  * printing "herd CMD: error: ..." (a token file that cannot be read). */
 int herd_cli_token(const char *cmd, const char *given, const char *file,
                    int argc, char **argv, char *out, size_t cap);
+/* Whether a coordinator bound to `bind_host` runs CURVE: `mode` on, off,
+ * or auto (on unless bound to loopback). Off beyond loopback warns. */
+int herd_cli_curve_on(const char *cmd, const char *mode,
+                      const char *bind_host);
 /* mkdir -p of the folder holding `file`. */
 herd_result_t herd_cli_mkdirs_parent(const char *file);
 /* 32 random hex characters for a job token (getrandom). */

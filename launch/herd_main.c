@@ -16,6 +16,7 @@ static const struct {
     {"top", herd_cmd_top, "live view of a running job (throughput, ranks)"},
     {"data", herd_cmd_data, "import datasets (herd data import fashion-mnist)"},
     {"ckpt", herd_cmd_ckpt, "list, verify, inspect and prune checkpoints"},
+    {"keygen", herd_cmd_keygen, "a CURVE keypair for herd coord (--key-file)"},
     {"settings", herd_cmd_settings, "every setting: variable, flag, default, who reads it"},
 };
 

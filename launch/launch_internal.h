@@ -37,6 +37,7 @@ typedef struct {
   herd_cli_monitor_opts_t monitor;
   const char *iface;     /* the coordinator's (and mpirun's) interface */
   int64_t coord_port;    /* 0: a free one */
+  const char *curve;     /* auto|on|off (HERD_CURVE) */
   /* Resolved by herd_launch_check: where the coordinator listens. */
   char remote_host[256]; /* first --hostfile/-H host not this one; "": all
                             workers run on this host */

@@ -62,4 +62,10 @@ const char *herd_wire_body_name(const Herd__Envelope *env);
 #ifdef __cplusplus
 }
 #endif
+/* CURVE client options on a ZeroMQ socket, before its connect: the
+ * server's Z85 public key (40 characters) and a fresh keypair of its own,
+ * which the socket keeps for every reconnect. HERD_EINVAL for a malformed
+ * key, HERD_EUNSUPPORTED without CURVE in this libzmq. */
+herd_result_t herd_wire_curve_client(void *socket, const char *server_key);
+
 #endif

@@ -133,3 +133,22 @@ const char *herd_wire_body_name(const Herd__Envelope *env)
     return "none";
   }
 }
+
+herd_result_t herd_wire_curve_client(void *socket, const char *server_key)
+{
+  char public_key[41], secret_key[41];
+  uint8_t binary[32];
+  if (!server_key || strlen(server_key) != 40 ||
+      !zmq_z85_decode(binary, server_key))
+    return herd_error_set(HERD_EINVAL, "the coordinator's public key (HERD_"
+                          "COORD_KEY) is not 40 characters of Z85");
+  if (!zmq_has("curve"))
+    return herd_error_set(HERD_EUNSUPPORTED,
+                          "this libzmq was built without CURVE");
+  if (zmq_curve_keypair(public_key, secret_key) != 0 ||
+      zmq_setsockopt(socket, ZMQ_CURVE_SERVERKEY, server_key, 40) != 0 ||
+      zmq_setsockopt(socket, ZMQ_CURVE_PUBLICKEY, public_key, 40) != 0 ||
+      zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, secret_key, 40) != 0)
+    return herd_error_set(HERD_ESYS, "CURVE client: %s", zmq_strerror(errno));
+  return HERD_OK;
+}

@@ -56,6 +56,13 @@ static herd_result_t s_copy_config(herd_worker_t *worker,
   if (config->version >= 2 && config->iface && config->iface[0] &&
       !(worker->iface = strdup(config->iface)))
     return HERD_ENOMEM;
+  const char *key = config->version >= 3 && config->coord_public_key
+                        ? config->coord_public_key
+                        : herd_setting_string(HERD_S_COORD_KEY);
+  if (key && strlen(key) >= sizeof worker->coord_key)
+    return herd_error_set(HERD_EINVAL, "HERD_COORD_KEY: not a CURVE public "
+                          "key (40 characters of Z85)");
+  snprintf(worker->coord_key, sizeof worker->coord_key, "%s", key ? key : "");
   worker->launcher_rank = config->launcher_rank;
   worker->launcher_world_size = config->launcher_world_size;
   worker->heartbeat_from_config = config->heartbeat_interval_ms > 0;
@@ -150,6 +157,10 @@ static herd_result_t s_open_sockets(herd_worker_t *worker)
   if (zmq_bind(worker->queue_out, inproc) != 0 ||
       zmq_connect(worker->queue_in, inproc) != 0)
     return herd_error_set(HERD_ESYS, "inproc queue: %s", zmq_strerror(errno));
+  /* CURVE: encrypted, and this worker's session is its key (the socket
+   * keeps it for every reconnect). */
+  if (worker->coord_key[0])
+    HERD_CHECK(herd_wire_curve_client(worker->dealer, worker->coord_key));
   if (zmq_connect(worker->dealer, worker->endpoint) != 0)
     return herd_error_set(HERD_EINVAL, "cannot connect to '%s': %s",
                           worker->endpoint, zmq_strerror(errno));
@@ -240,9 +251,13 @@ static herd_result_t s_wait_roster(herd_worker_t *worker)
   else
     rc = herd_error_set(HERD_ETIMEDOUT,
                         "no roster from coordinator %s "
-                        "within %g s (is it running, and did the other "
-                        "workers join?)",
-                        worker->endpoint, worker->join_timeout_ms / 1000.0);
+                        "within %g s (is it running, did the other "
+                        "workers join, and %s?)",
+                        worker->endpoint, worker->join_timeout_ms / 1000.0,
+                        worker->coord_key[0]
+                            ? "is HERD_COORD_KEY the key it printed"
+                            : "if it runs CURVE (it does when it listens "
+                              "beyond loopback), is HERD_COORD_KEY set");
   pthread_mutex_unlock(&worker->lock);
   return rc;
 }
@@ -295,6 +310,9 @@ herd_result_t herd_worker_join(const herd_worker_config_t *config,
   HERD_TRY(s_copy_config(worker, config));
   s_make_identity(worker);
   HERD_TRY(s_open_sockets(worker));
+  HERD_LOG(HERD_LOG_INFO, WORKER_LOG, "joining %s as %s%s", worker->endpoint,
+           worker->routing_id,
+           worker->coord_key[0] ? " (CURVE)" : " (plain text)");
   if (pthread_create(&worker->thread, NULL, worker_link_main, worker) != 0) {
     rc = herd_error_set(HERD_ESYS, "cannot start the worker link thread");
     goto out;

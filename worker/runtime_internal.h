@@ -47,6 +47,7 @@ struct herd_worker {
   int join_timeout_ms;
   int heartbeat_from_config; /* 0: adopt the coordinator's interval */
   char routing_id[256];
+  char coord_key[41]; /* the coordinator's CURVE public key; "": none */
   char host[200];
   char *iface;                        /* NULL: route to the coordinator */
   char advertise_addr[HERD_NET_ADDR_MAX]; /* set once the join succeeded */

@@ -80,12 +80,17 @@ typedef struct {
                                  endpoint); NULL: bind_host, or for a
                                  wildcard bind (0.0.0.0, ::) this host's
                                  first non-loopback address */
+  const char *curve_secret_key; /* Z85 (40 characters): CURVE encryption
+                                 and authenticated sessions on the
+                                 control plane; workers need the public
+                                 key (herd_coord_public_key). NULL: plain
+                                 text (loopback) */
 } herd_coord_config_t;
 
 #define HERD_COORD_CONFIG_INIT                                                 \
   { HERD_COORD_CONFIG_VERSION, "127.0.0.1", 0, NULL, "herd", NULL, 1, 1,      \
     100, 5, 120000, 69632, 0, 0, 0, 0, 0, 0, 0,                               \
-    NULL, NULL, 0, NULL, 0, NULL, 0, NULL }
+    NULL, NULL, 0, NULL, 0, NULL, 0, NULL, NULL }
 
 /* Binds, opens the run dir files and starts the coordinator thread.
  * Caller owns *coord_out. */
@@ -97,6 +102,12 @@ void herd_coord_destroy(herd_coord_t **coord_p);
 /* "tcp://ADDR:PORT" as workers should dial it (the advertised address
  * and the bound port), valid until destroy. */
 const char *herd_coord_endpoint(const herd_coord_t *coord);
+/* The Z85 public key workers need (HERD_COORD_KEY) when the coordinator
+ * runs CURVE; NULL when it does not. */
+const char *herd_coord_public_key(const herd_coord_t *coord);
+/* A new CURVE keypair, Z85 (41 bytes each with the NUL); HERD_EUNSUPPORTED
+ * when this libzmq has no CURVE. */
+herd_result_t herd_curve_keypair(char *public_key, char *secret_key);
 /* "http://ADDR:PORT/" of the monitoring server (the bound port, also when
  * config.http_address asked for port 0), or NULL without one. Valid until
  * destroy. */
@@ -121,6 +132,9 @@ typedef struct {
   int64_t adopted_generation; /* generation adopted after a restart, 0 none */
   int64_t kv_keys;        /* keys in the rendezvous store */
   int64_t watchdog_evictions;
+  /* CURVE: connections and messages refused for claiming a member's
+   * routing id from another session (another client key) */
+  int64_t session_refusals;
 } herd_coord_stats_t;
 
 herd_result_t herd_coord_stats(herd_coord_t *coord, herd_coord_stats_t *out);

@@ -33,6 +33,10 @@ herd_result_t herd_rename_durably(const char *tmp, const char *final);
 herd_result_t herd_write_file_atomic(const char *path, const void *data,
                                      size_t len);
 
+/* herd_write_file_atomic for a secret: the file is created mode 0600
+ * (before any byte is in it), whatever the umask. */
+herd_result_t herd_write_secret_atomic(const char *path, const void *data,
+                                       size_t len);
 /* Reads a secret (a token, a key) from a file: a regular file (symlinks,
  * as Kubernetes mounts Secrets, are followed) of at most cap - 1 bytes,
  * trailing whitespace removed, NUL-terminated; *len_out (may be NULL) gets

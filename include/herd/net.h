@@ -56,6 +56,11 @@ void herd_net_format_endpoint(const char *host, int port, char *out,
 /* 1 when `host` (name or address) resolves to a loopback or local
  * address of this machine, 0 when not or when it does not resolve. */
 int herd_net_is_local(const char *host);
+/* 1 when every address `host` resolves to is a loopback one (127.0.0.0/8,
+ * ::1): a service bound there cannot be reached from another host. 0 for
+ * wildcards (0.0.0.0, ::), other addresses, and names that do not
+ * resolve. */
+int herd_net_is_loopback(const char *host);
 
 /* ---- link rates (common/net_links.c) ------------------------------------ */
 

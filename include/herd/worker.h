@@ -28,8 +28,9 @@ extern "C" {
 
 typedef struct herd_worker herd_worker_t;
 
-/* Version 1 ends at join_timeout_ms; version 2 adds iface. */
-#define HERD_WORKER_CONFIG_VERSION 2
+/* Version 1 ends at join_timeout_ms; version 2 adds iface; version 3
+ * coord_public_key. */
+#define HERD_WORKER_CONFIG_VERSION 3
 typedef struct {
   int version;               /* HERD_WORKER_CONFIG_VERSION */
   const char *coord_endpoint; /* NULL: $HERD_COORD */
@@ -42,10 +43,12 @@ typedef struct {
   const char *iface;          /* interface whose address peers dial (Gloo,
                                  NCCL); NULL: the one routing to the
                                  coordinator (herd/net.h) */
+  const char *coord_public_key; /* the coordinator's CURVE key (Z85); NULL:
+                                 $HERD_COORD_KEY; neither: plain text */
 } herd_worker_config_t;
 
 #define HERD_WORKER_CONFIG_INIT                                                \
-  { HERD_WORKER_CONFIG_VERSION, NULL, NULL, NULL, -1, -1, 0, 0, NULL }
+  { HERD_WORKER_CONFIG_VERSION, NULL, NULL, NULL, -1, -1, 0, 0, NULL, NULL }
 
 typedef struct {
   int64_t generation;

@@ -69,12 +69,17 @@ coord_up() {
     --port 29400 --min "$min" --token-file "$token_file" --run-dir "$tmp/run" "$@"
   coord_pid=$CLUSTER_PID
   wait_for "$tmp/coord.log" "listening" 10
+  # Beyond loopback it runs CURVE: the public key it printed (the same
+  # after a restart: RUN_DIR/coord.key) is what the workers need.
+  wait_for "$tmp/coord.log" "HERD_COORD_KEY=" 10
+  coord_key=$(sed -n 's/^HERD_COORD_KEY=//p' "$tmp/coord.log" | tail -1)
 }
 
 # worker HOST RANK WORLD [ENV...]: herd-train started by hand on HOST.
 worker() {
   local host=$1 rank=$2 world=$3; shift 3
   on "$host" "$tmp/w$rank.log" env HERD_COORD=tcp://coord:29400 HERD_TOKEN_FILE="$token_file" \
+    HERD_COORD_KEY="$coord_key" \
     HERD_RANK="$rank" HERD_WORLD_SIZE="$world" "$@" \
     "$bin/herd-train" "${train_args[@]}" --ckpt-dir "$tmp/run/ckpt"
 }
@@ -256,7 +261,7 @@ k8s_pod() { # HOST INDEX: one worker pod, environment as the manifests say
   # Root here (namespaces), user 1000 in the image: let a singleton MPI run.
   on "$host" "$tmp/pod$index.$RANDOM.log" env -i PATH="$bin:/usr/bin:/bin" \
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-    "${cm[@]}" HERD_TOKEN="$token" JOB_COMPLETION_INDEX="$index" \
+    "${cm[@]}" HERD_TOKEN="$token" HERD_COORD_KEY="$coord_key" JOB_COMPLETION_INDEX="$index" \
     HERD_RUN_DIR="$tmp/run" HERD_CKPT_DIR="$tmp/run/ckpt" HERD_DATA="$data" \
     "${pod_env[@]}" "$bin/herd-train" --epochs 2 --seed 7 --ckpt-every 50
   pod_pid=$CLUSTER_PID
@@ -291,8 +296,15 @@ k8s_cluster() {
     fail "the ConfigMap's HERD_COORD is not tcp://herd-coord:29400"
   mapfile -t coord_args < <(k8s_coord_args)
   [ "${#coord_args[@]}" -ge 3 ] || fail "cannot read the Deployment's args"
+  # The two Secrets as an operator makes them (k8s/base/secret.yaml): the
+  # token and the CURVE public key for everyone, the secret key mounted in
+  # the coordinator only (HERD_COORD_KEY_FILE, as the Deployment sets it).
+  grep -q 'HERD_COORD_KEY_FILE' "$here/../../k8s/base/coordinator.yaml" ||
+    fail "the Deployment does not give the coordinator its key file"
+  coord_key=$("$bin/herd" keygen --out "$tmp/coord.key" | sed -n 's/^HERD_COORD_KEY=//p')
+  [ -n "$coord_key" ] || fail "herd keygen"
   on herd-coord "$tmp/coord.log" env -i PATH="$bin:/usr/bin:/bin" $(k8s_env) \
-    HERD_TOKEN="$token" \
+    HERD_TOKEN="$token" HERD_COORD_KEY_FILE="$tmp/coord.key" \
     "$bin/herd" coord "${coord_args[@]}"
   coord_pid=$CLUSTER_PID
   wait_for "$tmp/coord.log" "listening" 10

@@ -12,6 +12,17 @@
 #   no_secret_in_argv no process herd run starts (mpirun, local) and no
 #                     herd coord given a token file shows the token in its
 #                     argv (/proc/PID/cmdline)
+#   curve_handshake   a CURVE coordinator: a client without its public key
+#                     cannot complete the handshake (herd status gets no
+#                     answer, a worker no roster); with the key but a wrong
+#                     token it is refused; with both it is answered
+#   curve_hijack      with a member's exact routing id and the public key,
+#                     a second connection's KvSet, PeerFailed, Leave and
+#                     Done are all refused and the job carries on untouched
+#   curve_capture     the bytes between a worker and the coordinator (a TCP
+#                     proxy records them) hold neither the token nor the job
+#                     id under CURVE; the same capture in plain text does
+#                     (the check can fail)
 #   http_exposed      an HTTP server bound beyond loopback answers /status
 #                     only with "Authorization: Bearer <token>"; /metrics
 #                     stays readable and names no pids; on loopback
@@ -141,6 +152,159 @@ no_secret_in_argv() {
     for _ in $(seq 1 300); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
     echo "$launcher: the token is in no argv of $seen processes"
   done
+}
+
+# curve_coord [ARGS...]: herd coord --curve on (loopback: the mechanism is
+# the same) with a token file; sets coord_pid, HERD_COORD, coord_key.
+curve_coord() {
+  secret_file "$tmp/token"
+  herd coord --curve on --port 0 --run-dir "$tmp/coord" --token-file "$tmp/token" "$@" \
+    > "$tmp/coord.out" 2>&1 &
+  coord_pid=$!
+  pids+=("$coord_pid")
+  for _ in $(seq 1 100); do grep -q '^HERD_COORD_KEY=' "$tmp/coord.out" 2>/dev/null && break; sleep 0.1; done
+  HERD_COORD=$(sed -n 's/^HERD_COORD=//p' "$tmp/coord.out")
+  coord_key=$(sed -n 's/^HERD_COORD_KEY=//p' "$tmp/coord.out")
+  [ -n "$HERD_COORD" ] && [ ${#coord_key} = 40 ] || { cat "$tmp/coord.out"; fail "no CURVE coordinator"; }
+  export HERD_COORD
+}
+
+# curve_workers N STEPS [ENV...]: N gloo workers of a CURVE job.
+curve_workers() {
+  local n=$1 steps=$2; shift 2
+  for ((rank = 0; rank < n; rank++)); do
+    env HERD_COORD_KEY="$coord_key" HERD_TOKEN_FILE="$tmp/token" HERD_RANK=$rank \
+      HERD_WORLD_SIZE=$n HERD_BACKEND=gloo HERD_LOG_LEVEL=info "$@" \
+      herd-train --data "$data" --max-steps "$steps" > "$tmp/w$rank.out" 2>&1 &
+    pids+=($!)
+  done
+}
+
+wait_job() { # wait_job SECONDS: the coordinator ends with the job
+  for _ in $(seq 1 $(($1 * 10))); do kill -0 "$coord_pid" 2>/dev/null || return 0; sleep 0.1; done
+  fail "the job did not end within $1 s"
+}
+
+curve_handshake() {
+  curve_coord --min 1 --join-timeout 60
+  if HERD_TOKEN_FILE=$tmp/token herd status --coord "$HERD_COORD" --timeout 2 > "$tmp/s1" 2>&1; then
+    fail "answered a client without the public key"; fi
+  grep -q "no answer" "$tmp/s1" || { cat "$tmp/s1"; fail "without the key: $(cat "$tmp/s1")"; }
+  if HERD_COORD_KEY=$coord_key HERD_TOKEN=wrong herd status --coord "$HERD_COORD" --timeout 5 > "$tmp/s2" 2>&1; then
+    fail "answered a wrong token"; fi
+  HERD_COORD_KEY=$coord_key HERD_TOKEN_FILE=$tmp/token herd status --coord "$HERD_COORD" --timeout 5 > "$tmp/s3" 2>&1 ||
+    { cat "$tmp/s3"; fail "refused the key and the token"; }
+  # A worker without the key never gets a roster; with it, it trains.
+  if HERD_JOIN_TIMEOUT=3 HERD_TOKEN_FILE=$tmp/token HERD_RANK=0 HERD_WORLD_SIZE=1 \
+      herd-train --data "$data" --max-steps 5 > "$tmp/nokey" 2>&1; then
+    fail "a worker without the key trained"; fi
+  grep -q "HERD_COORD_KEY" "$tmp/nokey" || { cat "$tmp/nokey"; fail "the worker did not name HERD_COORD_KEY"; }
+  curve_workers 1 20
+  wait_job 120
+  [ "$(json "$tmp/coord/summary.json" 'j["ok"] and j["final_step"] == 20')" = True ] ||
+    fail "CURVE job: $(cat "$tmp/coord/summary.json")"
+  echo "curve_handshake: no key, no handshake; key without token refused; key and token trained"
+}
+
+curve_hijack() {
+  curve_coord --min 2 --join-timeout 120
+  curve_workers 2 600
+  for _ in $(seq 1 300); do
+    [ "$(cat "$tmp/coord/events.jsonl" 2>/dev/null | grep -c '"event":"step"')" -ge 20 ] && break; sleep 0.1
+  done
+  local victim
+  victim=$(sed -n 's/.*joining .* as \([^ ]*\) (CURVE).*/\1/p' "$tmp/w1.out" | head -1)
+  [ -n "$victim" ] || { cat "$tmp/w1.out"; fail "no routing id in worker 1's log"; }
+  curve_attack "$HERD_COORD" "$coord_key" "$victim" 1 1 > "$tmp/attack" ||
+    fail "curve_attack: $(cat "$tmp/attack")"
+  cat "$tmp/attack"
+  # The attack got in (the public key is enough for a handshake), yet
+  # nothing it sent may act for the member.
+  grep -q "attempts 8, connected 8" "$tmp/attack" || fail "the attacker did not even connect"
+  wait_job 240
+  "$py" - "$tmp/coord/events.jsonl" <<'PY' || fail "the job was touched by the attack"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+done = [e for e in ev if e["event"] == "done"]
+assert done and done[0]["ok"], "no successful done event"
+steps = [e for e in ev if e["event"] == "step"]
+# Workers leave as they finish; before the last step nobody failed or left.
+last = max(i for i, e in enumerate(ev) if e["event"] == "step")
+bad = [e for e in ev[:last] if e["event"] in ("member_failed", "member_left")]
+assert not bad, bad
+assert not [e for e in ev if e["event"] == "member_failed"]
+assert steps and all(e["world_size"] == 2 and e["generation"] == 1 for e in steps), "world changed"
+assert max(e["step"] for e in steps) == 600, "did not finish"
+PY
+  echo "curve_hijack: 8 forged messages (4 under the member's id), none acted on; the job finished untouched"
+}
+
+# A TCP proxy on loopback: listens on a free port, forwards to HOST:PORT and
+# appends every byte it carries to FILE. Prints its port; runs until killed.
+proxy() { # proxy HOST PORT FILE
+  "$py" -u - "$@" <<'PY' &
+import socket, sys, threading
+host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+out = open(path, "ab", buffering=0)
+lock = threading.Lock()
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 0))
+server.listen(16)
+print(server.getsockname()[1], flush=True)
+def pump(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            with lock:
+                out.write(data)
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+while True:
+    client, _ = server.accept()
+    upstream = socket.create_connection((host, port))
+    threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+    threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+PY
+  pids+=($!)
+}
+
+curve_capture() {
+  for mode in on off; do
+    rm -rf "$tmp/coord"
+    secret_file "$tmp/token"
+    cp "$tmp/token" "$tmp/token-$mode"
+    herd coord --curve $mode --port 0 --min 1 --run-dir "$tmp/coord" --token-file "$tmp/token" \
+      --job-id capturejobname > "$tmp/coord.out" 2>&1 &
+    coord_pid=$!
+    pids+=("$coord_pid")
+    for _ in $(seq 1 100); do grep -q '^HERD_COORD=' "$tmp/coord.out" 2>/dev/null && break; sleep 0.1; done
+    sleep 0.3
+    local endpoint port key=""
+    endpoint=$(sed -n 's/^HERD_COORD=//p' "$tmp/coord.out")
+    key=$(sed -n 's/^HERD_COORD_KEY=//p' "$tmp/coord.out")
+    port=${endpoint##*:}
+    proxy 127.0.0.1 "$port" "$tmp/capture-$mode" > "$tmp/proxy-port"
+    for _ in $(seq 1 50); do [ -s "$tmp/proxy-port" ] && break; sleep 0.1; done
+    HERD_COORD=tcp://127.0.0.1:$(cat "$tmp/proxy-port") HERD_COORD_KEY=$key HERD_JOB_ID=capturejobname \
+      HERD_TOKEN_FILE=$tmp/token HERD_RANK=0 HERD_WORLD_SIZE=1 HERD_BACKEND=gloo \
+      herd-train --data "$data" --max-steps 30 > "$tmp/cap-$mode.out" 2>&1 ||
+      { cat "$tmp/cap-$mode.out"; fail "$mode: the job through the proxy"; }
+    wait_job 60
+    [ -s "$tmp/capture-$mode" ] || fail "$mode: nothing captured"
+  done
+  # Plain text first: the same check must find both there, or it is blind.
+  grep -qa -- "$(cat "$tmp/token-off")" "$tmp/capture-off" || fail "plain text: the token is not in the capture (the check is blind)"
+  grep -qa -- capturejobname "$tmp/capture-off" || fail "plain text: the job id is not in the capture (the check is blind)"
+  grep -qa -- "$(cat "$tmp/token-on")" "$tmp/capture-on" && fail "CURVE: the token is readable in the capture"
+  grep -qa -- capturejobname "$tmp/capture-on" && fail "CURVE: the job id is readable in the capture"
+  echo "curve_capture: $(stat -c %s "$tmp/capture-on") bytes under CURVE hold neither the token nor the job id; plain text holds both"
 }
 
 # http_get URL [TOKEN]: prints the HTTP status code; the body goes to
