@@ -306,6 +306,7 @@ struct herd_coord {
   int current_fd;            /* connection of the message being handled */
   const char *current_user;  /* its ZAP user id (CURVE client key), or "" */
   void *zap;                 /* CURVE: the ZAP handler's REP socket */
+  int sessions;              /* CURVE: members are bound to client keys */
   char public_key[41];       /* CURVE: Z85, "" without */
   int formed_here;           /* a generation formed or was adopted here */
   int64_t file_generation;   /* newest generation found in events.jsonl */

@@ -8,7 +8,11 @@
  *   input  := record*
  *   record := [peer:1][op:1][len:2 little-endian][frame:len]
  *   op & 3 == 1: the peer's connection closes before the frame;
- *   op & 3 == 2: the tick runs as if op * 8 ms had passed (idle time).
+ *   op & 3 == 2: the tick runs as if op * 8 ms had passed (idle time);
+ *   op & 8: the frame comes from another session (CURVE client key) than
+ *   the peer's own, as from a second connection claiming its routing id.
+ * Sessions are on (as under CURVE), so the binding of members to their
+ * keys is exercised too.
  *
  * A fresh coordinator per input keeps runs independent and makes leaks
  * visible to LeakSanitizer.
@@ -38,6 +42,7 @@ static herd_coord_t *s_new_coord(void)
   herd_coord_t *coord = NULL;
   if (coord_new_detached(&config, &coord) != HERD_OK)
     return NULL;
+  coord->sessions = 1; /* as under CURVE */
   return coord;
 }
 
@@ -51,9 +56,14 @@ static void s_record(herd_coord_t *coord, uint8_t peer, uint8_t op,
     coord_member_disconnected(coord, fd, *clock_ms);
   if ((op & 3) == 2)
     *clock_ms += (int64_t)op * 8;
+  char user[16];
+  snprintf(user, sizeof user, "key-%u%s", peer % FUZZ_PEERS,
+           op & 8 ? "-other" : "");
   coord->current_fd = fd;
+  coord->current_user = user;
   coord_handle_frame(coord, id, (size_t)id_len, frame, len);
   coord->current_fd = -1;
+  coord->current_user = "";
   coord->router_drained = op & 4;
   coord_members_tick(coord, *clock_ms);
   coord_kv_service(coord, *clock_ms);
