@@ -14,8 +14,10 @@
  *     the same ROUTER queue the heartbeats use (a KvGet that is answered at
  *     once) and times the round trip, p50/p99;
  *   - heartbeat evictions (must be 0: the coordinator kept up).
- * Usage: coord_scale [--quick] [--out FILE]. Full: 1,000 / 4,000 / 10,000
- * workers plus a 4,096 formation run. Every wait is bounded.
+ * Usage: coord_scale [--quick] [--curve] [--out FILE]. Full: 1,000 / 4,000
+ * / 10,000 workers plus a 4,096 formation run. --curve runs the control
+ * plane as herd does beyond loopback (CURVE, a ZAP handler, sessions): its
+ * cost is the ratio to a plain run. Every wait is bounded.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -36,6 +38,19 @@
 #include "herd/herd.h"
 #include "herd/coord.h"
 #include "herd_wire.h"
+
+/* --curve: the coordinator's keypair (forked children inherit it); "":
+ * plain text. */
+static char s_curve_public[41], s_curve_secret[41];
+
+static void s_maybe_curve(void *socket)
+{
+  if (s_curve_public[0] &&
+      herd_wire_curve_client(socket, s_curve_public) != HERD_OK) {
+    fprintf(stderr, "curve: %s\n", herd_error_detail());
+    _exit(2);
+  }
+}
 
 #define TOKEN "scale-token"
 #define JOB "scale"
@@ -142,6 +157,7 @@ static void s_sim_open(s_sim_t *sim, const char *endpoint, int first, int n)
     zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    s_maybe_curve(s);
     zmq_connect(s, endpoint);
     sim->socks[i] = s;
   }
@@ -243,6 +259,7 @@ static void s_coord_main(int members, int cmd, int out)
   config.min_workers = members;
   config.max_workers = members;
   config.join_timeout_ms = 120000;
+  config.curve_secret_key = s_curve_secret[0] ? s_curve_secret : NULL;
   herd_coord_t *coord = NULL;
   if (herd_coord_new(&config, &coord) != HERD_OK) {
     fprintf(stderr, "coord: %s\n", herd_error_detail());
@@ -360,6 +377,7 @@ static void *s_probe_open(void *ctx, const char *endpoint)
   void *s = zmq_socket(ctx, ZMQ_DEALER);
   zmq_setsockopt(s, ZMQ_ROUTING_ID, "probe", 5);
   zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+  s_maybe_curve(s);
   zmq_connect(s, endpoint);
   uint8_t join[256];
   size_t n = s_pack_join(join, sizeof join);
@@ -560,6 +578,7 @@ static void s_print(FILE *out, const s_level_t *r, int last)
 typedef struct {
   int quick;
   const char *out;
+  int curve;
 } s_args_t;
 
 static const herd_opt_t s_table[] = {
@@ -567,6 +586,9 @@ static const herd_opt_t s_table[] = {
      offsetof(s_args_t, quick), "200 / 1,000 workers + a 512 formation run", NULL},
     {"out", 0, NULL, HERD_OPT_STRING, "bench/results/coord_scale.json", 0, 0,
      NULL, offsetof(s_args_t, out), "JSON results", NULL},
+    {"curve", 0, NULL, HERD_OPT_FLAG, NULL, 0, 0, NULL,
+     offsetof(s_args_t, curve), "CURVE on the control plane, as beyond loopback",
+     NULL},
 };
 
 int main(int argc, char **argv)
@@ -574,7 +596,7 @@ int main(int argc, char **argv)
   s_args_t args;
   int code = herd_opts_main(
       "coord_scale",
-      "usage: coord_scale [--quick] [--out FILE]\n"
+      "usage: coord_scale [--quick] [--curve] [--out FILE]\n"
       "Simulated workers against one coordinator: formation time, CPU,\n"
       "heartbeat handling latency and RSS at 1,000 / 4,000 / 10,000 workers\n"
       "plus a 4,096 formation run.",
@@ -583,6 +605,10 @@ int main(int argc, char **argv)
     return code;
   int quick = args.quick;
   const char *out_path = args.out;
+  if (args.curve && herd_curve_keypair(s_curve_public, s_curve_secret) != HERD_OK) {
+    fprintf(stderr, "coord_scale: %s\n", herd_error_detail());
+    return 2;
+  }
   signal(SIGPIPE, SIG_IGN);
   if (!getenv("HERD_LOG_LEVEL"))
     herd_log_set_level(HERD_LOG_ERROR);
@@ -608,7 +634,8 @@ int main(int argc, char **argv)
   FILE *out = fopen(out_path, "w");
   if (out) {
     fprintf(out, "{\n  \"bench\": \"coord_scale\",\n  \"heartbeat_ms\": 100,\n"
-                 "  \"quick\": %s,\n  \"levels\": [\n", quick ? "true" : "false");
+                 "  \"quick\": %s,\n  \"curve\": %s,\n  \"levels\": [\n",
+                 quick ? "true" : "false", args.curve ? "true" : "false");
     for (int i = 0; i <= n_levels; i++)
       s_print(out, &results[i], i == n_levels);
     fprintf(out, "  ]\n}\n");
