@@ -20,7 +20,8 @@
 # makes its client folder TmpFS/spmix_appdir_UID_JOB.STEP, which would
 # collide between the nodes of one step in a shared /tmp. Each node gets the
 # machine's CPU count and 1/N of its memory. `stop` stops every slurmd
-# that `start` started, whatever NODES says.
+# that `start` started, whatever NODES says. The single node's TmpFS is in
+# STATE_DIR too (never /tmp, where an earlier cluster's folders linger).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 action=${1:?usage: test-cluster.sh start|stop STATE_DIR}
@@ -59,8 +60,16 @@ write_config() {
       -e "s|@SRUN_PORTS@|$((slurmd_port + 100))-$((slurmd_port + 200))|g" \
       "$here/slurm.conf.in" > "$state/slurm.conf"
   cp "$here/cgroup.conf" "$state/cgroup.conf"
-  [ "$nodes" -gt 1 ] && multi_node_config "$cpus" "$((mem_mb / nodes))"
-  return 0
+  if [ "$nodes" -gt 1 ]; then
+    multi_node_config "$cpus" "$((mem_mb / nodes))"
+  else
+    # The PMIx plugin's client folders (TmpFS/spmix_appdir_UID_JOB.STEP) in
+    # this cluster's own state: a fresh cluster numbers its jobs from 1
+    # again, and a folder left in /tmp by an earlier one would fail the
+    # step ("File exists").
+    mkdir -p "$state/tmp"
+    echo "TmpFS=$state/tmp" >> "$state/slurm.conf"
+  fi
 }
 
 # Rewrites slurm.conf for NODES slurmds on this machine (see the top).

@@ -234,9 +234,12 @@ sigpipe() {
 # judges liveness decides it).
 options_reach_workers() {
   local opts=(--ckpt-every 7 --resume never --backend gloo --iface lo
-              --join-timeout 33 --heartbeat-ms 150 --heartbeat-misses 15)
+              --join-timeout 33 --heartbeat-ms 150 --heartbeat-misses 15 --curve on)
   local names
   names=$(herd settings --to-workers)
+  # Settings herd run passes on only when given: give them.
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/ckpt.key")
+  export HERD_CKPT_KEY_FILE=$tmp/ckpt.key
   [ "$(echo "$names" | wc -l)" -ge 12 ] || fail "herd settings --to-workers: $names"
   for launcher in local mpirun; do
     local out="$tmp/$launcher"

@@ -156,9 +156,11 @@ PY
 herd_run_srun() {
   local out=$state/herd-run
   mkdir -p "$out"
-  HERD_LOG_LEVEL=info HERD_LOG_SUBSYS=worker,train \
+  # Settings herd run passes on only when given: give them.
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$out/ckpt.key")
+  HERD_LOG_LEVEL=info HERD_LOG_SUBSYS=worker,train HERD_CKPT_KEY_FILE=$out/ckpt.key \
     timeout 240 herd run -n 2 --launcher srun --run-dir "$out/run" --ckpt-every 7 --resume never \
-    --backend gloo --iface lo --join-timeout 33 \
+    --backend gloo --iface lo --join-timeout 33 --curve on \
     -- sh -c 'env > "$1/env.$$"; shift; exec "$@"' sh "$out" \
     herd-train --data "$data" --max-steps 5 > "$out/log" 2>&1 \
     || { tail -30 "$out/log"; fail "herd run --launcher srun failed"; }
