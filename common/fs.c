@@ -42,11 +42,9 @@ static herd_result_t s_fail(int err, const char *what, const char *path)
                         "cannot %s '%s': %s", what, path, strerror(err));
 }
 
-herd_result_t herd_fsync_path(const char *path, int is_dir)
+/* fsync then close fd, every return checked; fd is closed either way. */
+static herd_result_t s_fsync_close(int fd, const char *path)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0));
-  if (fd < 0)
-    return s_fail(errno, "open for fsync", path);
   if (fsync(fd) != 0) {
     int err = errno;
     close(fd);
@@ -55,6 +53,14 @@ herd_result_t herd_fsync_path(const char *path, int is_dir)
   if (close(fd) != 0)
     return s_fail(errno, "close", path);
   return HERD_OK;
+}
+
+herd_result_t herd_fsync_path(const char *path, int is_dir)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0));
+  if (fd < 0)
+    return s_fail(errno, "open for fsync", path);
+  return s_fsync_close(fd, path);
 }
 
 static herd_result_t s_write_file(const char *path, const void *data,
@@ -79,14 +85,7 @@ static herd_result_t s_write_file(const char *path, const void *data,
     }
     done += (size_t)n;
   }
-  if (fsync(fd) != 0) {
-    int err = errno;
-    close(fd);
-    return s_fail(err, "fsync", path);
-  }
-  if (close(fd) != 0)
-    return s_fail(errno, "close", path);
-  return HERD_OK;
+  return s_fsync_close(fd, path);
 }
 
 herd_result_t herd_write_file(const char *path, const void *data, size_t len)

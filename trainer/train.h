@@ -183,6 +183,12 @@ herd_result_t herd_train_check_finite(const float *values, size_t count,
 herd_result_t herd_train_check_sums(const herd_train_t *train,
                                     const herd_step_tail_t *tail,
                                     const float *grad);
+/* This step's samples: this rank's [begin, end) of the sampler's
+ * permutation (its shards of --virtual-shards) and the global batch's
+ * [global_begin, global_end), as every step path cuts them. */
+void herd_train_step_ranges(const herd_train_t *train, size_t *begin,
+                            size_t *end, size_t *global_begin,
+                            size_t *global_end);
 /* 1 when this rank holds a roster newer than its generation: its
  * `reconfigure` in the step tail before the SUM. */
 int herd_train_newer_roster(herd_train_t *train);

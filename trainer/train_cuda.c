@@ -319,18 +319,11 @@ herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,
                                    herd_step_report_t *report)
 {
   herd_train_cuda_t *self = train->cuda;
-  const herd_data_split_t *data = &train->dataset->train;
-  size_t begin, end, global_begin, global_end,
-      batch = (size_t)train->config.batch;
+  size_t begin, end, global_begin, global_end;
   size_t p = train->param_count;
   /* The same shards as the CPU step, so a GPU run's data order is the
    * CPU run's at any world size. */
-  herd_sampler_shard_range(train->sampler, (size_t)train->step_in_epoch, batch,
-                           train->rank, train->world_size,
-                           (int)train->config.virtual_shards, &begin, &end,
-                           NULL, NULL);
-  herd_sampler_global_range(data->count, (size_t)train->step_in_epoch, batch,
-                            &global_begin, &global_end);
+  herd_train_step_ranges(train, &begin, &end, &global_begin, &global_end);
   double t0 = herd_mono_s();
   HERD_CHECK(s_local_grad(train, self, begin, end, stop, reconfigure));
   double t1 = herd_mono_s();

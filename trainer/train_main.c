@@ -446,13 +446,8 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
                                          herd_train_newer_roster(train), report);
   const herd_data_split_t *data = &train->dataset->train;
   size_t pixels = (size_t)data->rows * (size_t)data->cols;
-  size_t begin, end, global_begin, global_end, batch = (size_t)train->config.batch;
-  herd_sampler_shard_range(train->sampler, (size_t)train->step_in_epoch, batch,
-                           train->rank, train->world_size,
-                           (int)train->config.virtual_shards, &begin, &end,
-                           NULL, NULL);
-  herd_sampler_global_range(data->count, (size_t)train->step_in_epoch, batch,
-                            &global_begin, &global_end);
+  size_t begin, end, global_begin, global_end;
+  herd_train_step_ranges(train, &begin, &end, &global_begin, &global_end);
   double t0 = herd_mono_s();
   herd_mlp_gather(data->images, data->labels, pixels,
                   herd_sampler_perm(train->sampler) + begin, end - begin, x, labels);

@@ -293,6 +293,20 @@ herd_result_t herd_train_check_finite(const float *values, size_t count,
                         (long long)step, what, value);
 }
 
+void herd_train_step_ranges(const herd_train_t *train, size_t *begin,
+                            size_t *end, size_t *global_begin,
+                            size_t *global_end)
+{
+  size_t batch = (size_t)train->config.batch;
+  herd_sampler_shard_range(train->sampler, (size_t)train->step_in_epoch, batch,
+                           train->rank, train->world_size,
+                           (int)train->config.virtual_shards, begin, end,
+                           NULL, NULL);
+  herd_sampler_global_range(train->dataset->train.count,
+                            (size_t)train->step_in_epoch, batch, global_begin,
+                            global_end);
+}
+
 herd_result_t herd_train_check_sums(const herd_train_t *train,
                                     const herd_step_tail_t *tail,
                                     const float *grad)
