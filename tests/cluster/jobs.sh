@@ -303,6 +303,10 @@ k8s_cluster() {
     fail "the Deployment does not give the coordinator its key file"
   coord_key=$("$bin/herd" keygen --out "$tmp/coord.key" | sed -n 's/^HERD_COORD_KEY=//p')
   [ -n "$coord_key" ] || fail "herd keygen"
+  # The Deployment's argv holds no secret: the token and the key come from
+  # the Secrets (environment, mounted file).
+  printf '%s\n' "${coord_args[@]}" | grep -qi -- "token\|$token\|key" &&
+    fail "the Deployment puts a secret in herd coord's argv: ${coord_args[*]}"
   on herd-coord "$tmp/coord.log" env -i PATH="$bin:/usr/bin:/bin" $(k8s_env) \
     HERD_TOKEN="$token" HERD_COORD_KEY_FILE="$tmp/coord.key" \
     "$bin/herd" coord "${coord_args[@]}"

@@ -73,6 +73,27 @@ srun_pmix() {
 
 steps_in() { local n; n=$(grep -c '"event":"step"' "$1" 2>/dev/null); echo "${n:-0}"; }
 
+# no_secret_in_argv WHAT: the job token the running herd processes hold
+# (HERD_TOKEN in their environment) is in none of their argvs
+# (/proc/PID/cmdline): secrets travel in the environment or files.
+no_secret_in_argv() {
+  local token="" seen=0 p
+  for p in $(pgrep -f "herd(-train| coord)"); do
+    [ -r "/proc/$p/environ" ] || continue
+    token=$(tr '\0' '\n' < "/proc/$p/environ" | sed -n 's/^HERD_TOKEN=//p')
+    [ -n "$token" ] && break
+  done
+  [ -n "$token" ] || fail "$1: no herd process holds HERD_TOKEN"
+  for p in $(pgrep -f "herd(-train| coord)"); do
+    [ -r "/proc/$p/cmdline" ] || continue
+    seen=$((seen + 1))
+    tr '\0' ' ' < "/proc/$p/cmdline" | grep -q -- "$token" &&
+      fail "$1: pid $p shows the job token in its argv"
+  done
+  [ "$seen" -ge 2 ] || fail "$1: only $seen herd processes looked at"
+  echo "$1: the job token is in no argv of $seen herd processes"
+}
+
 sbatch_preempt() {
   local run=$state/run out=$state/job.out id
   id=$(HERD_RUN_DIR=$run HERD_COORD_BIND=127.0.0.1 HERD_COORD_PORT=$(free_port) \
@@ -81,6 +102,7 @@ sbatch_preempt() {
   for _ in $(seq 1 600); do [ "$(steps_in "$run/events.jsonl")" -ge 30 ] && break; sleep 0.1; done
   [ "$(steps_in "$run/events.jsonl")" -ge 30 ] ||
     { cat "$out"; squeue; tail -5 "$state/slurmctld.log"; fail "sbatch job never trained"; }
+  no_secret_in_argv "sbatch"
   scancel --signal=USR1 --batch "$id" || fail "scancel --signal=USR1"
   # Requeued: Slurm holds a requeued job ~2 minutes (BeginTime); release it.
   for _ in $(seq 1 300); do
