@@ -5,7 +5,7 @@
            --baseline-file FILE] [--out-dir DIR] [--json FILE] ...
 
 Layout (standalone, so that every fault kind is possible): one
-`herd coord --port P --token T --run-dir RUN --min 2 --max 4` and four
+`herd coord --port P --run-dir RUN --min 2 --max 4` (HERD_TOKEN=T) and four
 `herd-train --data DATA --epochs E --seed 7 --ckpt-dir RUN/ckpt
 --ckpt-every 50` started here with HERD_COORD / HERD_TOKEN / HERD_RANK /
 HERD_WORLD_SIZE=4 / HERD_BACKEND=gloo. This script is their supervisor: a
@@ -196,8 +196,9 @@ class Job:
         """Starts the coordinator; None when it cannot be started (retried)."""
         self.coord_starts += 1
         path = os.path.join(self.logs, f"coord-{self.coord_starts}.log")
+        # The token in the environment, as herd recommends (argv is public).
         cmd = [os.path.join(self.a.bin, "herd"), "coord", "--port",
-               str(self.port), "--token", self.token, "--run-dir", self.run,
+               str(self.port), "--run-dir", self.run,
                "--min", str(self.a.min), "--max", str(self.a.max)]
         if self.a.host_cooldown_failures is not None:
             cmd += ["--host-cooldown-failures",
@@ -205,7 +206,8 @@ class Job:
         try:
             with open(path, "wb") as out:
                 self.coord = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL, env=clean_env(),
+                                              stdin=subprocess.DEVNULL,
+                                              env=dict(clean_env(), HERD_TOKEN=self.token),
                                               start_new_session=True)
         except OSError as e:
             log(f"cannot start the coordinator: {e}")

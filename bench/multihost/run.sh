@@ -98,16 +98,20 @@ cluster_up "$id" "${hosts[@]}" || fail "cluster_up"
 for h in "${hosts[@]}"; do cluster_cap "$id" "$h" "$mbit" || fail "cluster_cap $h"; done
 
 # ---- herd -------------------------------------------------------------------
-token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+(umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$tmp/token")
 echo "herd: $world workers, $steps steps" >&2
 on coord "$tmp/coord.log" "$bin/herd" coord --bind "$(cluster_addr "$id" coord)" \
-  --port 29400 --min "$world" --token "$token" --run-dir "$tmp/run"
+  --port 29400 --min "$world" --token-file "$tmp/token" --run-dir "$tmp/run"
 coord_pid=$CLUSTER_PID
 wait_for "$tmp/coord.log" listening 10
+# Beyond loopback the control plane runs CURVE: the workers need its key.
+wait_for "$tmp/coord.log" HERD_COORD_KEY= 10
+coord_key=$(sed -n 's/^HERD_COORD_KEY=//p' "$tmp/coord.log")
 workers=()
 for r in $(seq 0 $((world - 1))); do
   on "node$((r + 1))" "$tmp/herd-w$r.log" env "${threads[@]}" \
-    HERD_COORD=tcp://coord:29400 HERD_TOKEN="$token" HERD_RANK="$r" HERD_WORLD_SIZE="$world" \
+    HERD_COORD=tcp://coord:29400 HERD_COORD_KEY="$coord_key" HERD_TOKEN_FILE="$tmp/token" \
+    HERD_RANK="$r" HERD_WORLD_SIZE="$world" \
     "$bin/herd-train" --data "$data" --hidden "$hidden" --batch "$batch" \
     --max-steps "$steps" --optimizer sgd --momentum "$momentum" --weight-decay "$wd" \
     --lr "$lr" --schedule constant --warmup-steps 0 --seed "$seed" \
