@@ -341,7 +341,18 @@ out:
 static herd_result_t s_h5_write_file(const char *path, const herd_dataset_t *ds)
 {
   herd_result_t rc = HERD_OK;
-  hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  /* The HDF5 1.10 object formats, as checkpoints: every metadata block
+   * carries a checksum, so a damaged file is refused by HDF5's checks
+   * instead of being parsed (HDF5 >= 1.10 reads it: h5py too). */
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0 ||
+      H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0) {
+    if (fapl >= 0)
+      H5Pclose(fapl);
+    return s_h5_fail(path, "file access properties");
+  }
+  hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
   if (file < 0)
     return s_h5_fail(path, "file creation");
   HERD_TRY(s_h5_write_split(file, path, "/train", &ds->train));

@@ -5,7 +5,10 @@
  * (ckpt_seal_write), so the bytes behind a valid seal reach HDF5 and the
  * attribute, name and tensor checks, as a file written by a buggy or
  * hostile writer would. Nothing may crash, leak or trip a sanitizer, and
- * every refusal must say why (a non-empty herd_error_detail). */
+ * every refusal must say why (a non-empty herd_error_detail). Bytes reach
+ * HDF5 only when they are an HDF5 file with checksummed metadata
+ * (fuzz_files.h: the format herd writes); raw bytes otherwise meet only the
+ * seal, which refuses them before HDF5 sees them. */
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,9 +69,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   char path[PATH_MAX + 32], named[PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/ckpt-0000000000.h5", dir);
   fuzz_write_file(path, data + 1, size - 1);
-  if (reseal && size - 1 >= CKPT_USERBLOCK)
+  int to_hdf5 = fuzz_checksummed_hdf5(data + 1, size - 1);
+  if (reseal && to_hdf5 && size - 1 >= CKPT_USERBLOCK)
     (void)ckpt_seal_write(path);
+  /* Unresealed bytes meet the seal first: only an intact file passes it. */
   fuzz_require_detail("fuzz_ckpt", herd_ckpt_verify(path));
+  if (!to_hdf5) {
+    unlink(path);
+    fuzz_require_all_closed("fuzz_ckpt");
+    return 0;
+  }
   herd_ckpt_meta_t meta;
   herd_result_t rc = herd_ckpt_read_meta(path, &meta);
   fuzz_require_detail("fuzz_ckpt", rc);

@@ -1,7 +1,8 @@
 /* libFuzzer target: the dataset loaders on arbitrary file bytes. The first
  * input byte picks the file the rest becomes:
  *   0      an HDF5 dataset, read by herd_dataset_load (what herd-train and
- *          `herd data inspect` open);
+ *          `herd data inspect` open), when it has checksummed metadata
+ *          (fuzz_files.h);
  *   1 - 4  one of the four IDX files that herd_data_import_fashion_mnist
  *          reads (train images, train labels, test images, test labels;
  *          the bytes as the file, which must be gzip), the other three
@@ -82,6 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   snprintf(h5, sizeof h5, "%s/data.h5", fuzz_scratch_dir("data"));
   int mode = data[0] % 5;
   if (mode == 0) {
+    if (!fuzz_checksummed_hdf5(data + 1, size - 1))
+      return 0; /* see fuzz_files.h: what HDF5 is handed */
     s_write("data.h5", data + 1, size - 1);
     s_load(h5);
   } else {
