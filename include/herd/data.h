@@ -5,7 +5,9 @@
  *   /train/images uint8 [N,28,28], /train/labels uint8 [N],
  *   /test/images, /test/labels likewise.
  * It checks magic numbers, dimensions and counts, writes to a temp file and
- * renames it into place, so a failure leaves no partial output.
+ * renames it into place, so a failure leaves no partial output. The file
+ * uses the HDF5 1.10 object formats (every metadata block checksummed, as
+ * checkpoints); the loader also reads older HDF5 files (h5py's default).
  */
 #ifndef HERD_DATA_H
 #define HERD_DATA_H
