@@ -18,6 +18,12 @@
 int herd_log_level_g = HERD_LOG_WARN;
 
 static char s_subsystems[256];   /* comma list; empty = all */
+/* The context is per thread: the training thread names the generation it
+ * trains in, the worker's link thread the roster it just received (which
+ * may be newer). A thread that never set one (a helper: checkpoint writer,
+ * collective progress) shows the last context any thread set. */
+static _Thread_local int s_thread_set, s_thread_rank;
+static _Thread_local int64_t s_thread_generation;
 static int s_rank = -1;
 static int64_t s_generation = -1;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
@@ -51,6 +57,9 @@ void herd_log_set_level(herd_log_level_t level) { herd_log_level_g = level; }
 
 void herd_log_set_context(int rank, int64_t generation)
 {
+  s_thread_set = 1;
+  s_thread_rank = rank;
+  s_thread_generation = generation;
   pthread_mutex_lock(&s_lock);
   s_rank = rank;
   s_generation = generation;
@@ -86,11 +95,17 @@ void herd_log_write(herd_log_level_t level, const char *subsystem,
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   char context[64] = "";
-  pthread_mutex_lock(&s_lock);
-  if (s_rank >= 0)
-    snprintf(context, sizeof context, " [r%d g%lld]", s_rank,
-             (long long)s_generation);
-  pthread_mutex_unlock(&s_lock);
+  int rank = s_thread_rank;
+  int64_t generation = s_thread_generation;
+  if (!s_thread_set) {
+    pthread_mutex_lock(&s_lock);
+    rank = s_rank;
+    generation = s_generation;
+    pthread_mutex_unlock(&s_lock);
+  }
+  if (rank >= 0)
+    snprintf(context, sizeof context, " [r%d g%lld]", rank,
+             (long long)generation);
   int level_index = level < 0 ? 0 : level > HERD_LOG_TRACE ? HERD_LOG_TRACE : level;
   fprintf(stderr, "%lld.%03ld herd %s%s %s: %s\n", (long long)now.tv_sec,
           now.tv_nsec / 1000000, s_level_names[level_index], context,

@@ -29,7 +29,11 @@ extern int herd_log_level_g;
 /* Reads HERD_LOG_LEVEL / HERD_LOG_SUBSYS; called lazily, safe to call again. */
 void herd_log_init(void);
 void herd_log_set_level(herd_log_level_t level);
-/* rank < 0 means "not a worker"; shown as [r3 g2] when set. */
+/* rank < 0 means "not a worker"; shown as [r3 g2] when set. Per thread:
+ * each line shows its own thread's context (a thread that never set one
+ * shows the last one any thread set), so the training thread's lines name
+ * the generation it trains in even while the link thread already holds a
+ * newer roster. */
 void herd_log_set_context(int rank, int64_t generation);
 void herd_log_write(herd_log_level_t level, const char *subsystem,
                     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
