@@ -35,7 +35,6 @@
 #include "herd/herd.h"
 
 #define COORD_DRAIN_BATCH 256
-#define COORD_SCAN_MS 5
 #define COORD_HARD_MAX_BYTES ((int64_t)1 << 20)
 
 /* ---- the coordinator thread -------------------------------------------- */
@@ -88,7 +87,7 @@ static void s_handle_one(herd_coord_t *coord, s_frame_t *frame)
                        zmq_msg_size(&frame->id), zmq_msg_data(&frame->body),
                        zmq_msg_size(&frame->body));
   } else {
-    coord->stats.malformed_messages++;
+    coord->malformed_messages++;
   }
   coord->current_user = "";
   zmq_msg_close(&frame->id);
@@ -125,7 +124,7 @@ static void s_run_batch(herd_coord_t *coord, s_frame_t *batch)
   int n = 0;
   while (n < COORD_DRAIN_BATCH && s_receive_one(coord, &batch[n]))
     n++;
-  coord->router_drained = n < COORD_DRAIN_BATCH;
+  coord_detect_note_drained(&coord->detect, n < COORD_DRAIN_BATCH);
   pthread_mutex_lock(&coord->lock);
   int64_t now_ms = herd_mono_ms();
   coord_curve_service(coord);
@@ -228,7 +227,6 @@ static herd_result_t s_copy_config(herd_coord_t *coord,
   coord->limits.max_message_bytes = c->max_message_bytes;
   int poll_ms = c->heartbeat_interval_ms / 4;
   coord->poll_timeout_ms = poll_ms < 5 ? 5 : poll_ms > 50 ? 50 : poll_ms;
-  coord->scan_interval_ms = COORD_SCAN_MS;
   return HERD_OK;
 }
 
@@ -352,10 +350,11 @@ static herd_result_t s_new_state(const herd_coord_config_t *config,
   pthread_mutex_init(&coord->lock, NULL);
   HERD_CHECK(s_copy_config(coord, config));
   HERD_CHECK(coord_members_init(coord));
+  HERD_CHECK(coord_detect_init(&coord->detect, coord->members.capacity));
   HERD_CHECK(coord_kv_init(&coord->kv));
-  coord->stats.test_accuracy = -1;
+  coord->progress.test_accuracy = -1;
   coord->started_ms = herd_mono_ms();
-  coord->forming_since_ms = coord->started_ms;
+  coord->gen.forming_since_ms = coord->started_ms;
   coord->current_fd = -1;
   coord->current_user = "";
   return HERD_OK;
@@ -372,9 +371,9 @@ herd_result_t herd_coord_new(const herd_coord_config_t *config,
   HERD_TRY(s_new_state(config, &coord));
   HERD_TRY(coord_events_open(&coord->events, config->run_dir));
   if (config->continue_run) {
-    coord_events_recover(&coord->events, &coord->file_generation,
-                         &coord->stats.step);
-    coord->step_logged = coord->stats.step;
+    coord_events_recover(&coord->events, &coord->gen.file_generation,
+                         &coord->progress.step);
+    coord->progress.step_logged = coord->progress.step;
   }
   HERD_TRY(s_monitoring_init(coord, config));
   HERD_TRY(s_bind(coord));
@@ -435,6 +434,7 @@ void herd_coord_destroy(herd_coord_t **coord_p)
   coord_events_close(&coord->events);
   pthread_mutex_destroy(&coord->lock);
   coord_members_free(coord);
+  coord_detect_free(&coord->detect);
   coord_kv_free(&coord->kv);
   coord_metrics_free(coord);
   free(coord->run_id);
@@ -462,9 +462,34 @@ herd_result_t herd_coord_stats(herd_coord_t *coord, herd_coord_stats_t *out)
   if (!coord || !out)
     return HERD_EINVAL;
   pthread_mutex_lock(&coord->lock);
-  *out = coord->stats;
+  coord_stats_take(coord, out);
   pthread_mutex_unlock(&coord->lock);
   return HERD_OK;
+}
+
+void coord_stats_take(const herd_coord_t *coord, herd_coord_stats_t *out)
+{
+  const coord_progress_t *p = &coord->progress;
+  *out = (herd_coord_stats_t){
+      .generation = coord->gen.number,
+      .world_size = coord->gen.world_size,
+      .members = coord->members.used,
+      .step = p->step,
+      .epoch = p->epoch,
+      .loss = p->loss,
+      .samples_per_second = p->samples_per_second,
+      .failures = coord->members.failures,
+      .done = p->done,
+      .failed = coord->gen.failed,
+      .test_accuracy = p->test_accuracy,
+      .malformed_messages = coord->malformed_messages,
+      .waiting = coord->members.waiting,
+      .adopted_generation = coord->gen.adopted_generation,
+      .kv_keys = (int64_t)coord->kv.count,
+      .watchdog_evictions = coord->detect.watchdog_evictions,
+      .session_refusals = coord->members.session_refusals,
+  };
+  snprintf(out->failure, sizeof out->failure, "%s", coord->gen.failure);
 }
 
 /* Matches pid on this host only: pids on other hosts may collide. */

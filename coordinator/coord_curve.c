@@ -158,7 +158,7 @@ int coord_curve_session_ok(herd_coord_t *coord, coord_member_t *member,
   }
   if (!strcmp(member->session, user))
     return 1;
-  coord->stats.session_refusals++;
+  coord->members.session_refusals++;
   HERD_LOG(HERD_LOG_WARN, COORD_LOG,
            "dropped a message for worker pid %d on %s from another session",
            member->pid, member->host);

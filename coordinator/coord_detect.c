@@ -58,6 +58,32 @@
 #include "coord_internal.h"
 #include "herd/herd.h"
 
+#define COORD_SCAN_MS 5 /* heartbeat/watchdog scans at most this often */
+
+herd_result_t coord_detect_init(coord_detector_t *detect, int capacity)
+{
+  detect->scan_interval_ms = COORD_SCAN_MS;
+  detect->scratch = calloc((size_t)capacity, sizeof *detect->scratch);
+  return detect->scratch ? HERD_OK
+                         : herd_error_set(HERD_ENOMEM,
+                                          "no memory for %d "
+                                          "members' step times",
+                                          capacity);
+}
+
+void coord_detect_free(coord_detector_t *detect)
+{
+  free(detect->scratch);
+  detect->scratch = NULL;
+}
+
+/* Silence is judged only after a receive found the ROUTER empty: heartbeats
+ * may still be queued behind a full batch. */
+void coord_detect_note_drained(coord_detector_t *detect, int drained)
+{
+  detect->router_drained = drained;
+}
+
 #define DETECT_WINDOW_MS 60000
 #define DETECT_COOLDOWN_MAX_MS 600000
 #define DETECT_WATCHDOG_EVERY_MS 100
@@ -72,24 +98,11 @@
 
 /* ---- hosts and cool-downs -------------------------------------------------- */
 
-int coord_host_intern(herd_coord_t *coord, const char *host)
-{
-  for (int i = 0; i < coord->n_hosts; i++)
-    if (strcmp(coord->hosts[i].name, host) == 0)
-      return i;
-  if (coord->n_hosts == COORD_MAX_HOSTS)
-    return -1; /* not tracked: never cooled */
-  coord_host_t *h = &coord->hosts[coord->n_hosts];
-  memset(h, 0, sizeof *h);
-  snprintf(h->name, sizeof h->name, "%s", host);
-  return coord->n_hosts++;
-}
-
 int coord_host_cooling(const herd_coord_t *coord, const coord_member_t *m,
                        int64_t now_ms)
 {
   return m->host_index >= 0 &&
-         coord->hosts[m->host_index].cooldown_until_ms > now_ms;
+         coord->members.hosts[m->host_index].cooldown_until_ms > now_ms;
 }
 
 void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,
@@ -98,7 +111,7 @@ void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,
   int threshold = coord->config.host_cooldown_failures;
   if (threshold <= 0 || member->host_index < 0)
     return;
-  coord_host_t *h = &coord->hosts[member->host_index];
+  coord_host_t *h = &coord->members.hosts[member->host_index];
   if (now_ms - h->window_start_ms > DETECT_WINDOW_MS) {
     h->window_start_ms = now_ms;
     h->failures = 0;
@@ -190,7 +203,7 @@ static void s_suspect(herd_coord_t *coord, coord_member_t *m, int64_t silent_ms,
  * has already moved on by the rejoin window. */
 static int s_closes_are_reconnects(const herd_coord_t *coord, int64_t now_ms)
 {
-  return coord->isolated || now_ms < coord->rejoin_until_ms;
+  return coord->detect.isolated || now_ms < coord->detect.rejoin_until_ms;
 }
 
 static void s_check_member(herd_coord_t *coord, coord_member_t *m,
@@ -199,7 +212,7 @@ static void s_check_member(herd_coord_t *coord, coord_member_t *m,
   char reason[128];
   if (m->disconnected_ms && coord->config.disconnect_is_failure > 0 &&
       !s_closes_are_reconnects(coord, now_ms) &&
-      (coord->router_drained ||
+      (coord->detect.router_drained ||
        now_ms - m->disconnected_ms >= DETECT_DISCONNECT_GRACE_MS)) {
     coord_member_fail(coord, m, "connection_closed", "connection lost");
     return;
@@ -221,16 +234,17 @@ static void s_check_member(herd_coord_t *coord, coord_member_t *m,
 /* Time the loop did not run counts for nobody: move every clock on by it. */
 static void s_credit_deafness(herd_coord_t *coord, int64_t now_ms)
 {
-  int64_t gap = coord->last_scan_ms ? now_ms - coord->last_scan_ms : 0;
-  coord->last_scan_ms = now_ms;
+  int64_t gap =
+      coord->detect.last_scan_ms ? now_ms - coord->detect.last_scan_ms : 0;
+  coord->detect.last_scan_ms = now_ms;
   if (gap <= DETECT_DEAF_GAP_MS)
     return;
   HERD_LOG(gap > 1000 ? HERD_LOG_WARN : HERD_LOG_DEBUG, COORD_LOG,
            "coordinator loop stalled for %lld ms: not counted as silence",
            (long long)gap);
-  for (int i = 0; i < coord->member_capacity; i++)
-    if (coord->members[i].in_use)
-      coord->members[i].last_seen_ms += gap;
+  for (int i = 0; i < coord->members.capacity; i++)
+    if (coord->members.slot[i].in_use)
+      coord->members.slot[i].last_seen_ms += gap;
 }
 
 /* Once the first member is heard after an isolation, the others get the
@@ -240,11 +254,11 @@ static void s_end_isolation(herd_coord_t *coord, int64_t now_ms,
                             int64_t limit_ms)
 {
   int64_t until = now_ms + coord->config.rejoin_window_ms - limit_ms;
-  coord->rejoin_until_ms = now_ms + coord->config.rejoin_window_ms;
+  coord->detect.rejoin_until_ms = now_ms + coord->config.rejoin_window_ms;
   HERD_LOG(HERD_LOG_INFO, COORD_LOG, "members heard from again: the others "
            "have %d ms to re-register", coord->config.rejoin_window_ms);
-  for (int i = 0; i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
+  for (int i = 0; i < coord->members.capacity; i++) {
+    coord_member_t *m = &coord->members.slot[i];
     if (m->in_use && m->last_seen_ms < until)
       m->last_seen_ms = until;
   }
@@ -260,8 +274,8 @@ static int s_hears_members(herd_coord_t *coord, int64_t now_ms,
 {
   int live = 0;
   int64_t newest = 0;
-  for (int i = 0; i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
+  for (int i = 0; i < coord->members.capacity; i++) {
+    coord_member_t *m = &coord->members.slot[i];
     if (!m->in_use || m->state == COORD_MEMBER_FAILED)
       continue;
     live++;
@@ -270,15 +284,15 @@ static int s_hears_members(herd_coord_t *coord, int64_t now_ms,
   }
   int64_t silent_ms = now_ms - newest;
   int hearing = live < 2 || silent_ms <= limit_ms / 2;
-  if (!hearing && silent_ms > limit_ms && !coord->isolated) {
+  if (!hearing && silent_ms > limit_ms && !coord->detect.isolated) {
     HERD_LOG(HERD_LOG_WARN, COORD_LOG,
              "no member heard from for %lld ms: this host looks cut off; "
              "failing nobody for silence for up to %d ms",
              (long long)silent_ms, DETECT_ISOLATION_MAX_MS);
-    coord->isolated = 1;
-  } else if (hearing && coord->isolated) {
+    coord->detect.isolated = 1;
+  } else if (hearing && coord->detect.isolated) {
     s_end_isolation(coord, now_ms, limit_ms);
-    coord->isolated = 0;
+    coord->detect.isolated = 0;
   }
   return hearing || silent_ms > DETECT_ISOLATION_MAX_MS;
 }
@@ -289,17 +303,13 @@ static void s_scan(herd_coord_t *coord, int64_t now_ms)
                      coord->config.heartbeat_misses;
   s_credit_deafness(coord, now_ms);
   /* Heartbeats may be waiting in the ROUTER: judge silence after reading. */
-  int judge_silence = coord->router_drained &&
-                      s_hears_members(coord, now_ms, limit_ms);
-  int waiting = 0;
-  for (int i = 0; i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
-    if (!m->in_use)
-      continue;
-    s_check_member(coord, m, now_ms, judge_silence ? limit_ms : INT64_MAX);
-    waiting += m->in_use && m->state == COORD_MEMBER_WAITING;
+  int judge_silence =
+      coord->detect.router_drained && s_hears_members(coord, now_ms, limit_ms);
+  for (int i = 0; i < coord->members.capacity; i++) {
+    coord_member_t *m = &coord->members.slot[i];
+    if (m->in_use)
+      s_check_member(coord, m, now_ms, judge_silence ? limit_ms : INT64_MAX);
   }
-  coord->stats.waiting = waiting;
 }
 
 /* ---- progress watchdog ----------------------------------------------------- */
@@ -330,15 +340,16 @@ static int s_cmp_double(const void *a, const void *b)
 static double s_median_step_ms(herd_coord_t *coord)
 {
   int n = 0;
-  for (int i = 0; i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
+  for (int i = 0; i < coord->members.capacity; i++) {
+    coord_member_t *m = &coord->members.slot[i];
     if (m->in_use && m->state == COORD_MEMBER_ACTIVE && m->step_ms_avg > 0)
-      coord->scratch[n++] = m->step_ms_avg;
+      coord->detect.scratch[n++] = m->step_ms_avg;
   }
   if (n == 0)
     return 0;
-  qsort(coord->scratch, (size_t)n, sizeof *coord->scratch, s_cmp_double);
-  return coord->scratch[n / 2];
+  qsort(coord->detect.scratch, (size_t)n, sizeof *coord->detect.scratch,
+        s_cmp_double);
+  return coord->detect.scratch[n / 2];
 }
 
 void coord_detect_waiting(coord_member_t *member, int64_t waiting_ms,
@@ -361,8 +372,8 @@ static coord_member_t *s_lone_holdout(herd_coord_t *coord, int64_t now_ms,
   coord_member_t *holdout = NULL;
   int waiting = 0;
   *waited_ms = INT64_MAX;
-  for (int i = 0; i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
+  for (int i = 0; i < coord->members.capacity; i++) {
+    coord_member_t *m = &coord->members.slot[i];
     if (!m->in_use || m->state != COORD_MEMBER_ACTIVE)
       continue;
     if (now_ms - m->heard_ms > heard_within)
@@ -396,7 +407,7 @@ static coord_member_t *s_lone_holdout(herd_coord_t *coord, int64_t now_ms,
 static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
 {
   if (coord->config.watchdog_multiple <= 0 ||
-      coord->job_state != COORD_JOB_RUNNING || coord->stats.done)
+      coord->gen.state != COORD_JOB_RUNNING || coord->progress.done)
     return;
   double median = s_median_step_ms(coord);
   if (median <= 0)
@@ -413,9 +424,9 @@ static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
     return;
   /* Stuck since its last step or since the generation formed, whichever
    * is later (a member that rejoined after a cut carries an old step). */
-  int64_t since = m->step_advanced_ms > coord->generation_formed_ms
+  int64_t since = m->step_advanced_ms > coord->gen.formed_ms
                       ? m->step_advanced_ms
-                      : coord->generation_formed_ms;
+                      : coord->gen.formed_ms;
   if (now_ms - since <= limit)
     return;
   char reason[192];
@@ -424,18 +435,18 @@ static void s_watchdog(herd_coord_t *coord, int64_t now_ms)
            "collective, while the others waited in one for %lld ms",
            (long long)m->step, (long long)(now_ms - since),
            (long long)waited_ms);
-  coord->stats.watchdog_evictions++;
+  coord->detect.watchdog_evictions++;
   coord_member_fail(coord, m, "watchdog", reason);
 }
 
 void coord_detect_tick(herd_coord_t *coord, int64_t now_ms)
 {
-  if (now_ms >= coord->next_scan_ms) {
+  if (now_ms >= coord->detect.next_scan_ms) {
     s_scan(coord, now_ms);
-    coord->next_scan_ms = now_ms + coord->scan_interval_ms;
+    coord->detect.next_scan_ms = now_ms + coord->detect.scan_interval_ms;
   }
-  if (now_ms >= coord->next_watchdog_ms) {
+  if (now_ms >= coord->detect.next_watchdog_ms) {
     s_watchdog(coord, now_ms);
-    coord->next_watchdog_ms = now_ms + DETECT_WATCHDOG_EVERY_MS;
+    coord->detect.next_watchdog_ms = now_ms + DETECT_WATCHDOG_EVERY_MS;
   }
 }

@@ -138,13 +138,16 @@ herd_result_t coord_events_add_checkpoint(coord_events_t *events,
 static json_t *s_summary_json(herd_coord_t *coord, int job_ok,
                               const char *reason)
 {
-  const herd_coord_stats_t *s = &coord->stats;
-  herd_done_report_t d = {s->step,          s->epoch,
-                          s->test_accuracy, s->samples_per_second,
-                          s->world_size,    -1,
+  const coord_progress_t *p = &coord->progress;
+  herd_done_report_t d = {p->step,
+                          p->epoch,
+                          p->test_accuracy,
+                          p->samples_per_second,
+                          coord->gen.world_size,
+                          -1,
                           ""};
-  if (coord->have_done)
-    d = coord->done_report;
+  if (coord->progress.have_done)
+    d = coord->progress.report;
   json_t *paths = json_array();
   for (size_t i = 0; paths && i < coord->events.n_checkpoints; i++)
     json_array_append_new(paths,
@@ -157,8 +160,8 @@ static json_t *s_summary_json(herd_coord_t *coord, int job_ok,
       d.world_size, "resumed_from_step",
       d.resumed_from_step < 0 ? json_null() : json_integer(d.resumed_from_step),
       "checkpoints", paths ? paths : json_array(), "generations",
-      (json_int_t)s->generation, "failures", (json_int_t)s->failures, "ok",
-      job_ok);
+      (json_int_t)coord->gen.number, "failures",
+      (json_int_t)coord->members.failures, "ok", job_ok);
   if (summary) {
     json_object_set_new(summary, "job_id", coord_json_string(coord->job_id));
     json_object_set_new(summary, "param_sha256",

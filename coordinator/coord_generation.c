@@ -37,6 +37,66 @@
 #include "coord_internal.h"
 #include "herd/herd.h"
 
+/* The job state machine: state x event -> next state, -1 not allowed (an
+ * event not allowed is ignored and logged: the network can cause it). */
+/* clang-format off */
+#define NO_  -1
+#define FRM_ COORD_JOB_FORMING
+#define RUN_ COORD_JOB_RUNNING
+#define RCF_ COORD_JOB_RECONFIGURING
+#define JFL_ COORD_JOB_FAILED
+#define FIN_ COORD_JOB_FINISHED
+#define LST_ COORD_JOB_LAST_CALL
+static const int s_job_table[COORD_JOB_STATE_COUNT][COORD_JOB_EV_COUNT] = {
+  /*                       QUORUM LOST  REFORMED TIMEOUT FINISH ADMIT BELOW ADOPTED */
+  [COORD_JOB_FORMING]  = { LST_,  FRM_, RUN_,    JFL_,   FIN_,  NO_,  FRM_, RUN_ },
+  [COORD_JOB_LAST_CALL]= { LST_,  LST_, RUN_,    NO_,    FIN_,  NO_,  FRM_, RUN_ },
+  [COORD_JOB_RUNNING]  = { NO_,   RCF_, NO_,     NO_,    FIN_,  RCF_, NO_,  NO_  },
+  [COORD_JOB_RECONFIGURING]
+                       = { NO_,   RCF_, RUN_,    NO_,    FIN_,  RCF_, FRM_, NO_  },
+  [COORD_JOB_FAILED]   = { NO_,   JFL_, NO_,     NO_,    FIN_,  NO_,  NO_,  NO_  },
+  [COORD_JOB_FINISHED] = { NO_,   FIN_, NO_,     NO_,    FIN_,  NO_,  NO_,  NO_  },
+};
+#undef FRM_
+#undef RUN_
+#undef RCF_
+#undef JFL_
+#undef FIN_
+#undef LST_
+#undef NO_
+/* clang-format on */
+
+int coord_job_transition(coord_job_state_t state, coord_job_event_t event,
+                         coord_job_state_t *next)
+{
+  if ((unsigned)state >= COORD_JOB_STATE_COUNT ||
+      (unsigned)event >= COORD_JOB_EV_COUNT || s_job_table[state][event] < 0)
+    return 0;
+  *next = (coord_job_state_t)s_job_table[state][event];
+  return 1;
+}
+
+void coord_job_apply(herd_coord_t *coord, coord_job_event_t event)
+{
+  coord_job_state_t next;
+  if (!coord_job_transition(coord->gen.state, event, &next)) {
+    HERD_LOG(HERD_LOG_DEBUG, COORD_LOG, "job event %d ignored in state %s",
+             (int)event, coord_job_state_name(coord->gen.state));
+    return;
+  }
+  if (next == COORD_JOB_FORMING && coord->gen.state != COORD_JOB_FORMING)
+    coord->gen.forming_since_ms =
+        herd_mono_ms(); /* the join timeout restarts */
+  coord->gen.state = next;
+}
+
+const char *coord_job_state_name(coord_job_state_t state)
+{
+  static const char *const names[COORD_JOB_STATE_COUNT] = {
+      "forming", "running", "reconfiguring", "failed", "finished", "last_call"};
+  return (unsigned)state < COORD_JOB_STATE_COUNT ? names[state] : "?";
+}
+
 #define COORD_ROSTER_FULL_MAX 1024
 
 /* ---- rosters -------------------------------------------------------------- */
@@ -51,7 +111,7 @@ static void s_fill_member(Herd__Member *item, const coord_member_t *m)
 
 void coord_send_roster(herd_coord_t *coord, coord_member_t *member)
 {
-  int n = coord->stats.world_size;
+  int n = coord->gen.world_size;
   int full = n <= COORD_ROSTER_FULL_MAX;
   int listed = full ? n : 1;
   Herd__Member *items = calloc((size_t)listed, sizeof *items);
@@ -62,8 +122,8 @@ void coord_send_roster(herd_coord_t *coord, coord_member_t *member)
     s_fill_member(&items[0], member);
     ptrs[0] = &items[0];
   }
-  for (int i = 0; full && i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
+  for (int i = 0; full && i < coord->members.capacity; i++) {
+    coord_member_t *m = &coord->members.slot[i];
     if (!m->in_use || m->state != COORD_MEMBER_ACTIVE || m->rank >= n ||
         m->rank < 0)
       continue;
@@ -77,13 +137,13 @@ void coord_send_roster(herd_coord_t *coord, coord_member_t *member)
       ptrs[i] = &items[i];
     }
   Herd__Roster roster = HERD__ROSTER__INIT;
-  roster.generation = coord->stats.generation;
+  roster.generation = coord->gen.number;
   roster.rank = member->rank;
   roster.world_size = n;
   roster.n_members = (size_t)listed;
   roster.members = ptrs;
-  roster.state_source_rank = coord->state_source_rank;
-  roster.resume_step = coord->formed_count > 1 ? coord->stats.step : -1;
+  roster.state_source_rank = coord->gen.state_source_rank;
+  roster.resume_step = coord->gen.formed_count > 1 ? coord->progress.step : -1;
   roster.heartbeat_interval_ms = coord->config.heartbeat_interval_ms;
   roster.join_timeout_ms = coord->config.join_timeout_ms;
   Herd__Envelope env;
@@ -124,10 +184,10 @@ static int s_collect(herd_coord_t *coord, coord_member_t **list,
                      int64_t now_ms)
 {
   int n = 0, held = 0;
-  int cap = coord->member_capacity;
+  int cap = coord->members.capacity;
   coord_member_t **held_out = list + cap; /* second half of the buffer */
   for (int i = 0; i < cap; i++) {
-    coord_member_t *m = &coord->members[i];
+    coord_member_t *m = &coord->members.slot[i];
     if (!s_registered(m))
       continue;
     if (coord_host_cooling(coord, m, now_ms))
@@ -146,8 +206,8 @@ static int s_collect(herd_coord_t *coord, coord_member_t **list,
 static int s_eligible_count(herd_coord_t *coord, int64_t now_ms)
 {
   int n = 0, held = 0;
-  for (int i = 0; i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
+  for (int i = 0; i < coord->members.capacity; i++) {
+    coord_member_t *m = &coord->members.slot[i];
     if (!s_registered(m))
       continue;
     if (coord_host_cooling(coord, m, now_ms))
@@ -189,11 +249,9 @@ static void s_assign_first_ranks(coord_member_t **list, int n)
 
 static void s_admit(herd_coord_t *coord, coord_member_t *member)
 {
-  coord_member_state_t next;
   int newcomer = member->state != COORD_MEMBER_ACTIVE;
-  if (!coord_member_transition(member->state, COORD_MEMBER_EV_ADMIT, &next))
+  if (!coord_member_apply(coord, member, COORD_MEMBER_EV_ADMIT))
     return;
-  member->state = next;
   if (newcomer)
     coord_events_write(&coord->events, "member_joined",
                        json_pack("{s:i, s:i, s:o}", "rank", member->rank, "pid",
@@ -204,20 +262,13 @@ static void s_admit(herd_coord_t *coord, coord_member_t *member)
 /* Registered members left out of a generation wait for the next one. */
 static void s_defer_rest(herd_coord_t *coord)
 {
-  for (int i = 0; i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
-    coord_member_state_t next;
+  for (int i = 0; i < coord->members.capacity; i++) {
+    coord_member_t *m = &coord->members.slot[i];
     if (!m->in_use || m->state == COORD_MEMBER_ACTIVE)
       continue;
-    if (coord_member_transition(m->state, COORD_MEMBER_EV_DEFER, &next)) {
-      m->state = next;
+    if (coord_member_apply(coord, m, COORD_MEMBER_EV_DEFER))
       m->rank = -1;
-    }
   }
-  coord->stats.waiting = 0;
-  for (int i = 0; i < coord->member_capacity; i++)
-    coord->stats.waiting += coord->members[i].in_use &&
-                            coord->members[i].state == COORD_MEMBER_WAITING;
 }
 
 /* Waiting members held out only because their host is cooling down are
@@ -226,11 +277,11 @@ static void s_defer_rest(herd_coord_t *coord)
 static int64_t s_cooldown_admit_ms(const herd_coord_t *coord)
 {
   int64_t first = 0;
-  for (int i = 0; i < coord->member_capacity; i++) {
-    const coord_member_t *m = &coord->members[i];
+  for (int i = 0; i < coord->members.capacity; i++) {
+    const coord_member_t *m = &coord->members.slot[i];
     if (!m->in_use || m->state != COORD_MEMBER_WAITING || m->host_index < 0)
       continue;
-    int64_t until = coord->hosts[m->host_index].cooldown_until_ms;
+    int64_t until = coord->members.hosts[m->host_index].cooldown_until_ms;
     if (until > 0 && (!first || until < first))
       first = until;
   }
@@ -239,33 +290,32 @@ static int64_t s_cooldown_admit_ms(const herd_coord_t *coord)
 
 static int64_t s_next_generation(const herd_coord_t *coord)
 {
-  int64_t g = coord->stats.generation;
-  if (coord->file_generation > g)
-    g = coord->file_generation;
-  if (coord->adopt_generation > g)
-    g = coord->adopt_generation;
+  int64_t g = coord->gen.number;
+  if (coord->gen.file_generation > g)
+    g = coord->gen.file_generation;
+  if (coord->gen.adopt_generation > g)
+    g = coord->gen.adopt_generation;
   return g + 1;
 }
 
 static void s_generation_formed(herd_coord_t *coord, coord_member_t **list,
                                 int n, int adopted)
 {
-  coord->stats.world_size = n;
-  coord->formed_here = 1;
-  coord->formed_count++;
-  coord->generation_formed_ms = herd_mono_ms();
+  coord->gen.world_size = n;
+  coord->gen.formed_here = 1;
+  coord->gen.formed_count++;
+  coord->gen.formed_ms = herd_mono_ms();
   s_defer_rest(coord);
-  coord->admit_at_ms = coord->stats.world_size < coord->config.max_workers
-                           ? s_cooldown_admit_ms(coord)
-                           : 0;
-  coord_kv_prune(&coord->kv, coord->stats.generation);
+  coord->gen.admit_at_ms = coord->gen.world_size < coord->config.max_workers
+                               ? s_cooldown_admit_ms(coord)
+                               : 0;
+  coord_kv_prune(&coord->kv, coord->gen.number);
   HERD_LOG(HERD_LOG_INFO, COORD_LOG, "generation %lld %s, world size %d",
-           (long long)coord->stats.generation, adopted ? "adopted" : "formed",
-           n);
+           (long long)coord->gen.number, adopted ? "adopted" : "formed", n);
   coord_events_write(&coord->events, "generation",
                      json_pack("{s:I, s:i, s:b}", "generation",
-                               (json_int_t)coord->stats.generation,
-                               "world_size", n, "adopted", adopted));
+                               (json_int_t)coord->gen.number, "world_size", n,
+                               "adopted", adopted));
   for (int i = 0; i < n; i++)
     coord_send_roster(coord, list[i]);
 }
@@ -273,7 +323,7 @@ static void s_generation_formed(herd_coord_t *coord, coord_member_t **list,
 static void s_form_generation(herd_coord_t *coord, int64_t now_ms)
 {
   coord_member_t **list =
-      calloc((size_t)coord->member_capacity * 2, sizeof *list);
+      calloc((size_t)coord->members.capacity * 2, sizeof *list);
   if (!list)
     return; /* retried on the next tick */
   int n = s_collect(coord, list, now_ms);
@@ -282,14 +332,14 @@ static void s_form_generation(herd_coord_t *coord, int64_t now_ms)
     survivors += list[i]->state == COORD_MEMBER_ACTIVE;
   /* With no survivors (a fresh job, or a relaunched static MPI world) the
    * launcher's ranks are kept, so MPI rank i is herd rank i again. */
-  if (!coord->formed_here || survivors == 0)
+  if (!coord->gen.formed_here || survivors == 0)
     s_assign_first_ranks(list, n);
   else
     for (int i = 0; i < n; i++)
       list[i]->rank = i;
-  coord->state_source_rank = !coord->formed_here || survivors ? 0 : -1;
-  coord->stats.generation = s_next_generation(coord);
-  coord->adopt_generation = -1; /* past the point of adopting */
+  coord->gen.state_source_rank = !coord->gen.formed_here || survivors ? 0 : -1;
+  coord->gen.number = s_next_generation(coord);
+  coord->gen.adopt_generation = -1; /* past the point of adopting */
   for (int i = 0; i < n; i++)
     s_admit(coord, list[i]);
   coord_job_apply(coord, COORD_JOB_EV_REFORMED);
@@ -304,8 +354,8 @@ static void s_form_generation(herd_coord_t *coord, int64_t now_ms)
 static int s_adoptable(herd_coord_t *coord, int64_t g, coord_member_t **list)
 {
   int n = 0, world = -1;
-  for (int i = 0; i < coord->member_capacity; i++) {
-    coord_member_t *m = &coord->members[i];
+  for (int i = 0; i < coord->members.capacity; i++) {
+    coord_member_t *m = &coord->members.slot[i];
     if (!m->in_use || m->claimed_generation != g)
       continue;
     if (world >= 0 && m->claimed_world != world)
@@ -313,7 +363,7 @@ static int s_adoptable(herd_coord_t *coord, int64_t g, coord_member_t **list)
     world = m->claimed_world;
     /* The claim comes from the wire: a world larger than the member table
      * can never be complete here (and would index past `list`). */
-    if (world > coord->member_capacity || m->claimed_rank < 0 ||
+    if (world > coord->members.capacity || m->claimed_rank < 0 ||
         m->claimed_rank >= world || list[m->claimed_rank])
       return 0;
     list[m->claimed_rank] = m;
@@ -324,22 +374,20 @@ static int s_adoptable(herd_coord_t *coord, int64_t g, coord_member_t **list)
 
 static void s_adopt(herd_coord_t *coord, coord_member_t **list, int n)
 {
-  coord->stats.generation = coord->adopt_generation;
-  coord->stats.adopted_generation = coord->adopt_generation;
-  coord->state_source_rank = 0;
+  coord->gen.number = coord->gen.adopt_generation;
+  coord->gen.adopted_generation = coord->gen.adopt_generation;
+  coord->gen.state_source_rank = 0;
   for (int i = 0; i < n; i++) {
-    coord_member_state_t next;
     list[i]->rank = i;
-    if (list[i]->step > coord->stats.step)
-      coord->stats.step = list[i]->step;
-    if (coord_member_transition(list[i]->state, COORD_MEMBER_EV_ADMIT, &next))
-      list[i]->state = next;
+    if (list[i]->step > coord->progress.step)
+      coord->progress.step = list[i]->step;
+    coord_member_apply(coord, list[i], COORD_MEMBER_EV_ADMIT);
     coord_events_write(&coord->events, "member_adopted",
                        json_pack("{s:i, s:i, s:o}", "rank", i, "pid",
                                  list[i]->pid, "host",
                                  coord_json_string(list[i]->host)));
   }
-  coord->formed_count = 2; /* rosters carry resume_step from now on */
+  coord->gen.formed_count = 2; /* rosters carry resume_step from now on */
   coord_job_apply(coord, COORD_JOB_EV_ADOPTED);
   s_generation_formed(coord, list, n, 1);
 }
@@ -347,26 +395,26 @@ static void s_adopt(herd_coord_t *coord, coord_member_t **list, int n)
 /* Returns 1 while an adoption is still possible (do not form yet). */
 static int s_try_adopt(herd_coord_t *coord, int64_t now_ms)
 {
-  if (coord->formed_here || coord->adopt_generation <= 0)
+  if (coord->gen.formed_here || coord->gen.adopt_generation <= 0)
     return 0;
-  coord_member_t **list =
-      calloc((size_t)coord->member_capacity, sizeof *list);
+  coord_member_t **list = calloc((size_t)coord->members.capacity, sizeof *list);
   if (!list)
     return 0;
-  int n = s_adoptable(coord, coord->adopt_generation, list);
+  int n = s_adoptable(coord, coord->gen.adopt_generation, list);
   if (n > 0)
     s_adopt(coord, list, n);
   free(list);
   if (n > 0)
     return 1;
-  if (now_ms < coord->adopt_deadline_ms)
+  if (now_ms < coord->gen.adopt_deadline_ms)
     return 1;
   HERD_LOG(HERD_LOG_WARN, COORD_LOG,
            "generation %lld did not fully re-register within %d ms; forming "
            "a new one",
-           (long long)coord->adopt_generation, coord->config.rejoin_window_ms);
-  coord->file_generation = s_next_generation(coord) - 1;
-  coord->adopt_generation = -1;
+           (long long)coord->gen.adopt_generation,
+           coord->config.rejoin_window_ms);
+  coord->gen.file_generation = s_next_generation(coord) - 1;
+  coord->gen.adopt_generation = -1;
   return 0;
 }
 
@@ -375,24 +423,21 @@ static int s_try_adopt(herd_coord_t *coord, int64_t now_ms)
 void coord_generation_on_join(herd_coord_t *coord, coord_member_t *member)
 {
   int64_t now_ms = herd_mono_ms();
-  if (member->claimed_generation > 0 && !coord->formed_here &&
-      coord->adopt_generation >= 0 &&
-      member->claimed_generation > coord->file_generation - 1) {
-    if (member->claimed_generation > coord->adopt_generation)
-      coord->adopt_generation = member->claimed_generation;
-    if (!coord->adopt_deadline_ms)
-      coord->adopt_deadline_ms = now_ms + coord->config.rejoin_window_ms;
+  if (member->claimed_generation > 0 && !coord->gen.formed_here &&
+      coord->gen.adopt_generation >= 0 &&
+      member->claimed_generation > coord->gen.file_generation - 1) {
+    if (member->claimed_generation > coord->gen.adopt_generation)
+      coord->gen.adopt_generation = member->claimed_generation;
+    if (!coord->gen.adopt_deadline_ms)
+      coord->gen.adopt_deadline_ms = now_ms + coord->config.rejoin_window_ms;
   }
-  if (coord->job_state == COORD_JOB_RUNNING ||
-      coord->job_state == COORD_JOB_RECONFIGURING) {
-    coord_member_state_t next;
-    if (coord_member_transition(member->state, COORD_MEMBER_EV_DEFER, &next))
-      member->state = next;
-    coord->stats.waiting++;
+  if (coord->gen.state == COORD_JOB_RUNNING ||
+      coord->gen.state == COORD_JOB_RECONFIGURING) {
+    coord_member_apply(coord, member, COORD_MEMBER_EV_DEFER);
     int window = coord->config.last_call_ms > 0 ? coord->config.last_call_ms : 0;
-    if (!coord->admit_at_ms && coord->stats.world_size <
-                                   coord->config.max_workers)
-      coord->admit_at_ms = now_ms + window;
+    if (!coord->gen.admit_at_ms &&
+        coord->gen.world_size < coord->config.max_workers)
+      coord->gen.admit_at_ms = now_ms + window;
   }
 }
 
@@ -405,18 +450,18 @@ void coord_generation_on_lost(herd_coord_t *coord)
 
 static void s_check_join_timeout(herd_coord_t *coord, int64_t now_ms)
 {
-  if (coord->job_state != COORD_JOB_FORMING ||
-      now_ms - coord->forming_since_ms < coord->config.join_timeout_ms)
+  if (coord->gen.state != COORD_JOB_FORMING ||
+      now_ms - coord->gen.forming_since_ms < coord->config.join_timeout_ms)
     return;
   coord_job_apply(coord, COORD_JOB_EV_JOIN_TIMEOUT);
-  coord->stats.failed = 1;
-  snprintf(coord->stats.failure, sizeof coord->stats.failure,
+  coord->gen.failed = 1;
+  snprintf(coord->gen.failure, sizeof coord->gen.failure,
            "only %d of %d workers joined within %g s",
            coord_member_count(coord), coord->config.min_workers,
            coord->config.join_timeout_ms / 1000.0);
-  HERD_LOG(HERD_LOG_ERROR, COORD_LOG, "%s", coord->stats.failure);
+  HERD_LOG(HERD_LOG_ERROR, COORD_LOG, "%s", coord->gen.failure);
   coord_events_write(&coord->events, "job_failed",
-                     json_pack("{s:s}", "reason", coord->stats.failure));
+                     json_pack("{s:s}", "reason", coord->gen.failure));
 }
 
 static void s_tick_forming(herd_coord_t *coord, int64_t now_ms)
@@ -424,37 +469,38 @@ static void s_tick_forming(herd_coord_t *coord, int64_t now_ms)
   if (s_try_adopt(coord, now_ms))
     return;
   int n = s_eligible_count(coord, now_ms);
-  if (coord->job_state == COORD_JOB_FORMING) {
+  if (coord->gen.state == COORD_JOB_FORMING) {
     if (n >= coord->config.max_workers ||
         (n >= coord->config.min_workers && coord->config.last_call_ms <= 0)) {
       s_form_generation(coord, now_ms);
     } else if (n >= coord->config.min_workers) {
       coord_job_apply(coord, COORD_JOB_EV_QUORUM);
-      coord->last_call_until_ms = now_ms + coord->config.last_call_ms;
+      coord->gen.last_call_until_ms = now_ms + coord->config.last_call_ms;
     }
     return;
   }
   /* last call */
   if (n < coord->config.min_workers)
     coord_job_apply(coord, COORD_JOB_EV_BELOW_MIN);
-  else if (n >= coord->config.max_workers || now_ms >= coord->last_call_until_ms)
+  else if (n >= coord->config.max_workers ||
+           now_ms >= coord->gen.last_call_until_ms)
     s_form_generation(coord, now_ms);
 }
 
 static void s_tick_running(herd_coord_t *coord, int64_t now_ms)
 {
-  if (!coord->admit_at_ms || now_ms < coord->admit_at_ms)
+  if (!coord->gen.admit_at_ms || now_ms < coord->gen.admit_at_ms)
     return;
-  coord->admit_at_ms = 0;
-  if (coord->stats.world_size < coord->config.max_workers &&
-      coord->stats.waiting > 0 && !coord->stats.done)
+  coord->gen.admit_at_ms = 0;
+  if (coord->gen.world_size < coord->config.max_workers &&
+      coord->members.waiting > 0 && !coord->progress.done)
     coord_job_apply(coord, COORD_JOB_EV_ADMIT);
 }
 
 void coord_generation_tick(herd_coord_t *coord, int64_t now_ms)
 {
   s_check_join_timeout(coord, now_ms);
-  switch (coord->job_state) {
+  switch (coord->gen.state) {
   case COORD_JOB_FORMING:
   case COORD_JOB_LAST_CALL:
     s_tick_forming(coord, now_ms);

@@ -33,11 +33,11 @@ static void s_handle_join(herd_coord_t *coord, const void *id, size_t id_len,
       coord_send_roster(coord, member);
     return;
   }
-  if (coord->job_state == COORD_JOB_FAILED) {
-    coord_codec_send_refused(coord, id, id_len, coord->stats.failure);
+  if (coord->gen.state == COORD_JOB_FAILED) {
+    coord_codec_send_refused(coord, id, id_len, coord->gen.failure);
     return;
   }
-  if (coord->job_state == COORD_JOB_FINISHED || coord->stats.done) {
+  if (coord->gen.state == COORD_JOB_FINISHED || coord->progress.done) {
     coord_codec_send_job_done(coord, id, id_len);
     return;
   }
@@ -89,7 +89,7 @@ void coord_kv_service(herd_coord_t *coord, int64_t now_ms)
 {
   coord_kv_wait_t wait;
   /* Gets of a generation older than the current one can never be served. */
-  int64_t min_generation = coord->stats.generation;
+  int64_t min_generation = coord->gen.number;
   for (int i = 0; i < COORD_KV_MAX_WAITS &&
                   coord_kv_wait_take(&coord->kv, now_ms, min_generation, &wait);
        i++)
@@ -104,7 +104,6 @@ static void s_handle_kv_set(herd_coord_t *coord, coord_member_t *member,
   if (rc != HERD_OK)
     HERD_LOG(HERD_LOG_WARN, COORD_LOG, "KV set of '%.64s' from pid %d: %s",
              set->key, member->pid, herd_error_detail());
-  coord->stats.kv_keys = (int64_t)coord->kv.count;
   if (set->request_id)
     s_send_kv_value(coord, member->routing_id, member->routing_id_len,
                     set->key, set->request_id, rc == HERD_OK, NULL);
@@ -133,12 +132,12 @@ static void s_handle_kv_get(herd_coord_t *coord, coord_member_t *member,
 
 static void s_handle_step(herd_coord_t *coord, const Herd__StepReport *r)
 {
-  coord->step_logged = r->step;
-  if (r->step > coord->stats.step)
-    coord->stats.step = r->step;
-  coord->stats.epoch = r->epoch;
-  coord->stats.loss = r->loss;
-  coord->stats.samples_per_second = r->samples_per_second;
+  coord->progress.step_logged = r->step;
+  if (r->step > coord->progress.step)
+    coord->progress.step = r->step;
+  coord->progress.epoch = r->epoch;
+  coord->progress.loss = r->loss;
+  coord->progress.samples_per_second = r->samples_per_second;
   coord_events_write(
       &coord->events, "step",
       json_pack("{s:I, s:I, s:I, s:i, s:o, s:o, s:I, s:I}", "step",
@@ -152,8 +151,8 @@ static void s_handle_step(herd_coord_t *coord, const Herd__StepReport *r)
 
 static void s_handle_epoch(herd_coord_t *coord, const Herd__EpochEnd *e)
 {
-  coord->stats.epoch = e->epoch;
-  coord->stats.test_accuracy = e->test_accuracy;
+  coord->progress.epoch = e->epoch;
+  coord->progress.test_accuracy = e->test_accuracy;
   coord_events_write(&coord->events, "epoch_end",
                      json_pack("{s:I, s:o, s:o}", "epoch", (json_int_t)e->epoch,
                                "test_accuracy",
@@ -177,8 +176,8 @@ static void s_handle_checkpoint(herd_coord_t *coord,
  * are leaving) exits cleanly instead of waiting out the join timeout. */
 static void s_tell_job_done(herd_coord_t *coord, const coord_member_t *sender)
 {
-  for (int i = 0; i < coord->member_capacity; i++) {
-    const coord_member_t *m = &coord->members[i];
+  for (int i = 0; i < coord->members.capacity; i++) {
+    const coord_member_t *m = &coord->members.slot[i];
     if (m->in_use && m != sender)
       coord_codec_send_job_done(coord, m->routing_id, m->routing_id_len);
   }
@@ -187,27 +186,27 @@ static void s_tell_job_done(herd_coord_t *coord, const coord_member_t *sender)
 static void s_handle_done(herd_coord_t *coord, const coord_member_t *sender,
                           const Herd__Done *d)
 {
-  if (!coord->stats.done)
+  if (!coord->progress.done)
     s_tell_job_done(coord, sender);
-  coord->have_done = 1;
-  coord->done_report.final_step = d->final_step;
-  coord->done_report.epochs = d->epochs;
-  coord->done_report.test_accuracy = d->test_accuracy;
-  coord->done_report.samples_per_second = d->samples_per_second;
-  coord->done_report.world_size = d->world_size;
-  coord->done_report.resumed_from_step = d->resumed_from_step;
-  snprintf(coord->done_report.param_sha256,
-           sizeof coord->done_report.param_sha256, "%s",
+  coord->progress.have_done = 1;
+  coord->progress.report.final_step = d->final_step;
+  coord->progress.report.epochs = d->epochs;
+  coord->progress.report.test_accuracy = d->test_accuracy;
+  coord->progress.report.samples_per_second = d->samples_per_second;
+  coord->progress.report.world_size = d->world_size;
+  coord->progress.report.resumed_from_step = d->resumed_from_step;
+  snprintf(coord->progress.report.param_sha256,
+           sizeof coord->progress.report.param_sha256, "%s",
            d->param_sha256 ? d->param_sha256 : "");
-  coord->stats.done = 1;
-  coord->stats.test_accuracy = d->test_accuracy;
-  if (d->final_step > coord->stats.step)
-    coord->stats.step = d->final_step;
+  coord->progress.done = 1;
+  coord->progress.test_accuracy = d->test_accuracy;
+  if (d->final_step > coord->progress.step)
+    coord->progress.step = d->final_step;
 }
 
 static void s_handle_peer_failed(herd_coord_t *coord, const Herd__PeerFailed *p)
 {
-  if (p->generation != coord->stats.generation)
+  if (p->generation != coord->gen.number)
     return; /* about an old generation: already handled */
   coord_member_t *peer = coord_member_by_rank(coord, p->rank);
   if (!peer)
@@ -238,8 +237,9 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
      * re-registering with a restarted coordinator (not yet re-admitted)
      * count too: their buffered reports are steps they committed. */
     if ((member->state == COORD_MEMBER_ACTIVE ||
-         (member->state != COORD_MEMBER_FAILED && member->claimed_generation > 0)) &&
-        env->step_report->step > coord->step_logged)
+         (member->state != COORD_MEMBER_FAILED &&
+          member->claimed_generation > 0)) &&
+        env->step_report->step > coord->progress.step_logged)
       s_handle_step(coord, env->step_report);
     break;
   case HERD__ENVELOPE__BODY_EPOCH_END:
@@ -260,7 +260,7 @@ static void s_handle_member_message(herd_coord_t *coord, coord_member_t *member,
     /* Leaving mid-job shrinks the job; leaving at its end ("finished",
      * what herd_worker_leave sends, possibly before rank 0's Done has
      * arrived) does not, or every job would end in a cascade of rosters. */
-    if (was_admitted && !coord->stats.done &&
+    if (was_admitted && !coord->progress.done &&
         strcmp(env->leave->reason, "finished") != 0)
       coord_generation_on_lost(coord);
     break;
@@ -330,7 +330,7 @@ void coord_handle_frame(herd_coord_t *coord, const void *routing_id,
                                         reason, sizeof reason);
   if (rc == HERD_ETOOBIG || rc == HERD_EFORMAT) {
     /* A flood of garbage must not become a flood of log lines. */
-    int64_t count = ++coord->stats.malformed_messages;
+    int64_t count = ++coord->malformed_messages;
     HERD_LOG(count % 100 == 1 ? HERD_LOG_WARN : HERD_LOG_DEBUG, COORD_LOG,
              "dropped malformed message (%lld so far): %s", (long long)count,
              reason);

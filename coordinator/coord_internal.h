@@ -1,16 +1,22 @@
-/* Private state of the coordinator, shared by its files:
+/* Private state of the coordinator. It is made of parts, each a struct with
+ * one file that owns (writes) it; the others read it:
  *
- *   coord.c          lifecycle, the coordinator thread's loop, public API
- *   coord_members.c  member table (hashed), worker/job state machines
- *   coord_generation.c forming, last call, admission, restart adoption
- *   coord_detect.c   heartbeats, lost connections, watchdog, host cool-down
- *   coord_kv.c       the rendezvous store (per-generation keys, waiting gets)
- *   coord_handlers.c what each decoded message does
- *   coord_events.c   events.jsonl and summary.json
- *   coord_codec.c    frame -> checked Envelope, Envelope -> frame
- *   coord_metrics.c  monitoring counters, snapshots, /metrics and /status
- *   coord_http.c     the HTTP server (libmicrohttpd, its own threads)
- *   coord_push.c     Pushgateway pushes and alert webhooks (own thread)
+ *   part                    struct               owner
+ *   members and hosts       coord_members_t      coord_members.c
+ *   generations, job state  coord_generations_t  coord_generation.c
+ *   failure detection       coord_detector_t     coord_detect.c
+ *   progress (rank 0)       coord_progress_t     coord_handlers.c
+ *   rendezvous KV store     coord_kv_t           coord_kv.c
+ *   events, summary         coord_events_t       coord_events.c
+ *   metrics                 coord_metrics_t      coord_metrics.c (+links)
+ *   HTTP, push              struct coord_http/_push  coord_http.c, coord_push.c
+ *
+ * coord.c owns the lifecycle and the loop (it sets the parts' first values
+ * and calls their init/free), coord_handlers.c turns each decoded message
+ * into calls on the parts, coord_codec.c frames and checks messages,
+ * coord_curve.c runs CURVE/ZAP and coord_status.c answers `herd status`.
+ * herd_coord_stats_t is not state: coord_stats_take assembles it from the
+ * parts on demand.
  *
  * Locking: one mutex (`lock`) guards everything below it in herd_coord. The
  * coordinator thread holds it while it handles a batch of messages or a
@@ -253,6 +259,74 @@ typedef struct {
 struct coord_http;
 struct coord_push;
 
+/* ---- the coordinator's parts --------------------------------------------
+ * Each part is one struct with one owner file that writes it; other files
+ * read it (all under coord->lock). herd_coord_stats_t is not live state: it
+ * is assembled from the parts when asked for (coord_stats_take). */
+
+/* Members and hosts (coord_members.c; host strikes in coord_detect.c). */
+typedef struct {
+  coord_member_t *slot;    /* capacity = max_workers plus room for waiting */
+  int capacity;
+  int used;                /* slots in use: live registered workers */
+  int32_t *free_slots;     /* stack of unused slot indices */
+  int n_free;
+  coord_index_t index;     /* routing id -> slot */
+  int32_t *fd_owner;       /* fd -> slot index + 1 (0 none) */
+  int fd_owner_cap;
+  coord_host_t *hosts;
+  int n_hosts;
+  int64_t join_seq;
+  int waiting;             /* registered, waiting for the next generation */
+  int64_t failures;        /* member_failed events so far */
+  int64_t session_refusals; /* CURVE: claims from another client key */
+} coord_members_t;
+
+/* Generations and the job state machine (coord_generation.c). */
+typedef struct {
+  coord_job_state_t state;
+  int64_t number;            /* current generation, 0 before the first */
+  int world_size;            /* members of the current generation */
+  int64_t forming_since_ms;  /* join timeout counts from here */
+  int64_t last_call_until_ms;
+  int64_t admit_at_ms;       /* waiting workers: admit at this time, 0 none */
+  int64_t formed_ms;         /* the newest roster went out at */
+  int formed_here;           /* a generation formed or was adopted here */
+  int64_t file_generation;   /* newest generation found in events.jsonl */
+  int64_t adopt_generation;  /* restart: generation re-registrations claim */
+  int64_t adopted_generation; /* the one adopted after a restart, 0 none */
+  int64_t adopt_deadline_ms;
+  int state_source_rank;     /* of the current generation, -1 none */
+  int64_t formed_count;      /* generations formed or adopted here */
+  int failed;                /* gave up (e.g. join timeout) */
+  char failure[256];         /* why */
+} coord_generations_t;
+
+/* Failure detection (coord_detect.c). */
+typedef struct {
+  int64_t next_scan_ms;      /* heartbeat/watchdog scans are rate-limited */
+  int scan_interval_ms;
+  int64_t next_watchdog_ms;
+  int router_drained;        /* last receive found the ROUTER empty */
+  int64_t last_scan_ms;      /* a longer gap than usual: the loop stalled */
+  int isolated;              /* every member silent at once */
+  int64_t rejoin_until_ms;   /* after an isolation: closes are reconnects */
+  double *scratch;           /* watchdog median */
+  int64_t watchdog_evictions;
+} coord_detector_t;
+
+/* The job's progress as rank 0 reports it (coord_handlers.c). */
+typedef struct {
+  int64_t step, epoch;       /* newest committed step reported, its epoch */
+  double loss, samples_per_second;
+  double test_accuracy;      /* last reported, -1 none */
+  int done;                  /* rank 0 reported the job done */
+  int have_done;
+  herd_done_report_t report;
+  int64_t last_epoch_logged;
+  int64_t step_logged;       /* newest step with a `step` event */
+} coord_progress_t;
+
 /* ---- codec --------------------------------------------------------------- */
 
 typedef struct {
@@ -278,57 +352,31 @@ struct herd_coord {
   char monitor_endpoint[64];
 
   pthread_mutex_t lock;
-  coord_job_state_t job_state;
-  coord_member_t *members; /* capacity = member_capacity */
-  int member_capacity;     /* max_workers plus room for waiting workers */
-  int n_members;           /* slots in use */
-  int32_t *free_slots;     /* stack of unused member indices */
-  int n_free;
-  coord_index_t index;     /* routing id -> member */
-  int32_t *fd_owner;       /* fd -> member index + 1 (0 none) */
-  int fd_owner_cap;
-  coord_host_t *hosts;
-  int n_hosts;
+  /* The parts, each owned by its file (see the top of this header). */
+  coord_members_t members;
+  coord_generations_t gen;
+  coord_detector_t detect;
+  coord_progress_t progress;
   coord_kv_t kv;
-  int64_t join_seq;
-  int64_t started_ms;
-  int64_t forming_since_ms;  /* join timeout counts from here */
-  int64_t last_call_until_ms;
-  int64_t admit_at_ms;       /* waiting workers: admit at this time, 0 none */
-  int64_t next_scan_ms;      /* heartbeat/watchdog scans are rate-limited */
-  int scan_interval_ms;
-  int64_t next_watchdog_ms;
-  int router_drained;        /* last receive found the ROUTER empty */
-  int64_t last_scan_ms;      /* a longer gap than usual: the loop stalled */
-  int isolated;              /* every member silent at once (coord_detect.c) */
-  int64_t rejoin_until_ms;   /* after an isolation: closes are reconnects */
-  int64_t generation_formed_ms; /* the newest roster went out at */
-  int current_fd;            /* connection of the message being handled */
-  const char *current_user;  /* its ZAP user id (CURVE client key), or "" */
-  void *zap;                 /* CURVE: the ZAP handler's REP socket */
-  int sessions;              /* CURVE: members are bound to client keys */
-  char public_key[41];       /* CURVE: Z85, "" without */
-  int formed_here;           /* a generation formed or was adopted here */
-  int64_t file_generation;   /* newest generation found in events.jsonl */
-  int64_t adopt_generation;  /* restart: generation re-registrations claim */
-  int64_t adopt_deadline_ms;
-  int state_source_rank;     /* of the current generation, -1 none */
-  int64_t formed_count;      /* generations formed or adopted here */
-  double *scratch;           /* watchdog median */
-  herd_coord_stats_t stats;
-  int have_done;
-  herd_done_report_t done_report;
-  int64_t last_epoch_logged;
-  int64_t step_logged; /* newest step with a `step` event (each logged once) */
   coord_events_t events;
   coord_metrics_t *metrics; /* under lock, like the rest */
   /* Monitoring servers: made after the thread starts, stopped first. */
   struct coord_http *http;
   struct coord_push *push;
+  /* The coordinator loop's own state (coord.c). */
+  int64_t started_ms;
+  int current_fd;            /* connection of the message being handled */
+  const char *current_user;  /* its ZAP user id (CURVE client key), or "" */
+  int64_t malformed_messages;
+  void *zap;                 /* CURVE: the ZAP handler's REP socket */
+  int sessions;              /* CURVE: members are bound to client keys */
+  char public_key[41];       /* CURVE: Z85, "" without */
   char *run_id;
 };
 
 /* coord.c */
+/* herd_coord_stats_t assembled from the parts (coord->lock held). */
+void coord_stats_take(const herd_coord_t *coord, herd_coord_stats_t *out);
 /* A coordinator without sockets or thread (fuzzing); destroy as usual. */
 herd_result_t coord_new_detached(const herd_coord_config_t *config,
                                  herd_coord_t **coord_out);
@@ -345,6 +393,8 @@ coord_member_t *coord_member_by_pid(herd_coord_t *coord, int pid,
 int coord_member_transition(coord_member_state_t state,
                             coord_member_event_t event,
                             coord_member_state_t *next);
+int coord_member_apply(herd_coord_t *coord, coord_member_t *member,
+                       coord_member_event_t event);
 int coord_job_transition(coord_job_state_t state, coord_job_event_t event,
                          coord_job_state_t *next);
 void coord_job_apply(herd_coord_t *coord, coord_job_event_t event);
@@ -360,6 +410,8 @@ void coord_member_fail(herd_coord_t *coord, coord_member_t *member,
 void coord_member_leave(herd_coord_t *coord, coord_member_t *member);
 int coord_member_count(const herd_coord_t *coord);
 void coord_members_tick(herd_coord_t *coord, int64_t now_ms);
+/* The host's slot in coord->members.hosts; -1 when the table is full. */
+int coord_host_intern(herd_coord_t *coord, const char *host);
 
 /* coord_generation.c (coord->lock held) */
 void coord_send_roster(herd_coord_t *coord, coord_member_t *member);
@@ -370,6 +422,9 @@ int coord_host_cooling(const herd_coord_t *coord, const coord_member_t *m,
                        int64_t now_ms);
 
 /* coord_detect.c (coord->lock held): failure detection */
+herd_result_t coord_detect_init(coord_detector_t *detect, int capacity);
+void coord_detect_free(coord_detector_t *detect);
+void coord_detect_note_drained(coord_detector_t *detect, int drained);
 void coord_detect_tick(herd_coord_t *coord, int64_t now_ms);
 void coord_detect_heard(herd_coord_t *coord, coord_member_t *member,
                         int is_heartbeat, int64_t now_ms);
@@ -379,7 +434,6 @@ void coord_detect_waiting(coord_member_t *member, int64_t waiting_ms,
                           int64_t now_ms);
 void coord_detect_host_failed(herd_coord_t *coord, coord_member_t *member,
                               int64_t now_ms);
-int coord_host_intern(herd_coord_t *coord, const char *host);
 
 /* coord_kv.c (coord->lock held) */
 herd_result_t coord_kv_init(coord_kv_t *kv);

@@ -135,7 +135,7 @@ void coord_metrics_on_step(herd_coord_t *coord, const coord_member_t *member,
   s_rank_step(m, member->rank, r);
   /* The job's counters: the first report of each step, from whichever
    * member (as coord_handlers.c logs steps). */
-  if (r->step <= coord->stats.step)
+  if (r->step <= coord->progress.step)
     return;
   double seconds = s_finite(r->step_seconds);
   if (seconds < 0)
@@ -200,10 +200,10 @@ static int s_cmp_double(const void *a, const void *b)
 static void s_copy_members(herd_coord_t *coord, coord_snapshot_t *snap)
 {
   int64_t now_ms = herd_mono_ms();
-  for (int i = 0; i < coord->member_capacity &&
+  for (int i = 0; i < coord->members.capacity &&
                   snap->n_members < COORD_SNAPSHOT_MEMBERS_MAX;
        i++) {
-    const coord_member_t *m = &coord->members[i];
+    const coord_member_t *m = &coord->members.slot[i];
     if (!m->in_use)
       continue;
     coord_snapshot_member_t *out = &snap->members[snap->n_members++];
@@ -222,8 +222,8 @@ static void s_copy_locked(herd_coord_t *coord, coord_snapshot_t *snap,
   snprintf(snap->job_id, sizeof snap->job_id, "%s", coord->job_id);
   snprintf(snap->run_id, sizeof snap->run_id, "%s",
            coord->run_id ? coord->run_id : coord->job_id);
-  snap->job_state = coord_job_state_name(coord->job_state);
-  snap->stats = coord->stats;
+  snap->job_state = coord_job_state_name(coord->gen.state);
+  coord_stats_take(coord, &snap->stats);
   snap->metrics = *coord->metrics;
   snap->min_workers = coord->config.min_workers;
   snap->max_workers = coord->config.max_workers;

@@ -226,9 +226,9 @@ static void s_check_stall(struct coord_push *push)
   herd_coord_t *coord = push->coord;
   pthread_mutex_lock(&coord->lock);
   int64_t idle_ms = herd_mono_ms() - coord->metrics->progress_ms;
-  int running = coord->job_state == COORD_JOB_RUNNING &&
-                coord->metrics->steps_total > 0 && !coord->stats.done;
-  int64_t step = coord->stats.step;
+  int running = coord->gen.state == COORD_JOB_RUNNING &&
+                coord->metrics->steps_total > 0 && !coord->progress.done;
+  int64_t step = coord->progress.step;
   pthread_mutex_unlock(&coord->lock);
   if (!running || idle_ms < push->stall_ms) {
     push->stalled = 0;

@@ -27,19 +27,21 @@ static int s_by_state_then_rank(const void *a, const void *b)
 static int s_listed(herd_coord_t *coord, coord_member_t **list)
 {
   int n = 0;
-  for (int i = 0; i < coord->member_capacity; i++)
-    if (coord->members[i].in_use)
-      list[n++] = &coord->members[i];
+  for (int i = 0; i < coord->members.capacity; i++)
+    if (coord->members.slot[i].in_use)
+      list[n++] = &coord->members.slot[i];
   qsort(list, (size_t)n, sizeof *list, s_by_state_then_rank);
   return n < COORD_STATUS_MEMBERS_MAX ? n : COORD_STATUS_MEMBERS_MAX;
 }
 
 static void s_fill_reply(herd_coord_t *coord, Herd__StatusReply *r)
 {
-  const herd_coord_stats_t *s = &coord->stats;
+  herd_coord_stats_t stats;
+  coord_stats_take(coord, &stats);
+  const herd_coord_stats_t *s = &stats;
   r->generation = s->generation;
   r->world_size = s->world_size;
-  r->job_state = (char *)coord_job_state_name(coord->job_state);
+  r->job_state = (char *)coord_job_state_name(coord->gen.state);
   r->step = s->step;
   r->epoch = s->epoch;
   r->loss = s->loss;
@@ -57,7 +59,7 @@ void coord_status_reply(herd_coord_t *coord, const void *routing_id,
                         size_t routing_id_len)
 {
   Herd__StatusReply reply = HERD__STATUS_REPLY__INIT;
-  coord_member_t **list = calloc((size_t)coord->member_capacity, sizeof *list);
+  coord_member_t **list = calloc((size_t)coord->members.capacity, sizeof *list);
   Herd__MemberStatus *items =
       calloc(COORD_STATUS_MEMBERS_MAX, sizeof *items);
   Herd__MemberStatus **ptrs = calloc(COORD_STATUS_MEMBERS_MAX, sizeof *ptrs);

@@ -64,7 +64,7 @@ static void s_record(herd_coord_t *coord, uint8_t peer, uint8_t op,
   coord_handle_frame(coord, id, (size_t)id_len, frame, len);
   coord->current_fd = -1;
   coord->current_user = "";
-  coord->router_drained = op & 4;
+  coord->detect.router_drained = op & 4;
   coord_members_tick(coord, *clock_ms);
   coord_kv_service(coord, *clock_ms);
 }

@@ -108,7 +108,7 @@ static void s_feed(herd_coord_t *coord)
       r.total_steps = 100;
       member.rank = rank;
       coord_metrics_on_step(coord, &member, &r);
-      coord->stats.step = step; /* as coord_handlers.c does */
+      coord->progress.step = step; /* as coord_handlers.c does */
     }
   Herd__CkptCommitted c = HERD__CKPT_COMMITTED__INIT;
   c.step = 10;
