@@ -32,6 +32,7 @@
 #include "herd/clock.h"
 #include "coord_internal.h"
 #include "herd/net.h"
+#include "herd/version.h"
 #include "herd/herd.h"
 
 #define COORD_DRAIN_BATCH 256
@@ -360,6 +361,27 @@ static herd_result_t s_new_state(const herd_coord_config_t *config,
   return HERD_OK;
 }
 
+/* The run's settings as the coordinator holds them, for the report. */
+static void s_log_start(herd_coord_t *coord)
+{
+  const herd_coord_config_t *c = &coord->config;
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  coord_events_write(
+      &coord->events, "coordinator_started",
+      json_pack("{s:s, s:o, s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:b, s:o}",
+                "version", HERD_VERSION, "job_id",
+                coord_json_string(coord->job_id), "host",
+                coord_json_string(host), "min_workers", c->min_workers,
+                "max_workers", c->max_workers, "heartbeat_interval_ms",
+                c->heartbeat_interval_ms, "heartbeat_misses",
+                c->heartbeat_misses, "join_timeout_ms", c->join_timeout_ms,
+                "host_cooldown_failures", c->host_cooldown_failures,
+                "continue_run", c->continue_run != 0, "curve",
+                coord->public_key[0] != '\0', "endpoint",
+                coord_json_string(coord->endpoint)));
+}
+
 herd_result_t herd_coord_new(const herd_coord_config_t *config,
                              herd_coord_t **coord_out)
 {
@@ -377,6 +399,7 @@ herd_result_t herd_coord_new(const herd_coord_config_t *config,
   }
   HERD_TRY(s_monitoring_init(coord, config));
   HERD_TRY(s_bind(coord));
+  s_log_start(coord); /* before the thread: nothing else writes yet */
   if (pthread_create(&coord->thread, NULL, s_thread_main, coord) != 0) {
     rc = herd_error_set(HERD_ESYS, "cannot start the coordinator thread");
     goto out;

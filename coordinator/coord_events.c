@@ -103,7 +103,8 @@ void coord_events_write(coord_events_t *events, const char *event, void *fields)
     events->on_event(events->on_event_arg, event, line);
   if (!events->file)
     goto out;
-  text = json_dumps(line, JSON_COMPACT);
+  /* 15 digits: 0.8701, not 0.87009999999999998; ts keeps 10 us. */
+  text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(15));
   if (!text)
     goto out;
   if (fprintf(events->file, "%s\n", text) < 0 || fflush(events->file) != 0)

@@ -143,6 +143,25 @@ static s_mhd_result_t s_reply_snapshot(struct coord_http *http,
                  body);
 }
 
+/* /timeline?after=SEQ: the kept events newer than SEQ (the page polls). */
+static s_mhd_result_t s_reply_timeline(struct coord_http *http,
+                                       struct MHD_Connection *connection)
+{
+  const char *after_text =
+      MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "after");
+  char *end = NULL;
+  long long after = after_text ? strtoll(after_text, &end, 10) : 0;
+  if (after_text && (end == after_text || *end || after < 0))
+    return s_reply_text(connection, MHD_HTTP_BAD_REQUEST,
+                        "after: a sequence number (0 or more)\n");
+  pthread_mutex_lock(&http->coord->lock);
+  char *body = coord_timeline_render(http->coord->timeline, after);
+  pthread_mutex_unlock(&http->coord->lock);
+  if (!body)
+    return s_reply_text(connection, 500, "out of memory\n");
+  return s_reply(connection, MHD_HTTP_OK, "application/json", body);
+}
+
 /* Whether the request carries "Authorization: Bearer <job token>". */
 static int s_bearer_ok(struct coord_http *http,
                        struct MHD_Connection *connection)
@@ -181,15 +200,16 @@ static s_mhd_result_t s_route(struct coord_http *http,
 {
   if (!strcmp(url, "/metrics"))
     return s_reply_snapshot(http, connection, 0);
-  if (!strcmp(url, "/status")) {
+  if (!strcmp(url, "/status") || !strcmp(url, "/timeline")) {
     if (http->exposed && !s_bearer_ok(http, connection))
       return s_unauthorized(connection);
-    return s_reply_snapshot(http, connection, 1);
+    return url[1] == 's' ? s_reply_snapshot(http, connection, 1)
+                         : s_reply_timeline(http, connection);
   }
   if (!strcmp(url, "/healthz"))
     return s_reply_text(connection, MHD_HTTP_OK, "ok\n");
   if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
-    char *page = strdup(coord_page_html);
+    char *page = coord_page_render(NULL);
     if (!page)
       return MHD_NO;
     return s_reply(connection, MHD_HTTP_OK, "text/html; charset=utf-8", page);

@@ -253,11 +253,14 @@ typedef struct {
   coord_recent_event_t recent[COORD_RECENT_EVENTS];
   int64_t n_recent;                 /* events ever recorded (ring index) */
   int64_t progress_ms;              /* monotonic: last step advance */
+  int64_t next_ranks_ms, ranks_steps; /* the `ranks` event: next at, and
+                                         steps_total when last written */
   double started_unix;
 } coord_metrics_t;
 
 struct coord_http;
 struct coord_push;
+typedef struct coord_timeline coord_timeline_t;
 
 /* ---- the coordinator's parts --------------------------------------------
  * Each part is one struct with one owner file that writes it; other files
@@ -360,6 +363,7 @@ struct herd_coord {
   coord_kv_t kv;
   coord_events_t events;
   coord_metrics_t *metrics; /* under lock, like the rest */
+  struct coord_timeline *timeline; /* what the run page draws */
   /* Monitoring servers: made after the thread starts, stopped first. */
   struct coord_http *http;
   struct coord_push *push;
@@ -505,6 +509,8 @@ void coord_metrics_on_step(herd_coord_t *coord, const coord_member_t *member,
                            const Herd__StepReport *report);
 void coord_metrics_on_checkpoint(herd_coord_t *coord,
                                  const Herd__CkptCommitted *c);
+/* Writes the periodic `ranks` event (coord->lock held). */
+void coord_metrics_tick(herd_coord_t *coord, int64_t now_ms);
 
 /* A copy of what the monitoring endpoints show, taken under coord->lock
  * (coord_snapshot_take) and rendered outside it. */
@@ -545,8 +551,27 @@ herd_result_t coord_http_start(herd_coord_t *coord, const char *address,
                                struct coord_http **out);
 void coord_http_stop(struct coord_http **http_p);
 const char *coord_http_url(const struct coord_http *http);
-/* coord_page.c: the live page (self-contained HTML). */
-extern const char coord_page_html[];
+/* coord_page.c: the run page as one self-contained HTML document; data_json
+ * NULL: the live page (polls /timeline and /status), else the report's
+ * {"timeline":[...],"summary":{...}} (no "</" inside). Caller frees. */
+char *coord_page_render(const char *data_json);
+
+/* coord_timeline.c: the bounded, evenly thinned record of a run's events
+ * that the page and the report draw. */
+herd_result_t coord_timeline_new(coord_timeline_t **out);
+void coord_timeline_free(coord_timeline_t **tl);
+/* Adds one event line (json_t * with ts and event); may drop it or thin. */
+void coord_timeline_add(coord_timeline_t *tl, void *line);
+/* JSON array text of the kept entries with seq > after; caller frees. */
+char *coord_timeline_render(const coord_timeline_t *tl, int64_t after);
+int64_t coord_timeline_last_seq(const coord_timeline_t *tl);
+/* Whether an event of this kind at ts would be kept (it is not too close
+ * to the last one kept): lets a reader skip parsing lines it would drop. */
+int coord_timeline_wants(coord_timeline_t *tl, const char *event, double ts);
+size_t coord_timeline_kept(const coord_timeline_t *tl);
+size_t coord_timeline_bytes(const coord_timeline_t *tl);
+/* The event in a few words with numbers rounded (herd top, the page). */
+void coord_event_text(const void *line, char *out, size_t cap);
 
 /* coord_push.c */
 herd_result_t coord_push_start(herd_coord_t *coord, struct coord_push **out);

@@ -347,4 +347,5 @@ void coord_members_tick(herd_coord_t *coord, int64_t now_ms)
 {
   coord_detect_tick(coord, now_ms);
   coord_generation_tick(coord, now_ms);
+  coord_metrics_tick(coord, now_ms);
 }

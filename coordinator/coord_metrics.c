@@ -51,24 +51,15 @@ static void s_on_event(void *arg, const char *event, void *line_json)
 {
   herd_coord_t *coord = arg;
   json_t *line = line_json;
-  if (!strcmp(event, "step"))
-    return; /* one per step: the counters have them */
+  coord_timeline_add(coord->timeline, line);
+  if (!strcmp(event, "step") || !strcmp(event, "ranks"))
+    return; /* the counters have them */
   coord_metrics_t *m = coord->metrics;
   coord_recent_event_t *slot = &m->recent[m->n_recent % COORD_RECENT_EVENTS];
   m->n_recent++;
   slot->ts = json_real_value(json_object_get(line, "ts"));
   snprintf(slot->event, sizeof slot->event, "%s", event);
-  slot->text[0] = '\0';
-  json_t *rest = json_deep_copy(line);
-  if (rest) {
-    json_object_del(rest, "ts");
-    json_object_del(rest, "event");
-    char *text = json_dumps(rest, JSON_COMPACT);
-    if (text)
-      snprintf(slot->text, sizeof slot->text, "%s", text);
-    free(text);
-    json_decref(rest);
-  }
+  coord_event_text(line, slot->text, sizeof slot->text);
   if (coord->push)
     coord_push_on_event(coord->push, event, line);
 }
@@ -78,6 +69,7 @@ herd_result_t coord_metrics_init(herd_coord_t *coord)
   coord->metrics = calloc(1, sizeof *coord->metrics);
   if (!coord->metrics)
     return HERD_ENOMEM;
+  HERD_CHECK(coord_timeline_new(&coord->timeline));
   coord->metrics->started_unix = s_unix_now();
   coord->metrics->progress_ms = herd_mono_ms();
   coord->events.on_event = s_on_event;
@@ -89,6 +81,7 @@ void coord_metrics_free(herd_coord_t *coord)
 {
   free(coord->metrics);
   coord->metrics = NULL;
+  coord_timeline_free(&coord->timeline);
   coord->events.on_event = NULL;
 }
 
@@ -177,6 +170,71 @@ void coord_metrics_on_checkpoint(herd_coord_t *coord,
   double stall = s_finite(c->stall_seconds);
   if (stall > 0 && m->n_ranks > 0)
     m->ranks[0].phase_seconds_total[COORD_PHASE_CHECKPOINT] += stall;
+}
+
+/* ---- the `ranks` event: per-rank numbers for the page and the report --- */
+
+#define COORD_RANKS_IN_EVENT 64 /* the slowest ones when there are more */
+
+static double s_sig4(double x)
+{
+  char text[32];
+  snprintf(text, sizeof text, "%.4g", s_finite(x));
+  return strtod(text, NULL);
+}
+
+static int s_by_step_seconds_desc(const void *a, const void *b)
+{
+  const coord_rank_metrics_t *x = *(const coord_rank_metrics_t *const *)a;
+  const coord_rank_metrics_t *y = *(const coord_rank_metrics_t *const *)b;
+  return (x->step_seconds < y->step_seconds) -
+         (x->step_seconds > y->step_seconds);
+}
+
+static int s_by_address(const void *a, const void *b)
+{
+  const void *x = *(const void *const *)a, *y = *(const void *const *)b;
+  return (x > y) - (x < y);
+}
+
+/* Every 2 s for a run's first two minutes, then every 5 s, while steps
+ * advance: the ranks' last step time, its phases and their samples/s. */
+void coord_metrics_tick(herd_coord_t *coord, int64_t now_ms)
+{
+  coord_metrics_t *m = coord->metrics;
+  if (!m || now_ms < m->next_ranks_ms || m->steps_total == m->ranks_steps)
+    return;
+  m->next_ranks_ms =
+      now_ms + (now_ms - coord->started_ms < 120000 ? 2000 : 5000);
+  m->ranks_steps = m->steps_total;
+  const coord_rank_metrics_t *pick[COORD_METRICS_RANKS_MAX];
+  int n = 0;
+  for (int r = 0; r < m->n_ranks && r < coord->gen.world_size; r++)
+    if (m->ranks[r].reports > 0)
+      pick[n++] = &m->ranks[r];
+  int total = n;
+  if (n > COORD_RANKS_IN_EVENT) {
+    qsort(pick, (size_t)n, sizeof *pick, s_by_step_seconds_desc);
+    n = COORD_RANKS_IN_EVENT;
+  }
+  qsort(pick, (size_t)n, sizeof *pick, s_by_address); /* rank order */
+  json_t *rows = json_array();
+  for (int i = 0; rows && i < n; i++) {
+    const coord_rank_metrics_t *x = pick[i];
+    json_array_append_new(
+        rows, json_pack("[i, f, f, f, f, f]", (int)(x - m->ranks),
+                        s_sig4(x->samples_per_second),
+                        s_sig4(x->step_seconds * 1e3),
+                        s_sig4(x->compute_seconds * 1e3),
+                        s_sig4(x->comm_seconds * 1e3),
+                        s_sig4(x->data_seconds * 1e3)));
+  }
+  coord_events_write(
+      &coord->events, "ranks",
+      json_pack("{s:I, s:i, s:s, s:o}", "step", (json_int_t)coord->progress.step,
+                "n_ranks", total, "fields",
+                "rank,samples_per_second,step_ms,compute_ms,comm_ms,data_ms",
+                "ranks", rows ? rows : json_array()));
 }
 
 /* ---- snapshots ------------------------------------------------------------

@@ -1,108 +1,62 @@
-/* The live page served at `/`: one self-contained HTML document (no outside
- * network: inline CSS and JS, no fonts or libraries) that polls /status
- * every second and draws the job's throughput on a <canvas>, with the
- * generation, world size, ETA, a per-rank table and recent events. Once a
- * chart frame with data is drawn it sets document.title to "herd - <job>
- * (chart)", which the headless-browser test looks for. Kept as a C string
- * so the binary needs no files at run time.
+/* The run page as one self-contained HTML document: coordinator/page/
+ * (page.html, page.js, page.css) and uPlot (third_party/uplot), embedded
+ * in the binary at build time (page_assets.c, generated). The live page and
+ * `herd report` are the same document; only the data differ: `null` makes
+ * the page poll /timeline and /status, an object is a finished run.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "coord_internal.h"
 
-const char coord_page_html[] =
-    "<!DOCTYPE html>\n"
-    "<html><head><meta charset=\"utf-8\"><title>herd</title>\n"
-    "<style>\n"
-    "body{font:14px system-ui,sans-serif;margin:16px;background:#fff;"
-    "color:#222}\n"
-    "h1{font-size:18px;margin:0 0 8px}\n"
-    "#job{margin-bottom:8px}\n"
-    "canvas{border:1px solid #ccc;display:block}\n"
-    "table{border-collapse:collapse;margin-top:8px}\n"
-    "td,th{padding:2px 8px;text-align:right;border-bottom:1px solid #eee}\n"
-    ".slow{color:#c00;font-weight:bold}\n"
-    "#events{font:12px monospace;white-space:pre;margin-top:8px}\n"
-    "</style></head><body>\n"
-    "<h1 id=\"head\">herd</h1>\n"
-    "<div id=\"job\">connecting...</div>\n"
-    "<canvas id=\"chart\" width=\"900\" height=\"260\"></canvas>\n"
-    "<table id=\"ranks\"></table>\n"
-    "<div id=\"events\"></div>\n"
-    "<script>\n"
-    "'use strict';\n"
-    "var points=[],MAXP=300;\n"
-    "function fmt(x,d){return x==null?'-':Number(x).toFixed(d);}\n"
-    "function eta(s){if(s==null)return '-';s=Math.round(s);"
-    "var h=Math.floor(s/3600),m=Math.floor(s%3600/60);"
-    "return h?h+'h'+m+'m':m?m+'m'+(s%60)+'s':s+'s';}\n"
-    "function esc(t){return String(t).replace(/[&<>]/g,function(c){"
-    "return {'&':'&amp;','<':'&lt;','>':'&gt;'}[c];});}\n"
-    "function draw(){\n"
-    " var c=document.getElementById('chart'),g=c.getContext('2d');\n"
-    " var W=c.width,H=c.height,L=60,B=24;\n"
-    " g.fillStyle='#fff';g.fillRect(0,0,W,H);\n"
-    " g.strokeStyle='#888';g.beginPath();g.moveTo(L,4);g.lineTo(L,H-B);"
-    "g.lineTo(W-4,H-B);g.stroke();\n"
-    " g.fillStyle='#444';g.font='12px sans-serif';"
-    "g.fillText('samples/s',4,14);\n"
-    " if(!points.length)return false;\n"
-    " var max=1;points.forEach(function(p){if(p.v>max)max=p.v;});max*=1.1;\n"
-    " g.fillText(fmt(max,0),4,30);g.fillText('0',40,H-B);\n"
-    " var n=points.length,dx=(W-L-8)/Math.max(n-1,1);\n"
-    " function X(i){return L+2+i*dx;}\n"
-    " function Y(v){return H-B-(H-B-8)*v/max;}\n"
-    " g.fillStyle='rgba(30,110,220,0.25)';g.beginPath();"
-    "g.moveTo(X(0),H-B);\n"
-    " for(var i=0;i<n;i++)g.lineTo(X(i),Y(points[i].v));\n"
-    " g.lineTo(X(n-1)+(n==1?8:0),Y(points[n-1].v));"
-    "g.lineTo(X(n-1)+(n==1?8:0),H-B);g.closePath();g.fill();\n"
-    " g.strokeStyle='#1e6edc';g.lineWidth=2;g.beginPath();\n"
-    " for(i=0;i<n;i++){if(i)g.lineTo(X(i),Y(points[i].v));"
-    "else g.moveTo(X(i),Y(points[i].v));}\n"
-    " if(n==1)g.lineTo(X(0)+8,Y(points[0].v));\n"
-    " g.stroke();g.lineWidth=1;return true;\n"
-    "}\n"
-    "function ranks(s){\n"
-    " var ms=s.members||[],t=[];ms.forEach(function(m){"
-    "if(m.step_seconds!=null)t.push(m.step_seconds);});\n"
-    " t.sort(function(a,b){return a-b;});"
-    "var med=t.length?t[Math.floor(t.length/2)]:0;\n"
-    " var h='<tr><th>rank</th><th>host</th><th>state</th><th>step</th>"
-    "<th>samples/s</th><th>step ms</th><th>compute</th><th>comm</th>"
-    "<th>data</th></tr>';\n"
-    " ms.forEach(function(m){var slow=med>0&&m.step_seconds>1.5*med;\n"
-    "  h+='<tr'+(slow?' class=\"slow\"':'')+'><td>'+m.rank+'</td><td>'+"
-    "esc(m.host)+'</td><td>'+esc(m.state)+'</td><td>'+m.step+'</td><td>'+"
-    "fmt(m.samples_per_second,0)+'</td><td>'+fmt(m.step_seconds*1e3,1)+"
-    "'</td><td>'+fmt(m.compute_seconds*1e3,1)+'</td><td>'+"
-    "fmt(m.comm_seconds*1e3,1)+'</td><td>'+fmt(m.data_seconds*1e3,1)+"
-    "'</td></tr>';});\n"
-    " document.getElementById('ranks').innerHTML=h;\n"
-    "}\n"
-    "function show(s){\n"
-    " points.push({t:s.time,v:s.samples_per_second||0});"
-    "if(points.length>MAXP)points.shift();\n"
-    " document.getElementById('head').textContent='herd - '+s.job+' / '+"
-    "s.run_id;\n"
-    " document.getElementById('job').textContent=s.job_state+'  gen '+"
-    "s.generation+'  world '+s.world_size+'  step '+s.step+'  '+"
-    "fmt(s.samples_per_second,0)+' samples/s  step '+"
-    "fmt(s.step_seconds*1e3,1)+' ms  ETA '+eta(s.eta_seconds)+"
-    "'  failures '+s.failures;\n"
-    " ranks(s);\n"
-    " document.getElementById('events').textContent=(s.events||[]).slice(-8)"
-    ".map(function(e){return new Date(e.ts*1000).toLocaleTimeString()+' '+"
-    "e.event+' '+e.detail;}).join('\\n');\n"
-    " if(draw())document.title='herd - '+s.job+' (chart)';\n"
-    "}\n"
-    "function poll(){\n"
-    " var t=(location.hash.match(/token=([^&]+)/)||[])[1];\n"
-    " fetch('status',{cache:'no-store',headers:t?{Authorization:'Bearer '+"
-    "decodeURIComponent(t)}:{}}).then(function(r){if(r.status==401)throw "
-    "'this server is exposed: open it as URL#token=JOB_TOKEN';"
-    "return r.json();})"
-    ".then(show).catch(function(e){"
-    "document.getElementById('job').textContent='no answer: '+e;})"
-    ".then(function(){setTimeout(poll,1000);});\n"
-    "}\n"
-    "draw();poll();\n"
-    "</script></body></html>\n";
+extern const char herd_asset_page_html[], herd_asset_page_js[],
+    herd_asset_page_css[], herd_asset_uplot_js[], herd_asset_uplot_css[];
+
+static const char *s_asset(const char *name, size_t len, const char *data)
+{
+  static const struct {
+    const char *name, *text;
+  } assets[] = {{"page_js", herd_asset_page_js},
+                {"page_css", herd_asset_page_css},
+                {"uplot_js", herd_asset_uplot_js},
+                {"uplot_css", herd_asset_uplot_css}};
+  if (len == 4 && !memcmp(name, "data", 4))
+    return data;
+  for (size_t i = 0; i < sizeof assets / sizeof assets[0]; i++)
+    if (strlen(assets[i].name) == len && !memcmp(assets[i].name, name, len))
+      return assets[i].text;
+  return NULL;
+}
+
+char *coord_page_render(const char *data_json)
+{
+  static const char open[] = "/*@", close[] = "@*/";
+  const char *data = data_json ? data_json : "null";
+  const char *tpl = herd_asset_page_html;
+  size_t cap = strlen(tpl) + strlen(data) + strlen(herd_asset_page_js) +
+               strlen(herd_asset_page_css) + strlen(herd_asset_uplot_js) +
+               strlen(herd_asset_uplot_css) + 1;
+  char *out = malloc(cap), *at = out;
+  if (!out)
+    return NULL;
+  const char *p = tpl;
+  for (;;) {
+    const char *mark = strstr(p, open);
+    const char *end = mark ? strstr(mark + 3, close) : NULL;
+    const char *value = end ? s_asset(mark + 3, (size_t)(end - mark - 3), data)
+                            : NULL;
+    if (!mark || !end) {
+      size_t rest = strlen(p);
+      memcpy(at, p, rest + 1);
+      return out;
+    }
+    memcpy(at, p, (size_t)(mark - p));
+    at += mark - p;
+    if (value) { /* each placeholder appears once: cap holds */
+      size_t n = strlen(value);
+      memcpy(at, value, n);
+      at += n;
+    }
+    p = end + 3;
+  }
+}

@@ -22,6 +22,7 @@ int herd_cmd_data(int argc, char **argv);
 int herd_cmd_ckpt(int argc, char **argv);
 int herd_cmd_settings(int argc, char **argv);
 int herd_cmd_keygen(int argc, char **argv);
+int herd_cmd_report(int argc, char **argv);
 
 /* Parses `table` or prints help/the error; returns -1 to continue, else an
  * exit code for main. */

@@ -17,6 +17,7 @@ static const struct {
     {"data", herd_cmd_data, "import datasets (herd data import fashion-mnist)"},
     {"ckpt", herd_cmd_ckpt, "list, verify, inspect and prune checkpoints"},
     {"keygen", herd_cmd_keygen, "a CURVE keypair for herd coord (--key-file)"},
+    {"report", herd_cmd_report, "an HTML report of a run (charts, failures, summary)"},
     {"settings", herd_cmd_settings, "every setting: variable, flag, default, who reads it"},
 };
 

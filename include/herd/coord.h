@@ -139,6 +139,24 @@ typedef struct {
 
 herd_result_t herd_coord_stats(herd_coord_t *coord, herd_coord_stats_t *out);
 
+/* ---- the report of a run ------------------------------------------------ */
+
+typedef struct {
+  int64_t lines;       /* lines read from events.jsonl */
+  int64_t bad_lines;   /* unreadable (not JSON, no ts/event, too long) */
+  int64_t kept_events; /* events the report draws (evenly thinned) */
+  int64_t failures;    /* member_failed events */
+  int64_t bytes;       /* size of the HTML file */
+} herd_report_stats_t;
+
+/* Writes one self-contained HTML report (charts, summary, failures,
+ * checkpoints, settings, events) of the run in run_dir from its
+ * events.jsonl (and summary.json where present) to out_path (NULL:
+ * RUN_DIR/report.html), atomically. Works for finished, failed and
+ * interrupted runs and for events.jsonl files of earlier versions. */
+herd_result_t herd_report_write(const char *run_dir, const char *out_path,
+                                herd_report_stats_t *stats);
+
 /* The launcher saw worker process `pid` exit with wait status `status`;
  * a non-clean exit of a member is a failure signal. */
 herd_result_t herd_coord_note_exit(herd_coord_t *coord, int pid, int status);
