@@ -157,9 +157,11 @@ static void s_on_line(s_reader_t *r, json_t *line, double ts)
         json_integer_value(v) + 1 > r->epochs)
       r->epochs = json_integer_value(v) + 1;
   } else if (!strcmp(event, "generation")) {
-    if ((v = json_object_get(line, "generation")) && json_is_integer(v) &&
-        json_integer_value(v) > r->generations)
-      r->generations = json_integer_value(v);
+    /* Its number, or (an event without one) one more than the last. */
+    v = json_object_get(line, "generation");
+    int64_t g = json_is_integer(v) ? json_integer_value(v) : r->generations + 1;
+    if (g > r->generations)
+      r->generations = g;
   } else if (!strcmp(event, "member_failed")) {
     s_on_failure(r, line, ts);
   } else if (!strcmp(event, "checkpoint_committed")) {

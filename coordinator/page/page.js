@@ -130,7 +130,7 @@
   /* Events from an older herd carry no `text`: their fields, rounded. */
   function describe(e) {
     return Object.keys(e).filter(function (k) {
-      return k !== 'ts' && k !== 'event' && k !== 'seq' && typeof e[k] !== 'object';
+      return k !== 'ts' && k !== 'event' && k !== 'seq' && k !== 'text' && typeof e[k] !== 'object';
     }).map(function (k) {
       return k + ' ' + (typeof e[k] === 'number' ? num(e[k], 4) : e[k]);
     }).join('  ');
@@ -373,6 +373,9 @@
     drawEvents();
     if (!LIVE) membersFromRanks();
     Object.keys(charts).forEach(function (id) { charts[id].redraw(false); });
+    /* From navigation to the first full draw (the size budget bench). */
+    if (!document.body.hasAttribute('data-render-ms'))
+      document.body.setAttribute('data-render-ms', Math.round(performance.now()));
   }
 
   /* ---- live ------------------------------------------------------------ */

@@ -302,6 +302,10 @@ page() {
     [ "$(grep -c '"event":"ranks"' "$tmp/run/events.jsonl")" -gt "$before" ] && break
     sleep 0.1
   done
+  for _ in $(seq 1 300); do  # an accuracy point
+    grep -q '"event":"epoch_end"' "$tmp/run/events.jsonl" && break
+    sleep 0.1
+  done
   chrome live "$url"
   "$py" "$here/page_check.py" "$tmp/live.html" --marker member_failed --marker generation \
     --min-members 2 || fail "live page"

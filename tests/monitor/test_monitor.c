@@ -242,7 +242,8 @@ static void test_http_routes(void **state)
   const char *base = coord_http_url(http);
   assert_true(!strncmp(base, "http://127.0.0.1:", 17));
   char url[400];
-  const char *ok[] = {"", "metrics", "status", "healthz"};
+  const char *ok[] = {"", "metrics", "status", "healthz", "timeline",
+                      "timeline?after=3"};
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
     snprintf(url, sizeof url, "%s%s", base, ok[i]);
     assert_int_equal(s_request(url, "GET"), 200);
@@ -252,11 +253,154 @@ static void test_http_routes(void **state)
   assert_int_equal(s_request(url, "POST"), 405);
   assert_int_equal(s_request(url, "PUT"), 405);
   assert_int_equal(s_request(url, "DELETE"), 405);
+  snprintf(url, sizeof url, "%stimeline?after=x", base);
+  assert_int_equal(s_request(url, "GET"), 400);
   snprintf(url, sizeof url, "%smissing", base);
   assert_int_equal(s_request(url, "GET"), 404);
   coord_http_stop(&http);
   assert_null(http);
   herd_coord_destroy(&coord);
+}
+
+/* ---- the run page's timeline and the report ------------------------------ */
+
+static json_t *s_event(double ts, const char *event)
+{
+  return json_pack("{s:f, s:s}", "ts", ts, "event", event);
+}
+
+/* 8 hours of steps at 10/s stay within the step cap, thinned evenly from
+ * first to last; every failure marker is kept; /timeline?after=SEQ gives
+ * only newer entries, in order, as a JSON array. */
+static void test_run_timeline_bounded(void **state)
+{
+  coord_timeline_t *tl = NULL;
+  assert_int_equal(coord_timeline_new(&tl), HERD_OK);
+  const int steps = 300000;
+  for (int i = 0; i < steps; i++) {
+    json_t *e = s_event(1000 + i * 0.1, "step");
+    json_object_set_new(e, "step", json_integer(i));
+    coord_timeline_add(tl, e);
+    json_decref(e);
+    if (i % 10000 == 0) {
+      e = s_event(1000 + i * 0.1, "member_failed");
+      json_object_set_new(e, "reason", json_string("connection lost"));
+      coord_timeline_add(tl, e);
+      json_decref(e);
+    }
+  }
+  assert_true(coord_timeline_kept(tl) <= 1500 + 30);
+  assert_true(coord_timeline_bytes(tl) < ((size_t)1 << 20));
+  char *all = coord_timeline_render(tl, 0);
+  json_error_t error;
+  json_t *list = json_loads(all, 0, &error);
+  assert_true(json_is_array(list));
+  size_t n = json_array_size(list), fails = 0, step_entries = 0;
+  double first_ts = -1, last_ts = 0, max_gap = 0;
+  int64_t prev_seq = 0;
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_array_get(list, i);
+    int64_t seq = json_integer_value(json_object_get(e, "seq"));
+    assert_true(seq > prev_seq);
+    prev_seq = seq;
+    const char *kind = json_string_value(json_object_get(e, "event"));
+    double ts = json_real_value(json_object_get(e, "ts"));
+    if (!strcmp(kind, "member_failed")) {
+      fails++;
+      continue;
+    }
+    step_entries++;
+    if (first_ts < 0)
+      first_ts = ts;
+    else if (ts - last_ts > max_gap)
+      max_gap = ts - last_ts;
+    last_ts = ts;
+  }
+  assert_int_equal(fails, 30);
+  assert_true(step_entries >= 700);
+  assert_true(first_ts == 1000);           /* the start stays */
+  assert_true(last_ts > 1000 + steps * 0.1 - 300); /* the end is recent */
+  /* evenly thinned: no gap much above the mean */
+  assert_true(max_gap < 3 * (last_ts - first_ts) / (double)step_entries);
+  int64_t after = json_integer_value(
+      json_object_get(json_array_get(list, n - 3), "seq"));
+  char *newer = coord_timeline_render(tl, after);
+  json_t *tail = json_loads(newer, 0, &error);
+  assert_int_equal(json_array_size(tail), 2);
+  json_decref(tail);
+  json_decref(list);
+  free(newer);
+  free(all);
+  coord_timeline_free(&tl);
+  assert_null(tl);
+}
+
+static void test_event_text(void **state)
+{
+  char text[256];
+  json_t *e = json_loads("{\"ts\":1,\"event\":\"epoch_end\",\"epoch\":3,"
+                         "\"test_accuracy\":0.87009999999999998}",
+                         0, NULL);
+  coord_event_text(e, text, sizeof text);
+  assert_string_equal(text, "epoch 3  test accuracy 0.8701");
+  json_decref(e);
+  e = json_loads("{\"ts\":1,\"event\":\"member_failed\",\"rank\":2,"
+                 "\"host\":\"h1\",\"signal\":\"heartbeat_silence\","
+                 "\"reason\":\"no heartbeat for 2020 ms\"}",
+                 0, NULL);
+  coord_event_text(e, text, sizeof text);
+  assert_string_equal(text,
+                      "rank 2 on h1: no heartbeat for 2020 ms (heartbeat_silence)");
+  json_decref(e);
+  e = json_loads("{\"ts\":1,\"event\":\"member_failed\"}", 0, NULL);
+  coord_event_text(e, text, sizeof text); /* an older line: no fields */
+  assert_string_equal(text, "rank ? on ?: ? (?)");
+  json_decref(e);
+}
+
+/* herd_report_write: damaged and overlong lines are counted, not fatal; a
+ * string holding </script> cannot end the data element early. */
+static void test_report_damaged_events(void **state)
+{
+  char dir[] = "/tmp/herd-report-test-XXXXXX", path[256], out[256];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/events.jsonl", dir);
+  snprintf(out, sizeof out, "%s/r.html", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "{\"ts\":1,\"event\":\"generation\",\"generation\":1}\n");
+  fprintf(f, "{\"ts\":2,\"event\":\"step\",\"step\":1,\"generation\":1,"
+             "\"samples_per_second\":100}\n");
+  fprintf(f, "{\"ts\":3,\"event\":\"member_failed\",\"rank\":1,"
+             "\"reason\":\"</script><script>alert(1)</script>\"}\n");
+  fprintf(f, "{\"ts\":4,\"event\":\"generation\",\"generation\":2}\n");
+  fprintf(f, "{\"ts\":5,\"event\":\"step\",\"step\":2,\"generation\":2}\n");
+  fprintf(f, "garbage\n[]\n{\"ts\":\"x\",\"event\":\"step\"}\n");
+  for (int i = 0; i < (2 << 20); i++)
+    fputc('x', f);
+  fprintf(f, "\n{\"ts\":6,\"event\":\"done\",\"ok\":true}\n{\"ts\":");
+  fclose(f);
+  herd_report_stats_t stats;
+  assert_int_equal(herd_report_write(dir, out, &stats), HERD_OK);
+  assert_int_equal(stats.bad_lines, 5);
+  assert_int_equal(stats.failures, 1);
+  f = fopen(out, "r");
+  assert_non_null(f);
+  static char html[4 << 20];
+  size_t len = fread(html, 1, sizeof html - 1, f);
+  html[len] = '\0';
+  fclose(f);
+  const char *data = strstr(html, "id=\"herd-data\">");
+  assert_non_null(data);
+  const char *end = strstr(data, "</script>");
+  assert_non_null(end);
+  assert_null(memmem(data, (size_t)(end - data), "alert(1)</", 10));
+  assert_non_null(memmem(data, (size_t)(end - data), "<\\/script>", 10));
+  assert_non_null(strstr(html, "\"recovery_s\":2"));
+  assert_non_null(strstr(html, "\"outcome\":\"finished\""));
+  remove(path);
+  remove(out);
+  rmdir(dir);
 }
 
 int main(void)
@@ -269,6 +413,9 @@ int main(void)
       cmocka_unit_test(test_status_json),
       cmocka_unit_test(test_parse_address),
       cmocka_unit_test(test_http_routes),
+      cmocka_unit_test(test_run_timeline_bounded),
+      cmocka_unit_test(test_event_text),
+      cmocka_unit_test(test_report_damaged_events),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
