@@ -107,7 +107,13 @@ endpoints() {
   # Whole responses first: `curl | grep -q` under pipefail fails when grep
   # stops reading early and curl gets SIGPIPE.
   page=$(curl -s "$url")
-  grep -q '<canvas' <<<"$page" || fail "/ has no canvas"
+  grep -q 'id="c-sps"' <<<"$page" || fail "/ is not the run page"
+  grep -q 'uPlot' <<<"$page" || fail "/ lacks the embedded uPlot"
+  ! grep -qi 'src="http\|href="http' <<<"$page" || fail "/ loads something from the network"
+  t=$(curl -sf "${url}timeline") || fail "/timeline"
+  [ "$(json "$t" 'any(e["event"] == "step" and "text" in e for e in j)')" = True ] || fail "/timeline lacks steps"
+  last=$(json "$t" 'j[-1]["seq"]')
+  [ "$(json "$(curl -sf "${url}timeline?after=$last")" 'all(e["seq"] > '"$last"' for e in j)')" = True ] || fail "/timeline?after"
   [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x "${url}metrics")" = 405 ] || fail "POST not 405"
   [ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "${url}status")" = 405 ] || fail "DELETE not 405"
   [ "$(curl -s -o /dev/null -w '%{http_code}' "${url}nope")" = 404 ] || fail "404"
@@ -319,6 +325,9 @@ page() {
   chrome report "file://$tmp/run/report.html"
   "$py" "$here/page_check.py" "$tmp/report.html" --marker member_failed --marker generation \
     --min-members 2 --summary-failures 1 || fail "report"
+  herd report "$tmp/run" --out "$tmp/again.html" --png "$tmp/again.png" > "$tmp/png.out" 2>&1 ||
+    { cat "$tmp/png.out"; fail "herd report --png"; }
+  [ "$(head -c 8 "$tmp/again.png" | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] || fail "--png wrote no PNG"
   # An events.jsonl as an earlier herd wrote it, with damage.
   mkdir -p "$tmp/old"
   "$py" - "$tmp/run/events.jsonl" "$tmp/old/events.jsonl" <<'PY'
