@@ -86,6 +86,11 @@ const herd_setting_t herd_settings_g[HERD_S_COUNT] = {
     [HERD_S_VIRTUAL_SHARDS] = {"HERD_VIRTUAL_SHARDS", "virtual-shards", 0, HERD_OPT_INT, "16", 1, 4096, NULL,
         HERD_READ_TRAIN,
         "fixed pieces of each global batch, spread over the ranks"},
+    [HERD_S_PEAK_GFLOPS] = {"HERD_PEAK_GFLOPS", "peak-gflops", 0, HERD_OPT_DOUBLE, "0", 0, 1e9, NULL,
+        HERD_READ_TRAIN,
+        "the host's peak GFLOP/s for model FLOP utilization (MFU); 0: "
+        "measured at start-up (sgemm at the model's shapes, all cores; "
+        "cuBLAS with --device cuda)"},
     [HERD_S_BUCKET_MB] = {"HERD_BUCKET_MB", "bucket-mb", 0, HERD_OPT_DOUBLE, "4", 0.0625, 1024, NULL,
         HERD_READ_TRAIN,
         "gradient all-reduce bucket in MiB: each starts as "

@@ -354,6 +354,7 @@ static herd_result_t s_new_state(const herd_coord_config_t *config,
   HERD_CHECK(coord_detect_init(&coord->detect, coord->members.capacity));
   HERD_CHECK(coord_kv_init(&coord->kv));
   coord->progress.test_accuracy = -1;
+  coord->progress.mfu = -1;
   coord->started_ms = herd_mono_ms();
   coord->gen.forming_since_ms = coord->started_ms;
   coord->current_fd = -1;
@@ -511,6 +512,10 @@ void coord_stats_take(const herd_coord_t *coord, herd_coord_stats_t *out)
       .kv_keys = (int64_t)coord->kv.count,
       .watchdog_evictions = coord->detect.watchdog_evictions,
       .session_refusals = coord->members.session_refusals,
+      .model_flops_per_second = p->model_flops_per_second,
+      .peak_flops_per_second = p->peak_flops_per_second,
+      .mfu = p->mfu,
+      .mfu_mean = p->mfu_n ? p->mfu_sum / (double)p->mfu_n : -1,
   };
   snprintf(out->failure, sizeof out->failure, "%s", coord->gen.failure);
 }

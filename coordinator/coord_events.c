@@ -103,8 +103,7 @@ void coord_events_write(coord_events_t *events, const char *event, void *fields)
     events->on_event(events->on_event_arg, event, line);
   if (!events->file)
     goto out;
-  /* 15 digits: 0.8701, not 0.87009999999999998; ts keeps 10 us. */
-  text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(15));
+  text = json_dumps(line, JSON_COMPACT); /* 17 digits: exact, read back */
   if (!text)
     goto out;
   if (fprintf(events->file, "%s\n", text) < 0 || fflush(events->file) != 0)
@@ -170,6 +169,18 @@ static json_t *s_summary_json(herd_coord_t *coord, int job_ok,
                                           : json_null());
     json_object_set_new(summary, "reason",
                         reason ? coord_json_string(reason) : json_null());
+    const coord_progress_t *p = &coord->progress;
+    json_object_set_new(summary, "model_flops_per_second",
+                        p->model_flops_per_second > 0
+                            ? json_real(p->model_flops_per_second)
+                            : json_null());
+    json_object_set_new(summary, "peak_flops_per_second",
+                        p->peak_flops_per_second > 0
+                            ? json_real(p->peak_flops_per_second)
+                            : json_null());
+    json_object_set_new(summary, "mfu", p->mfu_n ? json_real(p->mfu_sum /
+                                                             (double)p->mfu_n)
+                                                 : json_null());
   }
   return summary;
 }

@@ -11,6 +11,7 @@
  * generation and rank it holds, which is how a restarted coordinator
  * rebuilds its membership.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,26 @@ static void s_handle_kv_get(herd_coord_t *coord, coord_member_t *member,
     coord_kv_reply(coord, &wait);
 }
 
+/* Model FLOP utilization at this step: {"model_flops_per_second", "mfu"}
+ * for the step event (NULL when the workers report no FLOP). */
+static json_t *s_note_mfu(herd_coord_t *coord, const Herd__StepReport *r)
+{
+  coord_progress_t *p = &coord->progress;
+  double achieved = r->samples_per_second * r->flops_per_sample;
+  if (!(achieved > 0) || !isfinite(achieved))
+    return NULL;
+  double peak = coord_metrics_job_peak(coord, herd_mono_ms());
+  p->model_flops_per_second = achieved;
+  p->peak_flops_per_second = peak;
+  p->mfu = peak > 0 ? achieved / peak : -1;
+  if (p->mfu >= 0) {
+    p->mfu_sum += p->mfu;
+    p->mfu_n++;
+  }
+  return json_pack("{s:f, s:o}", "model_flops_per_second", achieved, "mfu",
+                   p->mfu >= 0 ? json_real(p->mfu) : json_null());
+}
+
 static void s_handle_step(herd_coord_t *coord, const Herd__StepReport *r)
 {
   coord->progress.step_logged = r->step;
@@ -138,15 +159,18 @@ static void s_handle_step(herd_coord_t *coord, const Herd__StepReport *r)
   coord->progress.epoch = r->epoch;
   coord->progress.loss = r->loss;
   coord->progress.samples_per_second = r->samples_per_second;
-  coord_events_write(
-      &coord->events, "step",
-      json_pack("{s:I, s:I, s:I, s:i, s:o, s:o, s:I, s:I}", "step",
-                (json_int_t)r->step, "epoch", (json_int_t)r->epoch,
-                "generation", (json_int_t)r->generation, "world_size",
-                r->world_size, "loss", coord_json_real(r->loss),
-                "samples_per_second", coord_json_real(r->samples_per_second),
-                "sample_begin", (json_int_t)r->sample_begin, "sample_end",
-                (json_int_t)r->sample_end));
+  json_t *mfu_json = s_note_mfu(coord, r);
+  json_t *line = json_pack(
+      "{s:I, s:I, s:I, s:i, s:o, s:o, s:I, s:I}", "step", (json_int_t)r->step,
+      "epoch", (json_int_t)r->epoch, "generation", (json_int_t)r->generation,
+      "world_size", r->world_size, "loss", coord_json_real(r->loss),
+      "samples_per_second", coord_json_real(r->samples_per_second),
+      "sample_begin", (json_int_t)r->sample_begin, "sample_end",
+      (json_int_t)r->sample_end);
+  if (line && mfu_json)
+    json_object_update(line, mfu_json);
+  json_decref(mfu_json);
+  coord_events_write(&coord->events, "step", line);
 }
 
 static void s_handle_epoch(herd_coord_t *coord, const Herd__EpochEnd *e)

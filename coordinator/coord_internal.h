@@ -208,6 +208,8 @@ typedef enum {
 
 typedef struct {
   int64_t reports;          /* step reports from this rank */
+  double host_peak_flops;   /* its host's peak, if this rank measured it */
+  char host[COORD_HOST_MAX];
   int64_t step;             /* last reported, -1 none */
   double step_seconds, compute_seconds, comm_seconds, data_seconds; /* last */
   double samples_per_second; /* last, as the rank measures it */
@@ -255,6 +257,8 @@ typedef struct {
   int64_t progress_ms;              /* monotonic: last step advance */
   int64_t next_ranks_ms, ranks_steps; /* the `ranks` event: next at, and
                                          steps_total when last written */
+  double job_peak_flops;              /* coord_metrics_job_peak's cache */
+  int64_t job_peak_at_ms;
   double started_unix;
 } coord_metrics_t;
 
@@ -328,6 +332,9 @@ typedef struct {
   herd_done_report_t report;
   int64_t last_epoch_logged;
   int64_t step_logged;       /* newest step with a `step` event */
+  double model_flops_per_second, peak_flops_per_second, mfu; /* mfu -1 */
+  double mfu_sum;            /* over step reports with an MFU */
+  int64_t mfu_n;
 } coord_progress_t;
 
 /* ---- codec --------------------------------------------------------------- */
@@ -509,6 +516,10 @@ void coord_metrics_on_step(herd_coord_t *coord, const coord_member_t *member,
                            const Herd__StepReport *report);
 void coord_metrics_on_checkpoint(herd_coord_t *coord,
                                  const Herd__CkptCommitted *c);
+/* The job's peak FLOP/s: one peak per host (the largest its ranks
+ * reported) summed over the current generation's hosts; 0 unknown.
+ * Recomputed at most once a second. */
+double coord_metrics_job_peak(herd_coord_t *coord, int64_t now_ms);
 /* Writes the periodic `ranks` event (coord->lock held). */
 void coord_metrics_tick(herd_coord_t *coord, int64_t now_ms);
 

@@ -110,6 +110,7 @@ static void s_rank_step(coord_metrics_t *m, int rank, const Herd__StepReport *r)
   x->comm_seconds = s_finite(r->comm_seconds);
   x->data_seconds = s_finite(r->data_seconds);
   x->samples_per_second = s_finite(r->samples_per_second);
+  x->host_peak_flops = s_finite(r->host_peak_flops);
   coord_links_on_report(x, r);
   if (x->compute_seconds >= 0)
     x->phase_seconds_total[COORD_PHASE_COMPUTE] += x->compute_seconds;
@@ -126,6 +127,9 @@ void coord_metrics_on_step(herd_coord_t *coord, const coord_member_t *member,
   if (!m || member->state != COORD_MEMBER_ACTIVE)
     return;
   s_rank_step(m, member->rank, r);
+  if (member->rank >= 0 && member->rank < COORD_METRICS_RANKS_MAX)
+    snprintf(m->ranks[member->rank].host, sizeof m->ranks[0].host, "%s",
+             member->host);
   /* The job's counters: the first report of each step, from whichever
    * member (as coord_handlers.c logs steps). */
   if (r->step <= coord->progress.step)
@@ -172,16 +176,40 @@ void coord_metrics_on_checkpoint(herd_coord_t *coord,
     m->ranks[0].phase_seconds_total[COORD_PHASE_CHECKPOINT] += stall;
 }
 
+double coord_metrics_job_peak(herd_coord_t *coord, int64_t now_ms)
+{
+  coord_metrics_t *m = coord->metrics;
+  if (!m)
+    return 0;
+  if (m->job_peak_flops > 0 && now_ms - m->job_peak_at_ms < 1000)
+    return m->job_peak_flops; /* 0 is asked again: the peaks come late */
+  m->job_peak_at_ms = now_ms;
+  int n = m->n_ranks < coord->gen.world_size ? m->n_ranks
+                                             : coord->gen.world_size;
+  double sum = 0;
+  for (int r = 0; r < n; r++) {
+    const coord_rank_metrics_t *x = &m->ranks[r];
+    if (x->host_peak_flops <= 0)
+      continue;
+    int first = 1; /* the host's largest peak, counted at its first rank */
+    for (int q = 0; q < n && first; q++)
+      if (q != r && !strcmp(m->ranks[q].host, x->host) &&
+          (m->ranks[q].host_peak_flops > x->host_peak_flops ||
+           (m->ranks[q].host_peak_flops == x->host_peak_flops && q < r)))
+        first = 0;
+    if (first)
+      sum += x->host_peak_flops;
+  }
+  m->job_peak_flops = sum;
+  return sum;
+}
+
 /* ---- the `ranks` event: per-rank numbers for the page and the report --- */
 
 #define COORD_RANKS_IN_EVENT 64 /* the slowest ones when there are more */
 
-static double s_sig4(double x)
-{
-  char text[32];
-  snprintf(text, sizeof text, "%.4g", s_finite(x));
-  return strtod(text, NULL);
-}
+/* Whole numbers: exact in JSON, no 28.309999999999999. */
+static json_int_t s_whole(double x) { return (json_int_t)llround(s_finite(x)); }
 
 static int s_by_step_seconds_desc(const void *a, const void *b)
 {
@@ -222,18 +250,18 @@ void coord_metrics_tick(herd_coord_t *coord, int64_t now_ms)
   for (int i = 0; rows && i < n; i++) {
     const coord_rank_metrics_t *x = pick[i];
     json_array_append_new(
-        rows, json_pack("[i, f, f, f, f, f]", (int)(x - m->ranks),
-                        s_sig4(x->samples_per_second),
-                        s_sig4(x->step_seconds * 1e3),
-                        s_sig4(x->compute_seconds * 1e3),
-                        s_sig4(x->comm_seconds * 1e3),
-                        s_sig4(x->data_seconds * 1e3)));
+        rows, json_pack("[i, I, I, I, I, I]", (int)(x - m->ranks),
+                        s_whole(x->samples_per_second),
+                        s_whole(x->step_seconds * 1e6),
+                        s_whole(x->compute_seconds * 1e6),
+                        s_whole(x->comm_seconds * 1e6),
+                        s_whole(x->data_seconds * 1e6)));
   }
   coord_events_write(
       &coord->events, "ranks",
       json_pack("{s:I, s:i, s:s, s:o}", "step", (json_int_t)coord->progress.step,
                 "n_ranks", total, "fields",
-                "rank,samples_per_second,step_ms,compute_ms,comm_ms,data_ms",
+                "rank,samples_per_second,step_us,compute_us,comm_us,data_us",
                 "ranks", rows ? rows : json_array()));
 }
 
@@ -452,6 +480,15 @@ static void s_render_job(s_buf_t *b, const coord_snapshot_t *s)
   s_metric(b, "herd_samples_per_second", "gauge",
            "global throughput as rank 0 measures it (about 1 s window)",
            s_finite(s->stats.samples_per_second));
+  s_metric(b, "herd_model_flops_per_second", "gauge",
+           "model FLOP/s achieved: samples/s x the model's FLOP per sample",
+           s_finite(s->stats.model_flops_per_second));
+  s_metric(b, "herd_peak_flops_per_second", "gauge",
+           "the job's peak: one measured (or given) peak per host, summed",
+           s_finite(s->stats.peak_flops_per_second));
+  s_metric(b, "herd_model_flops_utilization", "gauge",
+           "model FLOP utilization (MFU): achieved over peak, 0..1",
+           s->stats.mfu >= 0 ? s->stats.mfu : 0);
   s_metric(b, "herd_job_done", "gauge", "1 once rank 0 reported the job done",
            s->stats.done);
   s_metric(b, "herd_job_failed", "gauge", "1 once the coordinator gave up",
@@ -648,6 +685,14 @@ static json_t *s_status_json(const coord_snapshot_t *s)
   if (!j)
     return NULL;
   json_object_set_new(j, "step_seconds", json_real(s->step_seconds_median));
+  json_object_set_new(j, "model_flops_per_second",
+                      coord_json_real(st->model_flops_per_second));
+  json_object_set_new(j, "peak_flops_per_second",
+                      st->peak_flops_per_second > 0
+                          ? json_real(st->peak_flops_per_second)
+                          : json_null());
+  json_object_set_new(j, "mfu", st->mfu >= 0 ? json_real(st->mfu)
+                                             : json_null());
   json_object_set_new(j, "total_steps", json_integer(s->metrics.total_steps));
   json_object_set_new(j, "eta_seconds", s_eta(s));
   json_object_set_new(j, "steps_total", json_integer(s->metrics.steps_total));

@@ -39,8 +39,8 @@ typedef struct {
   herd_report_stats_t *stats;
   double first_ts, last_ts;
   int64_t final_step, generation, generations, epochs, checkpoints;
-  double sps_sum, lost_s;
-  int64_t sps_n;
+  double sps_sum, lost_s, mfu_sum, peak;
+  int64_t sps_n, mfu_n;
   double test_accuracy; /* NAN: none */
   char last_checkpoint[1024];
   const char *outcome;  /* static */
@@ -83,8 +83,12 @@ static int s_is_step_line(const char *line, double *ts)
 /* ---- the summary ------------------------------------------------------- */
 
 static void s_on_step(s_reader_t *r, double ts, double step, double gen,
-                      double sps)
+                      double sps, double mfu)
 {
+  if (isfinite(mfu) && mfu >= 0) {
+    r->mfu_sum += mfu;
+    r->mfu_n++;
+  }
   if (isfinite(sps) && sps >= 0) {
     r->sps_sum += sps;
     r->sps_n++;
@@ -142,14 +146,19 @@ static void s_on_line(s_reader_t *r, json_t *line, double ts)
     return;
   json_t *v;
   if (!strcmp(event, "step")) {
-    double step = NAN, gen = NAN, sps = NAN;
+    double step = NAN, gen = NAN, sps = NAN, mfu = NAN;
+    if ((v = json_object_get(line, "mfu")) && json_is_number(v))
+      mfu = json_number_value(v);
+    if ((v = json_object_get(line, "model_flops_per_second")) &&
+        json_is_number(v) && isfinite(mfu) && mfu > 0)
+      r->peak = json_number_value(v) / mfu;
     if ((v = json_object_get(line, "step")) && json_is_number(v))
       step = json_number_value(v);
     if ((v = json_object_get(line, "generation")) && json_is_number(v))
       gen = json_number_value(v);
     if ((v = json_object_get(line, "samples_per_second")) && json_is_number(v))
       sps = json_number_value(v);
-    s_on_step(r, ts, step, gen, sps);
+    s_on_step(r, ts, step, gen, sps, mfu);
   } else if (!strcmp(event, "epoch_end")) {
     if ((v = json_object_get(line, "test_accuracy")) && json_is_number(v))
       r->test_accuracy = json_number_value(v);
@@ -192,11 +201,12 @@ static void s_read_line(s_reader_t *r, const char *text)
   double ts = NAN;
   if (s_is_step_line(text, &ts) && !coord_timeline_wants(r->timeline, "step",
                                                          ts)) {
-    double step = NAN, gen = NAN, sps = NAN;
+    double step = NAN, gen = NAN, sps = NAN, mfu = NAN;
     s_quick_number(text, "\"step\":", &step);
     s_quick_number(text, "\"generation\":", &gen);
     s_quick_number(text, "\"samples_per_second\":", &sps);
-    s_on_step(r, ts, step, gen, sps);
+    s_quick_number(text, "\"mfu\":", &mfu);
+    s_on_step(r, ts, step, gen, sps, mfu);
   } else {
     json_error_t error;
     json_t *line = json_loads(text, 0, &error);
@@ -300,6 +310,11 @@ static json_t *s_summary(s_reader_t *r, const char *run_dir,
   json_object_set_new(s, "mean_samples_per_second",
                       r->sps_n ? json_real(r->sps_sum / (double)r->sps_n)
                                : json_null());
+  json_object_set_new(s, "mfu", r->mfu_n ? json_real(r->mfu_sum /
+                                                    (double)r->mfu_n)
+                                        : json_null());
+  json_object_set_new(s, "peak_flops_per_second",
+                      r->peak > 0 ? json_real(r->peak) : json_null());
   json_object_set_new(s, "generations", json_integer(r->generations));
   json_object_set_new(s, "checkpoints", json_integer(r->checkpoints));
   json_object_set_new(s, "last_checkpoint",

@@ -246,6 +246,12 @@ static void s_draw_job(json_t *s)
          "ETA %s",
          s_num(s, "step"), of, s_num(s, "epoch"), s_num(s, "loss"),
          s_num(s, "samples_per_second"), s_num(s, "step_seconds") * 1e3, eta);
+  json_t *mfu = json_object_get(s, "mfu");
+  if (json_is_number(mfu))
+    s_line("MFU %.1f%%  (%.1f of %.1f GFLOP/s peak)",
+           json_number_value(mfu) * 100,
+           s_num(s, "model_flops_per_second") / 1e9,
+           s_num(s, "peak_flops_per_second") / 1e9);
   json_t *ckpt = json_object_get(s, "last_checkpoint");
   char last[128] = "none";
   if (json_is_object(ckpt)) {

@@ -53,6 +53,9 @@ herd_result_t herd_mlp_new(const int *dims, int n_dims, int max_batch,
 /* Safe on NULL and twice; nulls *mlp_p. */
 void herd_mlp_destroy(herd_mlp_t **mlp_p);
 
+/* FLOP per sample of one training step: forward, weight gradients and the
+ * input gradients of every layer but the first (peak.c). */
+double herd_mlp_flops_per_sample(const herd_mlp_t *mlp);
 size_t herd_mlp_param_count(const herd_mlp_t *mlp);
 int herd_mlp_n_layers(const herd_mlp_t *mlp);   /* weight layers = n_dims - 1 */
 int herd_mlp_dim(const herd_mlp_t *mlp, int i); /* dims[i], 0 <= i <= layers */

@@ -330,6 +330,52 @@ cudaStream_t herd_mlp_cuda_stream(const herd_mlp_cuda_t *mlp)
   return mlp->stream;
 }
 
+herd_result_t herd_mlp_cuda_sgemm_rate(herd_mlp_cuda_t *self, int m, int n,
+                                       int k, double *flops_out)
+{
+  const float one = 1.0f, zero = 0.0f;
+  float *a = NULL, *b = NULL, *c = NULL;
+  cudaEvent_t start = NULL, stop = NULL;
+  herd_result_t rc = HERD_OK;
+  double best = 0;
+  *flops_out = 0;
+  if (cudaMalloc(&a, (size_t)m * k * sizeof *a) != cudaSuccess ||
+      cudaMalloc(&b, (size_t)k * n * sizeof *b) != cudaSuccess ||
+      cudaMalloc(&c, (size_t)m * n * sizeof *c) != cudaSuccess ||
+      cudaEventCreate(&start) != cudaSuccess ||
+      cudaEventCreate(&stop) != cudaSuccess) {
+    rc = herd_error_set(HERD_ENOMEM, "no GPU memory to measure sgemm");
+    goto out;
+  }
+  cudaMemsetAsync(a, 0, (size_t)m * k * sizeof *a, self->stream);
+  cudaMemsetAsync(b, 0, (size_t)k * n * sizeof *b, self->stream);
+  for (int window = 0; window < 4 && rc == HERD_OK; window++) {
+    cudaEventRecord(start, self->stream);
+    for (int i = 0; i < 20; i++)
+      if (cublasSgemm(self->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, b,
+                      k, a, k, &zero, c, n) != CUBLAS_STATUS_SUCCESS)
+        rc = herd_error_set(HERD_EBACKEND, "cublasSgemm failed");
+    cudaEventRecord(stop, self->stream);
+    float ms = 0;
+    if (cudaEventSynchronize(stop) != cudaSuccess ||
+        cudaEventElapsedTime(&ms, start, stop) != cudaSuccess || ms <= 0)
+      rc = herd_error_set(HERD_EBACKEND, "timing sgemm on the GPU failed");
+    double rate = rc == HERD_OK ? 2.0 * m * n * k * 20 / (ms / 1e3) : 0;
+    if (window > 0 && rate > best) /* the first warms up */
+      best = rate;
+  }
+  *flops_out = best;
+out:
+  cudaFree(a);
+  cudaFree(b);
+  cudaFree(c);
+  if (start)
+    cudaEventDestroy(start);
+  if (stop)
+    cudaEventDestroy(stop);
+  return rc;
+}
+
 /* Logits in act[layers-1], hidden activations in act[0..layers-2]. */
 static herd_result_t s_forward(herd_mlp_cuda_t *self, const float *params,
                                const float *x, int batch)

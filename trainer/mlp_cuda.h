@@ -51,6 +51,11 @@ int herd_mlp_cuda_classes(const herd_mlp_cuda_t *mlp);
 /* The stream all of the model's work is queued on. Owned by the model. */
 cudaStream_t herd_mlp_cuda_stream(const herd_mlp_cuda_t *mlp);
 
+/* FLOP/s of cuBLAS sgemm (m x k by k x n) on the model's stream: the GPU's
+ * peak for the model's shapes (best of 3 timed windows of 20 calls). */
+herd_result_t herd_mlp_cuda_sgemm_rate(herd_mlp_cuda_t *mlp, int m, int n,
+                                       int k, double *flops_out);
+
 /* One forward and backward pass over `batch` samples (device pointers): x is
  * batch x inputs (normalised), labels[i] < classes. Adds the gradient summed
  * over the batch to grad_sum, the summed cross-entropy to *loss_sum and the

@@ -46,6 +46,7 @@ typedef struct {
   const char *timeline;    /* Chrome trace of step phases (timeline.h) */
   const char *iface;       /* interface advertised to peers (herd/net.h) */
   double bucket_mb;        /* gradient all-reduce bucket (train_overlap.c) */
+  double peak_gflops;      /* the host's peak for MFU, 0: measure (peak.c) */
 } herd_train_config_t;
 
 /* --device cuda state (train_cuda.c): model, optimizer and data on the GPU. */
@@ -89,7 +90,18 @@ typedef struct {
   double test_accuracy;
   double samples_per_second;
   herd_timeline_t *timeline;  /* --timeline; NULL: off */
+  double flops_per_sample;    /* the model's (MFU) */
+  double host_peak_flops;     /* measured or given; 0: not this worker's */
+  int peak_known;             /* host_peak_flops was measured or given */
 } herd_train_t;
+
+/* peak.c: this host's peak FLOP/s for the model: --peak-gflops, else
+ * measured (sgemm at the model's largest layer, all cores; cuBLAS with
+ * --device cuda) when this is the host's first worker, else 0. */
+double herd_train_host_peak_flops(herd_train_t *train);
+/* train_cuda.c: cuBLAS sgemm (m x k by k x n) FLOP/s on this rank's GPU. */
+herd_result_t herd_train_cuda_peak_flops(herd_train_t *train, int m, int n,
+                                         int k, double *flops_out);
 
 
 

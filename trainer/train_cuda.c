@@ -418,3 +418,9 @@ void herd_train_cuda_destroy(herd_train_cuda_t **cuda_p)
   free(self);
   *cuda_p = NULL;
 }
+
+herd_result_t herd_train_cuda_peak_flops(herd_train_t *train, int m, int n,
+                                         int k, double *flops_out)
+{
+  return herd_mlp_cuda_sgemm_rate(train->cuda->mlp, m, n, k, flops_out);
+}

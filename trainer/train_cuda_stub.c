@@ -13,6 +13,12 @@ static herd_result_t s_no_cuda(void)
 
 herd_result_t herd_train_cuda_probe(void) { return s_no_cuda(); }
 
+herd_result_t herd_train_cuda_peak_flops(herd_train_t *train, int m, int n,
+                                         int k, double *flops_out)
+{
+  return s_no_cuda();
+}
+
 herd_result_t herd_train_cuda_setup(herd_train_t *train) { return s_no_cuda(); }
 
 herd_result_t herd_train_cuda_step(herd_train_t *train, int stop,

@@ -53,6 +53,7 @@ static const herd_opt_t s_table[] = {
     HERD_OPT(DEVICE, herd_train_config_t, device),
     HERD_OPT(DETERMINISTIC, herd_train_config_t, deterministic),
     HERD_OPT(VIRTUAL_SHARDS, herd_train_config_t, virtual_shards),
+    HERD_OPT(PEAK_GFLOPS, herd_train_config_t, peak_gflops),
     HERD_OPT(BUCKET_MB, herd_train_config_t, bucket_mb),
     HERD_OPT(TIMELINE, herd_train_config_t, timeline),
 };
@@ -513,6 +514,8 @@ static herd_result_t s_after_step(herd_train_t *train, herd_step_report_t *repor
 {
   train->step++;
   report->samples_per_second = train->samples_per_second;
+  report->flops_per_sample = train->flops_per_sample;
+  report->host_peak_flops = train->host_peak_flops;
   report->total_steps = train->config.epochs * train->steps_per_epoch;
   if (train->config.max_steps && train->config.max_steps < report->total_steps)
     report->total_steps = train->config.max_steps; /* for the ETA */
@@ -537,6 +540,11 @@ static herd_result_t s_train(herd_train_t *train)
   float *x = malloc(local_max * pixels * sizeof(float));
   uint8_t *labels = malloc(local_max);
   herd_result_t rc = x && labels ? HERD_OK : HERD_ENOMEM;
+  if (!train->peak_known) { /* once, before the first step */
+    train->flops_per_sample = herd_mlp_flops_per_sample(train->mlp);
+    train->host_peak_flops = herd_train_host_peak_flops(train);
+    train->peak_known = 1;
+  }
   double window_start = herd_mono_s();
   int64_t window_samples = 0;
   int evaluated = 0; /* a resumed, finished run still reports accuracy */

@@ -471,6 +471,8 @@ void herd_worker_report_step(herd_worker_t *worker,
   r.samples = report->samples;
   r.samples_per_second = report->samples_per_second;
   r.step_seconds = report->step_seconds;
+  r.flops_per_sample = report->flops_per_sample;
+  r.host_peak_flops = report->host_peak_flops;
   r.compute_seconds = report->compute_seconds;
   r.comm_seconds = report->comm_seconds;
   r.data_seconds = report->data_seconds;

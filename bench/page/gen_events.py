@@ -52,12 +52,12 @@ def main():
                   '"path":"/shared/run/ckpt/ckpt-%010d.h5"}\n' % (t, step, step))
             if t >= next_ranks:
                 next_ranks += 5
-                rows = ",".join("[%d,%.4g,%.4g,%.4g,%.4g,%.4g]" % (
-                    r, 250 * (0.8 + rnd.random() * 0.3), 100 + rnd.random() * 20,
-                    80 + rnd.random() * 5, 15 + rnd.random() * 10, 2 + rnd.random())
+                rows = ",".join("[%d,%d,%d,%d,%d,%d]" % (
+                    r, 250 * (0.8 + rnd.random() * 0.3), 1e5 + rnd.random() * 2e4,
+                    8e4 + rnd.random() * 5e3, 15e3 + rnd.random() * 1e4, 2e3 + rnd.random() * 1e3)
                     for r in sorted(rnd.sample(range(world), min(64, world))))
                 w('{"ts":%.6f,"event":"ranks","step":%d,"n_ranks":%d,'
-                  '"fields":"rank,samples_per_second,step_ms,compute_ms,comm_ms,data_ms",'
+                  '"fields":"rank,samples_per_second,step_us,compute_us,comm_us,data_us",'
                   '"ranks":[%s]}\n' % (t, step, world, rows))
             if t >= next_epoch:
                 next_epoch += a.epoch_s

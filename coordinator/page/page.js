@@ -71,12 +71,16 @@
     dirty = true;
   }
 
-  /* Per-rank columns of a `ranks` event (fields named in the event). */
+  /* Per-rank columns of a `ranks` event (fields named in the event; times
+   * in microseconds become *_ms). */
   function rankRows(e) {
-    var f = (e.fields || 'rank,samples_per_second,step_ms,compute_ms,comm_ms,data_ms').split(',');
+    var f = (e.fields || 'rank,samples_per_second,step_us,compute_us,comm_us,data_us').split(',');
     return (e.ranks || []).map(function (r) {
       var o = {};
-      f.forEach(function (name, i) { o[name] = r[i]; });
+      f.forEach(function (name, i) {
+        if (/_us$/.test(name)) o[name.replace(/_us$/, '_ms')] = typeof r[i] === 'number' ? r[i] / 1e3 : null;
+        else o[name] = r[i];
+      });
       return o;
     });
   }
@@ -175,7 +179,9 @@
     var sps = S.step.map(function (e) { return typeof e.samples_per_second === 'number' ? e.samples_per_second : null; });
     var loss = S.step.map(function (e) { return typeof e.loss === 'number' && isFinite(e.loss) ? e.loss : null; });
     var world = S.step.map(function (e) { return typeof e.world_size === 'number' ? e.world_size : null; });
-    var d1 = [t, sps], d2 = [t, loss], d3 = [t, world];
+    var mfu = S.step.map(function (e) { return typeof e.mfu === 'number' ? e.mfu * 100 : null; });
+    var d1 = [t, sps], d2 = [t, loss], d3 = [t, world], d5 = [t, mfu];
+    charts['c-mfu'].setData(d5); setPoints('c-mfu', count(d5));
     charts['c-sps'].setData(d1); setPoints('c-sps', count(d1));
     charts['c-loss'].setData(d2); setPoints('c-loss', count(d2));
     charts['c-world'].setData(d3); setPoints('c-world', count(d3));
@@ -265,6 +271,7 @@
     timeChart('c-sps', 'samples/s', [line('samples/s', '#1f77b4', { fill: 'rgba(31,119,180,0.12)' })]);
     timeChart('c-loss', 'loss', [line('loss', '#d62728')]);
     timeChart('c-acc', 'accuracy (%)', [line('test accuracy %', '#2ca02c', { points: { show: true, size: 6 } })]);
+    timeChart('c-mfu', 'MFU (%)', [line('model FLOP utilization %', '#8c564b')]);
     timeChart('c-world', 'workers', [line('world size', '#9467bd', { paths: uPlot.paths.stepped({ align: 1 }) })]);
     timeChart('c-rsps', 'samples/s', []);
     timeChart('c-rstep', 'ms per step', []);
@@ -339,6 +346,8 @@
       ['epochs', s.epochs == null ? 'missing' : s.epochs],
       ['final test accuracy', s.final_test_accuracy == null ? 'missing' : num(s.final_test_accuracy * 100, 4) + ' %'],
       ['samples/s (mean of reports)', num(s.mean_samples_per_second, 4)],
+      ['model FLOP utilization (mean)', s.mfu == null ? 'missing' : num(s.mfu * 100, 3) + ' %' +
+        (s.peak_flops_per_second ? ' of ' + num(s.peak_flops_per_second / 1e9, 4) + ' GFLOP/s peak' : '')],
       ['generations', s.generations == null ? 'missing' : s.generations],
       ['failures', s.failures ? s.failures.length : 0],
       ['checkpoints committed', s.checkpoints == null ? 'missing' : s.checkpoints],
@@ -396,7 +405,8 @@
     $('state').innerHTML = '<b>' + esc(s.job_state) + '</b> · generation ' + esc(s.generation) +
       ' · world ' + esc(s.world_size) + ' · step ' + esc(s.step) + ' · ' + num(s.samples_per_second, 4) +
       ' samples/s · step ' + num(s.step_seconds * 1e3, 3) + ' ms · ETA ' + dur(s.eta_seconds) +
-      ' · failures ' + esc(s.failures);
+      ' · failures ' + esc(s.failures) +
+      (typeof s.mfu === 'number' ? ' · MFU ' + num(s.mfu * 100, 3) + ' %' : '');
     drawMembers(s.members || []);
     document.title = 'herd – ' + s.job;
   }

@@ -135,6 +135,12 @@ typedef struct {
   /* CURVE: connections and messages refused for claiming a member's
    * routing id from another session (another client key) */
   int64_t session_refusals;
+  /* model FLOP utilization: rank 0's samples/s x the model's FLOP per
+   * sample, over the sum of the job's hosts' peaks (one per host) */
+  double model_flops_per_second;
+  double peak_flops_per_second; /* 0: unknown */
+  double mfu;                   /* achieved / peak, -1 unknown */
+  double mfu_mean;              /* over the run's step reports, -1 unknown */
 } herd_coord_stats_t;
 
 herd_result_t herd_coord_stats(herd_coord_t *coord, herd_coord_stats_t *out);

@@ -109,6 +109,8 @@ typedef struct {
   double step_seconds, compute_seconds, comm_seconds, data_seconds;
   int64_t sample_begin, sample_end; /* epoch sample-range of the step */
   int64_t total_steps;     /* steps the job runs in all, 0 unknown (ETA) */
+  double flops_per_sample; /* the model's, forward + backward; 0 unknown */
+  double host_peak_flops;  /* this host's peak FLOP/s, 0: not measured here */
 } herd_step_report_t;
 
 typedef struct {

@@ -9,7 +9,8 @@ import argparse
 import sys
 from html.parser import HTMLParser
 
-CHARTS = ["c-sps", "c-loss", "c-acc", "c-world", "c-rsps", "c-rstep", "c-split"]
+CHARTS = ["c-sps", "c-loss", "c-acc", "c-world", "c-mfu", "c-rsps", "c-rstep",
+          "c-split"]
 
 
 class Page(HTMLParser):
