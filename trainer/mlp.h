@@ -56,6 +56,10 @@ void herd_mlp_destroy(herd_mlp_t **mlp_p);
 /* FLOP per sample of one training step: forward, weight gradients and the
  * input gradients of every layer but the first (peak.c). */
 double herd_mlp_flops_per_sample(const herd_mlp_t *mlp);
+/* sgemm (m x k by k x n, as the forward pass calls it) FLOP/s with OpenBLAS
+ * on all cores, best of three ~0.1 s windows after a warm-up; leaves
+ * OpenBLAS on one thread, as herd_mlp_new set it (flops.c). */
+double herd_sgemm_cpu_flops(int m, int n, int k);
 size_t herd_mlp_param_count(const herd_mlp_t *mlp);
 int herd_mlp_n_layers(const herd_mlp_t *mlp);   /* weight layers = n_dims - 1 */
 int herd_mlp_dim(const herd_mlp_t *mlp, int i); /* dims[i], 0 <= i <= layers */
