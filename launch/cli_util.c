@@ -108,4 +108,14 @@ void herd_cli_catch_signals(void)
 
 int herd_cli_signal_received(void) { return s_signal; }
 
-
+void herd_cli_write_report(const char *who, const char *run_dir)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/report.html", run_dir);
+  if (herd_report_write(run_dir, path, NULL) == HERD_OK)
+    printf("%s: report %s (herd report RUN_DIR --png FILE for an image)\n",
+           who, path);
+  else
+    fprintf(stderr, "%s: warning: no report: %s\n", who, herd_error_detail());
+  fflush(stdout);
+}

@@ -192,5 +192,6 @@ int herd_cmd_coord(int argc, char **argv)
   fflush(stdout);
   code = s_wait_for_job(coord);
   herd_coord_destroy(&coord);
+  herd_cli_write_report("herd coord", opts.run_dir);
   return code;
 }

@@ -281,21 +281,6 @@ static int s_finish(herd_coord_t *coord, herd_children_t *children,
              : HERD_EXIT_FAILED;
 }
 
-/* The run's HTML report, whatever the outcome (events.jsonl is complete
- * once the coordinator is gone). A report that cannot be written is a
- * warning: the job's result stands. */
-static void s_write_report(const herd_run_opts_t *opts)
-{
-  char path[4096];
-  snprintf(path, sizeof path, "%s/report.html", opts->run_dir);
-  if (herd_report_write(opts->run_dir, path, NULL) == HERD_OK)
-    printf("herd: report %s (herd report RUN_DIR --png FILE for an image)\n",
-           path);
-  else
-    fprintf(stderr, "herd run: warning: no report: %s\n", herd_error_detail());
-  fflush(stdout);
-}
-
 static int s_run_job(herd_run_opts_t *opts, char **command)
 {
   char token[64], reason[512] = "";
@@ -324,7 +309,7 @@ static int s_run_job(herd_run_opts_t *opts, char **command)
   }
   herd_children_free(&children);
   herd_coord_destroy(&coord);
-  s_write_report(opts);
+  herd_cli_write_report("herd", opts->run_dir);
   return code;
 }
 

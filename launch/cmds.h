@@ -48,6 +48,11 @@ typedef struct {
   HERD_OPT(ALERT_WEBHOOK, type, m.alert_webhook), \
   HERD_OPT(STALL_ALERT, type, m.stall_alert_s)
 
+/* RUN_DIR/report.html (herd_report_write) once the coordinator is gone,
+ * whatever the job's outcome, and "<who>: report PATH" on stdout; a report
+ * that cannot be written is a warning (the job's result stands). */
+void herd_cli_write_report(const char *who, const char *run_dir);
+
 /* Copies the monitoring options into a coordinator config. */
 void herd_cli_monitor_apply(const herd_cli_monitor_opts_t *opts,
                             herd_coord_config_t *config);
