@@ -9,6 +9,11 @@ import argparse
 import os
 import random
 
+# The default model (trainer/flops.c) and a plausible per-worker peak, so the
+# step events carry the MFU fields the coordinator writes.
+FLOP_PER_SAMPLE = 1007104
+PEAK_PER_WORKER = 20e9
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -42,11 +47,13 @@ def main():
         t, next_ranks, next_epoch, next_fail = t0 + 2, t0 + 2, t0 + a.epoch_s, t0 + a.fail_s
         while t < end:
             step += 1
+            sps = world * 250 * (0.9 + rnd.random() * 0.2)
             w('{"ts":%.6f,"event":"step","step":%d,"epoch":%d,"generation":%d,'
               '"world_size":%d,"loss":%.15g,"samples_per_second":%.15g,'
-              '"sample_begin":%d,"sample_end":%d}\n'
+              '"sample_begin":%d,"sample_end":%d,"model_flops_per_second":%.15g,"mfu":%.15g}\n'
               % (t, step, epoch, gen, world, 2.3 / (1 + step / 5000) + rnd.random() * 0.05,
-                 world * 250 * (0.9 + rnd.random() * 0.2), step * 256, step * 256 + 256))
+                 sps, step * 256, step * 256 + 256, sps * FLOP_PER_SAMPLE,
+                 sps * FLOP_PER_SAMPLE / (world * PEAK_PER_WORKER)))
             if step % 500 == 0:
                 w('{"ts":%.6f,"event":"checkpoint_committed","step":%d,'
                   '"path":"/shared/run/ckpt/ckpt-%010d.h5"}\n' % (t, step, step))
