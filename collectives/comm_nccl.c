@@ -183,14 +183,25 @@ static const herd_comm_ops_t s_nccl_ops = {
     .destroy = s_destroy,
 };
 
-static int s_local_rank(void)
+/* This process's index among the ranks on its host, for the default
+ * device. Static mode asks MPI (the ranks sharing memory with this one);
+ * elastic mode has no host-local numbering of its own, so callers that run
+ * several ranks a host pass config.cuda_device (herd-train does, from the
+ * launcher's local rank in worker/env.c) and rank is the fallback. */
+static herd_result_t s_local_rank(herd_comm_t *comm, int *local)
 {
-  const char *names[] = {"HERD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK",
-                         "SLURM_LOCALID", "LOCAL_RANK"};
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-    if (getenv(names[i]))
-      return atoi(getenv(names[i]));
-  return 0;
+  if (comm->config.store) {
+    *local = comm->config.rank > 0 ? comm->config.rank : 0;
+    return HERD_OK;
+  }
+  HERD_CHECK(herd_comm_mpi_ensure());
+  MPI_Comm host;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0,
+                          MPI_INFO_NULL, &host) != MPI_SUCCESS)
+    return herd_error_set(HERD_EBACKEND, "nccl: MPI_Comm_split_type failed");
+  MPI_Comm_rank(host, local);
+  MPI_Comm_free(&host);
+  return HERD_OK;
 }
 
 static herd_result_t s_pick_device(herd_comm_t *comm, s_nccl_t *nccl)
@@ -198,8 +209,10 @@ static herd_result_t s_pick_device(herd_comm_t *comm, s_nccl_t *nccl)
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0)
     return herd_error_set(HERD_EUNSUPPORTED, "nccl: no CUDA device found");
-  nccl->device = comm->config.cuda_device >= 0 ? comm->config.cuda_device
-                                               : s_local_rank() % devices;
+  int local = comm->config.cuda_device;
+  if (local < 0)
+    HERD_CHECK(s_local_rank(comm, &local));
+  nccl->device = local % devices;
   S_CUDA_CHECK(cudaSetDevice(nccl->device));
   S_CUDA_CHECK(cudaStreamCreateWithFlags(&nccl->stream, cudaStreamNonBlocking));
   return HERD_OK;

@@ -55,7 +55,9 @@ typedef struct {
   int64_t generation;
   size_t bucket_bytes;         /* fusion bucket size, 0 = default 25 MiB */
   size_t first_bucket_bytes;   /* 0 = default 1 MiB */
-  int cuda_device;             /* nccl: -1 = local rank modulo device count */
+  int cuda_device;             /* nccl: -1 = the host-local rank (static
+                                  mode; rank with a store) modulo the
+                                  device count */
   herd_comm_store_t *store;    /* gloo rendezvous, nccl elastic mode (the
                                   unique id travels through it; rank and
                                   world_size then given); NULL for mpi and
