@@ -188,6 +188,8 @@ static void s_forward(herd_mlp_t *self, const float *params, const float *x,
   }
 }
 
+#define MLP_XENT_KEEP 64
+
 double herd_mlp_xent_row(const float *z, int classes, int label, float *d,
                          int *correct)
 {
@@ -196,14 +198,19 @@ double herd_mlp_xent_row(const float *z, int classes, int label, float *d,
     if (z[j] > z[argmax])
       argmax = j;
   float max = z[argmax];
-  double sum = 0.0;
-  for (int j = 0; j < classes; j++)
-    sum += exp((double)(z[j] - max));
+  double sum = 0.0, e[MLP_XENT_KEEP];
+  int keep = classes <= MLP_XENT_KEEP; /* exp once per logit when it fits */
+  for (int j = 0; j < classes; j++) {
+    double ej = exp((double)(z[j] - max));
+    if (keep)
+      e[j] = ej;
+    sum += ej;
+  }
   if (argmax == label)
     (*correct)++;
   if (d) {
     for (int j = 0; j < classes; j++)
-      d[j] = (float)(exp((double)(z[j] - max)) / sum);
+      d[j] = (float)((keep ? e[j] : exp((double)(z[j] - max))) / sum);
     d[label] -= 1.0f;
   }
   return log(sum) - (double)(z[label] - max);

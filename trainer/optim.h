@@ -64,6 +64,11 @@ void herd_optim_destroy(herd_optim_t **optim_p);
  * grad is the mean gradient (count floats). Can't fail. */
 void herd_optim_step(herd_optim_t *optim, float *params, const float *grad,
                      float lr);
+/* The same with grad scaled by grad_scale on the fly (the summed gradient
+ * and 1/samples: the mean without a pass of its own). Same bits as scaling
+ * grad first and calling herd_optim_step. */
+void herd_optim_step_scaled(herd_optim_t *optim, float *params,
+                            const float *grad, float grad_scale, float lr);
 
 herd_optim_kind_t herd_optim_kind(const herd_optim_t *optim);
 size_t herd_optim_count(const herd_optim_t *optim); /* floats per buffer */

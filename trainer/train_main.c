@@ -469,11 +469,9 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   if (tail.stop)
     train->stop_requested = 1;
   train->reconfigure_requested = tail.reconfigure;
-  float inverse = 1.0f / (float)tail.samples;
-  for (size_t i = 0; i < p; i++)
-    train->grad[i] *= inverse;
-  herd_optim_step(train->optim, train->params, train->grad,
-                  (float)herd_lr_at(&train->schedule, train->step));
+  herd_optim_step_scaled(train->optim, train->params, train->grad,
+                         1.0f / (float)tail.samples,
+                         (float)herd_lr_at(&train->schedule, train->step));
   *report = (herd_step_report_t){
       .step = train->step + 1, .epoch = train->epoch,
       .generation = train->generation, .world_size = train->world_size,

@@ -98,9 +98,12 @@ herd_result_t herd_train_overlap_step(herd_train_t *train, const float *x,
                    .bucket = (size_t)(train->config.bucket_mb * 1048576.0 /
                                       sizeof(float)),
                    .loss_sum = loss_sum, .correct = correct};
+  /* A gradient that fits one bucket has nothing to overlap: one GEMM per
+   * layer beats the row chunks that ready() needs. */
+  int one_bucket = o.bucket >= p + HERD_STEP_TAIL_LEN;
   herd_result_t rc = herd_mlp_forward_backward_ready(
       train->mlp, train->params, x, labels, batch, train->grad, loss_sum,
-      correct, s_ready, &o);
+      correct, one_bucket ? NULL : s_ready, &o);
   if (rc != HERD_OK) /* bad labels or no memory: found before any launch */
     return rc;
   if (!o.extras_filled)

@@ -270,12 +270,16 @@ herd_result_t herd_train_resume(herd_train_t *train)
 herd_result_t herd_train_check_finite(const float *values, size_t count,
                                       const char *what, int64_t step)
 {
-  /* One pass without branches: x - x is 0 for every finite x and NaN for
-   * NaN or infinity, and a NaN survives the sum. */
-  float probe = 0.0f;
-  for (size_t i = 0; i < count; i++)
-    probe += values[i] - values[i];
-  if (probe == 0.0f)
+  /* One pass without branches that the compiler vectorises (an integer OR
+   * may be reordered, a float sum may not): a float is NaN or infinite
+   * exactly when its exponent bits are all ones. */
+  uint32_t not_finite = 0;
+  for (size_t i = 0; i < count; i++) {
+    uint32_t bits;
+    memcpy(&bits, &values[i], sizeof bits);
+    not_finite |= (bits & 0x7f800000u) == 0x7f800000u;
+  }
+  if (!not_finite)
     return HERD_OK;
   size_t first = 0;
   while (first < count && isfinite(values[first]))
