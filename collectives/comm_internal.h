@@ -102,8 +102,6 @@ herd_result_t herd_comm_gloo_init(herd_comm_t *comm);
 /* Elementwise helpers shared by backends that reduce on the host. */
 float herd_half_to_float(uint16_t half);
 uint16_t herd_float_to_half(float value);
-float herd_bf16_to_float(uint16_t value);
-uint16_t herd_float_to_bf16(float value);
 /* dst[i] = op(dst[i], src[i]) for count elements (AVG behaves as SUM). */
 void herd_reduce_into(void *dst, const void *src, size_t count,
                       herd_dtype_t dtype, herd_op_t op);

@@ -53,24 +53,6 @@ uint16_t herd_float_to_half(float value)
   return sign | (uint16_t)(biased << 10) | (uint16_t)(mantissa & 0x3ff);
 }
 
-float herd_bf16_to_float(uint16_t value)
-{
-  uint32_t bits = (uint32_t)value << 16;
-  float result;
-  memcpy(&result, &bits, 4);
-  return result;
-}
-
-uint16_t herd_float_to_bf16(float value)
-{
-  uint32_t bits;
-  memcpy(&bits, &value, 4);
-  if (isnan(value))
-    return (uint16_t)((bits >> 16) | 0x40);
-  bits += 0x7fff + ((bits >> 16) & 1); /* round to nearest even */
-  return (uint16_t)(bits >> 16);
-}
-
 #define HERD_REDUCE_LOOP(type, dst, src, count, op)                            \
   do {                                                                         \
     type *d_ = (type *)(dst);                                                  \

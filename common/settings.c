@@ -95,6 +95,11 @@ const herd_setting_t herd_settings_g[HERD_S_COUNT] = {
         HERD_READ_TRAIN,
         "gradient all-reduce bucket in MiB: each starts as "
         "soon as the backward pass has finished it (like DDP's bucket_cap_mb)"},
+    [HERD_S_GRAD_DTYPE] = {"HERD_GRAD_DTYPE", "grad-dtype", 0, HERD_OPT_CHOICE, "f32", 0, 0, "f32|bf16",
+        HERD_READ_TRAIN,
+        "element type of the gradient on the wire: bf16 halves the bytes "
+        "(rounded to bfloat16 and summed in it, like DDP's bf16 compress "
+        "hook); the step's counts and loss stay f32"},
     [HERD_S_TIMELINE] = {"HERD_TIMELINE", "timeline", 0, HERD_OPT_STRING, NULL, 0, 0, NULL,
         HERD_READ_TRAIN,
         "write step phases as a Chrome trace (Perfetto) here; "

@@ -46,6 +46,7 @@ typedef struct {
   const char *timeline;    /* Chrome trace of step phases (timeline.h) */
   const char *iface;       /* interface advertised to peers (herd/net.h) */
   double bucket_mb;        /* gradient all-reduce bucket (train_overlap.c) */
+  const char *grad_dtype;  /* f32|bf16: the gradient on the wire */
   double peak_gflops;      /* the host's peak for MFU, 0: measure (peak.c) */
 } herd_train_config_t;
 
@@ -70,6 +71,7 @@ typedef struct {
   herd_ckpt_writer_t *writer; /* rank 0 with a ckpt dir, created lazily */
   float *params;
   float *grad;            /* param_count + HERD_STEP_TAIL_LEN */
+  uint16_t *grad16; /* --grad-dtype bf16: the gradient as sent (train_overlap.c) */
   size_t param_count;
   int rank, world_size;
   int64_t generation;

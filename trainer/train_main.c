@@ -55,6 +55,7 @@ static const herd_opt_t s_table[] = {
     HERD_OPT(VIRTUAL_SHARDS, herd_train_config_t, virtual_shards),
     HERD_OPT(PEAK_GFLOPS, herd_train_config_t, peak_gflops),
     HERD_OPT(BUCKET_MB, herd_train_config_t, bucket_mb),
+    HERD_OPT(GRAD_DTYPE, herd_train_config_t, grad_dtype),
     HERD_OPT(TIMELINE, herd_train_config_t, timeline),
 };
 
@@ -190,7 +191,10 @@ static herd_result_t s_make_model(herd_train_t *train)
   train->grad = malloc((train->param_count + HERD_STEP_TAIL_LEN) * sizeof(float));
   size_t train_count = train->dataset->train.count;
   train->sampler = herd_sampler_new((uint64_t)train->config.seed, train_count);
-  if (!train->params || !train->grad || !train->sampler)
+  if (!strcmp(train->config.grad_dtype, "bf16"))
+    train->grad16 = malloc(train->param_count * sizeof(uint16_t));
+  if (!train->params || !train->grad || !train->sampler ||
+      (!strcmp(train->config.grad_dtype, "bf16") && !train->grad16))
     return HERD_ENOMEM;
   train->steps_per_epoch =
       (int64_t)herd_sampler_steps_per_epoch(train_count, (size_t)train->config.batch);
@@ -303,6 +307,12 @@ static herd_result_t s_check_data_shape(const herd_train_t *train)
 static herd_result_t s_setup(herd_train_t *train)
 {
   int cuda = !strcmp(train->config.device, "cuda");
+  if (!strcmp(train->config.grad_dtype, "bf16") &&
+      (cuda || train->config.deterministic))
+    return herd_error_set(HERD_EINVAL,
+                          "--grad-dtype bf16 works with the CPU's default "
+                          "mode only (%s sums the gradient in f32)",
+                          cuda ? "--device cuda" : "--deterministic");
   herd_launch_env_t env;
   HERD_CHECK(herd_env_discover(&env));
   s_default_backend(train, &env, cuda);
@@ -629,6 +639,7 @@ static void s_cleanup(herd_train_t *train)
   herd_dataset_destroy(&train->dataset);
   free(train->params);
   free(train->grad);
+  free(train->grad16);
   herd_mlp_det_destroy(&train->determ);
   free(train->determ_sum);
   herd_comm_global_shutdown();

@@ -26,6 +26,9 @@ typedef struct {
   size_t lo, hi; /* final, not yet launched: [lo, hi) */
   size_t bucket; /* floats per launch */
   herd_comm_request_t *reqs[TRAIN_OVERLAP_MAX_BUCKETS];
+  size_t req_lo[TRAIN_OVERLAP_MAX_BUCKETS]; /* the floats each one reduces */
+  size_t req_hi[TRAIN_OVERLAP_MAX_BUCKETS];
+  int req_bf16[TRAIN_OVERLAP_MAX_BUCKETS]; /* sent as train->grad16 */
   int n_reqs;
   herd_result_t rc; /* first launch failure */
   const double *loss_sum;
@@ -46,16 +49,49 @@ static void s_fill_extras(s_overlap_t *o)
   o->extras_filled = 1;
 }
 
+/* One all-reduce of grad[lo, hi): as it is, or rounded to bfloat16 into
+ * grad16 (--grad-dtype bf16; s_wait_all widens it back). */
+static void s_start(s_overlap_t *o, size_t lo, size_t hi, int bf16)
+{
+  herd_train_t *t = o->train;
+  if (o->n_reqs >= TRAIN_OVERLAP_MAX_BUCKETS) {
+    o->rc = herd_error_set(HERD_EINVAL, "train: more than %d buckets a step",
+                           TRAIN_OVERLAP_MAX_BUCKETS);
+    return;
+  }
+  int n = o->n_reqs;
+  if (bf16) {
+    herd_floats_to_bf16(t->grad + lo, t->grad16 + lo, hi - lo);
+    o->rc = herd_comm_iallreduce(t->comm, t->grad16 + lo, t->grad16 + lo,
+                                 hi - lo, HERD_DTYPE_BF16, HERD_OP_SUM,
+                                 &o->reqs[n]);
+  } else {
+    o->rc = herd_comm_iallreduce(t->comm, t->grad + lo, t->grad + lo, hi - lo,
+                                 HERD_DTYPE_F32, HERD_OP_SUM, &o->reqs[n]);
+  }
+  if (o->rc != HERD_OK)
+    return;
+  o->req_lo[n] = lo;
+  o->req_hi[n] = hi;
+  o->req_bf16[n] = bf16;
+  o->n_reqs++;
+}
+
+/* Sends [lo, hi). With bf16 the step tail (counts, loss: above
+ * param_count) goes apart, in f32, so that its sums stay exact. */
 static void s_launch(s_overlap_t *o)
 {
   if (o->hi <= o->lo || o->rc != HERD_OK)
     return;
-  float *at = o->train->grad + o->lo;
-  o->rc = herd_comm_iallreduce(o->train->comm, at, at, o->hi - o->lo,
-                               HERD_DTYPE_F32, HERD_OP_SUM,
-                               &o->reqs[o->n_reqs]);
-  if (o->rc == HERD_OK)
-    o->n_reqs++;
+  size_t p = o->train->param_count;
+  if (!o->train->grad16) {
+    s_start(o, o->lo, o->hi, 0);
+  } else {
+    if (o->hi > p)
+      s_start(o, o->lo > p ? o->lo : p, o->hi, 0);
+    if (o->lo < p && o->rc == HERD_OK)
+      s_start(o, o->lo, o->hi < p ? o->hi : p, 1);
+  }
   o->hi = o->lo;
 }
 
@@ -66,8 +102,8 @@ static void s_ready(void *arg, size_t begin, size_t end)
   if (!o->extras_filled)
     s_fill_extras(o); /* the loss is known once the backward pass begins */
   o->lo = begin;
-  /* The last slot is kept for whatever remains at the end. */
-  if (o->hi - o->lo >= o->bucket && o->n_reqs < TRAIN_OVERLAP_MAX_BUCKETS - 1)
+  /* The last slots are kept for whatever remains at the end. */
+  if (o->hi - o->lo >= o->bucket && o->n_reqs < TRAIN_OVERLAP_MAX_BUCKETS - 2)
     s_launch(o);
 }
 
@@ -79,6 +115,10 @@ static herd_result_t s_wait_all(s_overlap_t *o, int64_t step)
   for (int i = 0; i < o->n_reqs; i++) {
     double started = 0, finished = 0;
     herd_result_t rc = herd_comm_wait_timed(&o->reqs[i], &started, &finished);
+    if (rc == HERD_OK && o->req_bf16[i])
+      herd_bf16_to_floats(o->train->grad16 + o->req_lo[i],
+                          o->train->grad + o->req_lo[i],
+                          o->req_hi[i] - o->req_lo[i]);
     if (rc == HERD_OK)
       herd_timeline_phase(o->train->timeline, HERD_TIMELINE_ALLREDUCE, step,
                           started, finished);
@@ -86,6 +126,21 @@ static herd_result_t s_wait_all(s_overlap_t *o, int64_t step)
       first = rc;
   }
   return first;
+}
+
+/* The whole gradient and the step tail in one blocking all-reduce. */
+static herd_result_t s_allreduce_here(herd_train_t *train,
+                                      double *backward_done_s)
+{
+  double started = herd_mono_s();
+  *backward_done_s = started;
+  herd_result_t rc = herd_comm_allreduce(
+      train->comm, train->grad, train->grad,
+      train->param_count + HERD_STEP_TAIL_LEN, HERD_DTYPE_F32, HERD_OP_SUM);
+  if (rc == HERD_OK)
+    herd_timeline_phase(train->timeline, HERD_TIMELINE_ALLREDUCE,
+                        train->step + 1, started, herd_mono_s());
+  return rc;
 }
 
 herd_result_t herd_train_overlap_step(herd_train_t *train, const float *x,
@@ -99,7 +154,8 @@ herd_result_t herd_train_overlap_step(herd_train_t *train, const float *x,
                                       sizeof(float)),
                    .loss_sum = loss_sum, .correct = correct};
   /* A gradient that fits one bucket has nothing to overlap: one GEMM per
-   * layer beats the row chunks that ready() needs. */
+   * layer beats the row chunks that ready() needs, and the all-reduce runs
+   * on this thread, without waking the progress thread and waiting for it. */
   int one_bucket = o.bucket >= p + HERD_STEP_TAIL_LEN;
   herd_result_t rc = herd_mlp_forward_backward_ready(
       train->mlp, train->params, x, labels, batch, train->grad, loss_sum,
@@ -108,6 +164,8 @@ herd_result_t herd_train_overlap_step(herd_train_t *train, const float *x,
     return rc;
   if (!o.extras_filled)
     s_fill_extras(&o);
+  if (one_bucket && !train->grad16)
+    return s_allreduce_here(train, backward_done_s);
   o.lo = 0;
   s_launch(&o);
   *backward_done_s = herd_mono_s();

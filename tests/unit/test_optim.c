@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "herd/dtype.h"
 #include "optim.h"
 
 enum { N = 16 };
@@ -209,11 +210,75 @@ static void test_schedules(void **state)
   assert_int_equal(herd_lr_validate(&bad), HERD_EINVAL);
 }
 
+/* herd_optim_step_scaled(g, s) gives the bits of scaling g by s first and
+ * stepping: the trainer folds its 1/samples into the update. */
+static void s_scaled_same_bits(const herd_optim_config_t *c)
+{
+  herd_optim_t *a = NULL, *b = NULL;
+  float pa[N], pb[N], g[N], mean[N];
+  for (int i = 0; i < N; i++)
+    pa[i] = pb[i] = (float)i * 0.37f - 1.0f;
+  assert_int_equal(herd_optim_new(c, N, &a), HERD_OK);
+  assert_int_equal(herd_optim_new(c, N, &b), HERD_OK);
+  const float scale = 1.0f / 384.0f;
+  for (int s = 0; s < 12; s++) {
+    s_quad_grad(pa, g);
+    for (int i = 0; i < N; i++)
+      g[i] *= 384.0f + (float)i; /* a sum, not a power of two apart */
+    for (int i = 0; i < N; i++)
+      mean[i] = g[i] * scale;
+    herd_optim_step(a, pa, mean, 0.05f);
+    herd_optim_step_scaled(b, pb, g, scale, 0.05f);
+    assert_memory_equal(pa, pb, sizeof(pa));
+  }
+  herd_optim_destroy(&a);
+  herd_optim_destroy(&b);
+}
+
+static void test_step_scaled_same_bits(void **state)
+{
+  (void)state;
+  herd_optim_config_t c = HERD_OPTIM_CONFIG_INIT;
+  c.kind = HERD_OPTIM_SGD;
+  c.weight_decay = 1e-4f;
+  s_scaled_same_bits(&c); /* momentum */
+  c.nesterov = 1;
+  s_scaled_same_bits(&c);
+  c.nesterov = 0;
+  c.momentum = 0.0f;
+  s_scaled_same_bits(&c);
+  c = (herd_optim_config_t)HERD_OPTIM_CONFIG_INIT;
+  c.kind = HERD_OPTIM_ADAMW;
+  s_scaled_same_bits(&c);
+}
+
+/* --grad-dtype bf16: round to nearest even, NaN stays NaN, exact back. */
+static void test_bf16_arrays(void **state)
+{
+  (void)state;
+  float in[6] = {1.0f, 1.00390625f /* tie, even: down */,
+                 1.01171875f /* tie, odd: up */, -3.5e-3f, INFINITY, NAN};
+  uint16_t h[6];
+  float out[6];
+  herd_floats_to_bf16(in, h, 6);
+  herd_bf16_to_floats(h, out, 6);
+  assert_true(out[0] == 1.0f);
+  assert_true(out[1] == 1.0f);
+  assert_true(out[2] == 1.015625f);
+  assert_true(fabsf(out[3] - in[3]) <= fabsf(in[3]) / 256.0f);
+  assert_true(isinf(out[4]));
+  assert_true(isnan(out[5]));
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(h[i], herd_float_to_bf16(in[i]));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_converge),
       cmocka_unit_test(test_first_steps),
+      cmocka_unit_test(test_step_scaled_same_bits),
+      cmocka_unit_test(test_bf16_arrays),
       cmocka_unit_test(test_state_round_trip),
       cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_schedules),
