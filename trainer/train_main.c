@@ -344,10 +344,11 @@ static herd_result_t s_setup(herd_train_t *train)
   herd_log_set_context(train->rank, 0);
   herd_result_t rc = s_join(train); /* gloo on >1 rank: makes train->comm */
   /* A newcomer whose first generation did not form (a member died or the
-   * coordinator restarted during the rendezvous) waits for the next one,
-   * as a member would. */
+   * coordinator restarted during the rendezvous, or a newer roster
+   * superseded it: HERD_ERECONFIG) waits for the next one, as a member
+   * would. */
   int retry = rc != HERD_OK && !train->comm && train->worker &&
-              herd_train_recoverable(rc);
+              (herd_train_recoverable(rc) || rc == HERD_ERECONFIG);
   if (rc == HERD_OK && !train->comm)
     rc = herd_error_set(HERD_EINVAL, "--backend gloo on %d ranks needs the "
                         "coordinator (herd run) for its rendezvous",

@@ -680,7 +680,10 @@ def steps_redone(events, worker_logs):
     total, per = 0, []
     for g in formed:
         best_before[g] = max([s for h, s in by_gen.items() if h < g] or [0])
-        if g in start:
+        # A generation that never committed a step redid nothing (one whose
+        # rendezvous was superseded: its newcomers, still at step 0, log
+        # "discarding step 1").
+        if g in start and g in by_gen:
             redo = max(0, best_before[g] - start[g])
             total += redo
             if redo:

@@ -66,6 +66,9 @@ def main():
     ap.add_argument("--skip", type=int, default=20)
     ap.add_argument("--nosync-steps", type=int, default=20)
     ap.add_argument("--timeout", type=int, default=120)
+    # bf16_compress_hook needs CUDA and NCCL in torch 1.13; fp16 works on Gloo.
+    ap.add_argument("--compress", choices=["none", "fp16"], default="none",
+                    help="DDP comm hook: gradients on the wire as float16")
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -88,6 +91,9 @@ def main():
     torch.manual_seed(args.seed)
     dims = [pixels] + [int(h) for h in args.hidden.split(",")] + [10]
     model = DDP(build_model(dims))  # broadcasts rank 0's weights
+    if args.compress != "none":
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+        model.register_comm_hook(dist.group.WORLD, default_hooks.fp16_compress_hook)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay)
@@ -133,7 +139,7 @@ def main():
         ms = lambda rows, a, b: round(1e3 * statistics.fmean(r[b] - r[a] for r in rows), 3)
         ns_keep = nosync[min(5, len(nosync) // 2):]  # skip a few: warm caches
         out = {
-            "world_size": world, "global_batch": args.batch, "per_rank_batch": per_rank,
+            "world_size": world, "compress": args.compress, "global_batch": args.batch, "per_rank_batch": per_rank,
             "params": params, "dims": dims, "steps": args.steps, "skip": args.skip,
             "steps_measured": len(keep),
             "samples_per_second": round(args.batch * len(keep) / wall, 1),

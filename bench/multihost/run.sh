@@ -17,32 +17,40 @@
 # BLAS/OpenMP/torch thread per process, same number of steps; the first
 # --skip steps are warm-up and not measured.
 #
+# --grad-dtype bf16 runs herd-train with its gradient on the wire as
+# bfloat16 (half the bytes) and adds a third job: DDP with its float16
+# compress hook (fp16_compress_hook; the bf16 hook needs CUDA in torch
+# 1.13), i.e. the same bytes on the wire on both sides.
+#
 # Usage (as root): bench/multihost/run.sh BUILD_BIN_DIR DATA_FILE
 #                    [--steps N] [--skip S] [--batch B] [--out FILE]
+#                    [--grad-dtype f32|bf16]
 # Writes bench/results/multihost.json (or --out) and prints it.
 # HERD_KEEP_TMP=1 keeps the logs, run dir and timelines. Every wait is
 # bounded; the cluster is removed on exit, also after a failure.
 set -euo pipefail
 
-usage() { echo "usage: $0 BUILD_BIN_DIR DATA_FILE [--steps N] [--skip S] [--batch B] [--out FILE]" >&2; exit 2; }
+usage() { echo "usage: $0 BUILD_BIN_DIR DATA_FILE [--steps N] [--skip S] [--batch B] [--out FILE] [--grad-dtype f32|bf16]" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 bin=$(cd "$1" && pwd) data=$(readlink -f "$2")
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-steps=300 skip=20 out="$root/bench/results/multihost.json" batch=128
+steps=300 skip=20 out="$root/bench/results/multihost.json" batch=128 grad_dtype=f32
 while [ $# -gt 0 ]; do
   case $1 in
     --steps) steps=${2:?}; shift 2 ;;
     --skip) skip=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --batch) batch=${2:?}; shift 2 ;;
+    --grad-dtype) grad_dtype=${2:?}; shift 2 ;;
     *) usage ;;
   esac
 done
 if ! [[ $steps =~ ^[0-9]+$ && $skip =~ ^[0-9]+$ ]] || (( steps <= skip + 1 )); then
   echo "--steps must exceed --skip + 1" >&2; exit 2
 fi
+case $grad_dtype in f32|bf16) ;; *) usage ;; esac
 [ "$EUID" -eq 0 ] || { echo "run as root (network namespaces)" >&2; exit 2; }
 if ! [ -x "$bin/herd" ] || ! [ -x "$bin/herd-train" ]; then
   echo "no herd/herd-train in $bin" >&2; exit 2
@@ -115,7 +123,7 @@ for r in $(seq 0 $((world - 1))); do
     "$bin/herd-train" --data "$data" --hidden "$hidden" --batch "$batch" \
     --max-steps "$steps" --optimizer sgd --momentum "$momentum" --weight-decay "$wd" \
     --lr "$lr" --schedule constant --warmup-steps 0 --seed "$seed" \
-    --timeline "$tmp/herd-timeline.json"
+    --grad-dtype "$grad_dtype" --timeline "$tmp/herd-timeline.json"
   workers+=("$CLUSTER_PID")
 done
 wait_all "$run_timeout" "herd-train" "${workers[@]}"
@@ -124,26 +132,33 @@ wait_all 30 "herd coord" "$coord_pid"
   --batch "$batch" --skip "$skip" >"$tmp/herd-stats.json" || fail "timeline_stats"
 
 # ---- DDP --------------------------------------------------------------------
-echo "ddp: $world ranks, $steps steps" >&2
-master=$(cluster_addr "$id" node1)
-workers=()
-for r in $(seq 0 $((world - 1))); do
-  on "node$((r + 1))" "$tmp/ddp-w$r.log" env "${threads[@]}" GLOO_SOCKET_IFNAME=eth0 \
-    MASTER_ADDR="$master" MASTER_PORT=29500 RANK="$r" WORLD_SIZE="$world" \
-    "$py" "$here/ddp_train.py" --data "$data" --hidden "$hidden" --batch "$batch" \
-    --steps "$steps" --skip "$skip" --lr "$lr" --momentum "$momentum" \
-    --weight-decay "$wd" --seed "$seed" --out "$tmp/ddp-stats.json"
-  workers+=("$CLUSTER_PID")
-done
-wait_all "$run_timeout" "ddp_train.py" "${workers[@]}"
+ddp_job() { # COMPRESS OUT PORT
+  echo "ddp: $world ranks, $steps steps, compress $1" >&2
+  local master r
+  master=$(cluster_addr "$id" node1)
+  workers=()
+  for r in $(seq 0 $((world - 1))); do
+    on "node$((r + 1))" "$tmp/ddp-$1-w$r.log" env "${threads[@]}" GLOO_SOCKET_IFNAME=eth0 \
+      MASTER_ADDR="$master" MASTER_PORT="$3" RANK="$r" WORLD_SIZE="$world" \
+      "$py" "$here/ddp_train.py" --data "$data" --hidden "$hidden" --batch "$batch" \
+      --steps "$steps" --skip "$skip" --lr "$lr" --momentum "$momentum" \
+      --weight-decay "$wd" --seed "$seed" --compress "$1" --out "$2"
+    workers+=("$CLUSTER_PID")
+  done
+  wait_all "$run_timeout" "ddp_train.py" "${workers[@]}"
+}
+ddp_job none "$tmp/ddp-stats.json" 29500
+if [ "$grad_dtype" = bf16 ]; then ddp_job fp16 "$tmp/ddp-fp16-stats.json" 29501; fi
 
 # ---- result -----------------------------------------------------------------
 mkdir -p "$(dirname "$out")"
-"$py" - "$tmp" "$out" "$steps" "$skip" "$mbit" "$root" <<'PY' || fail "writing the result"
+"$py" - "$tmp" "$out" "$steps" "$skip" "$mbit" "$root" "$grad_dtype" <<'PY' || fail "writing the result"
 import json, os, platform, statistics, subprocess, sys
-tmp, out, steps, skip, mbit, root = sys.argv[1:]
+tmp, out, steps, skip, mbit, root, grad_dtype = sys.argv[1:]
 herd = json.load(open(f"{tmp}/herd-stats.json"))
 ddp = json.load(open(f"{tmp}/ddp-stats.json"))
+ddp16 = (json.load(open(f"{tmp}/ddp-fp16-stats.json"))
+         if os.path.exists(f"{tmp}/ddp-fp16-stats.json") else None)
 events = [json.loads(l) for l in open(f"{tmp}/run/events.jsonl")]
 st = [e for e in events if e["event"] == "step" and e["step"] > int(skip)]
 coord_sps = [e["samples_per_second"] for e in st if e.get("samples_per_second")]
@@ -165,6 +180,7 @@ res = {
               "cpus": os.cpu_count(), "kernel": platform.release(),
               "torch": ddp["torch"], "herd_commit": commit},
     "herd": {"samples_per_second": herd["samples_per_second"],
+             "grad_dtype": grad_dtype,
              "coordinator_samples_per_second_median":
                  round(statistics.median(coord_sps), 1) if coord_sps else None,
              "step_wall_ms": herd["step_wall_ms"],
@@ -177,7 +193,10 @@ res = {
              "loss_last": losses[-1] if losses else None,
              "per_rank": herd["per_rank"]},
     "ddp": ddp,
+    "ddp_fp16_compress": ddp16,
     "ratio_herd_over_ddp": round(ratio, 3),
+    "ratio_herd_over_ddp_fp16_compress":
+        round(herd["samples_per_second"] / ddp16["samples_per_second"], 3) if ddp16 else None,
     "targets": {"throughput_ratio_min": 1.5, "throughput_met": ratio >= 1.5,
                 "exposed_fraction_max": 0.5,
                 "exposed_met": exp_frac is not None and exp_frac < 0.5},
@@ -186,8 +205,10 @@ with open(out, "w") as f:
     json.dump(res, f, indent=1)
     f.write("\n")
 print(json.dumps(res, indent=1))
-print(f"herd {herd['samples_per_second']} samples/s, ddp {ddp['samples_per_second']} "
-      f"samples/s, ratio {ratio:.2f} (target >= 1.5); herd all-reduce "
+print(f"herd ({grad_dtype}) {herd['samples_per_second']} samples/s, ddp {ddp['samples_per_second']} "
+      f"samples/s, ratio {ratio:.2f} (target >= 1.5)"
+      + (f", ddp fp16 hook {ddp16['samples_per_second']} samples/s" if ddp16 else "")
+      + f"; herd all-reduce "
       f"{herd['allreduce_ms_per_step']} ms/step, exposed {herd['exposed_comm_ms_per_step']} "
       f"ms/step ({exp_frac}; target < 0.5) -> {out}", file=sys.stderr)
 PY
