@@ -79,6 +79,12 @@ static float s_apply(float a, float b, herd_op_t op)
 static void s_reduce_16(uint16_t *dst, const uint16_t *src, size_t count,
                         herd_op_t op, int bf16)
 {
+  if (bf16 && op == HERD_OP_SUM) { /* gradients: one loop that vectorises */
+    for (size_t i = 0; i < count; i++)
+      dst[i] = herd_float_to_bf16(herd_bf16_to_float(dst[i]) +
+                                  herd_bf16_to_float(src[i]));
+    return;
+  }
   for (size_t i = 0; i < count; i++) {
     float a = bf16 ? herd_bf16_to_float(dst[i]) : herd_half_to_float(dst[i]);
     float b = bf16 ? herd_bf16_to_float(src[i]) : herd_half_to_float(src[i]);

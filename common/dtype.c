@@ -1,7 +1,6 @@
 /* herd_dtype_size and the bfloat16 conversions (include/herd/dtype.h). */
 #include "herd/dtype.h"
 
-#include <string.h>
 
 size_t herd_dtype_size(herd_dtype_t dtype)
 {
@@ -19,26 +18,6 @@ size_t herd_dtype_size(herd_dtype_t dtype)
     return 1;
   }
   return 0;
-}
-
-float herd_bf16_to_float(uint16_t value)
-{
-  uint32_t bits = (uint32_t)value << 16;
-  float result;
-  memcpy(&result, &bits, sizeof result);
-  return result;
-}
-
-uint16_t herd_float_to_bf16(float value)
-{
-  uint32_t bits;
-  memcpy(&bits, &value, sizeof bits);
-  /* A NaN stays a NaN (rounding could carry it into infinity): set a
-   * mantissa bit that survives the truncation. Branch-free, so that the
-   * array form vectorises. */
-  uint32_t nan = (bits & 0x7fffffffu) > 0x7f800000u;
-  uint32_t rounded = bits + 0x7fffu + ((bits >> 16) & 1u); /* nearest even */
-  return (uint16_t)(nan ? (bits >> 16) | 0x40u : rounded >> 16);
 }
 
 void herd_floats_to_bf16(const float *restrict in, uint16_t *restrict out,
