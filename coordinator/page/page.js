@@ -21,7 +21,8 @@
     generation: 3, host_cooldown: 4, member_failed: 5, job_failed: 5 };
   var PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
     '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-  var S = { step: [], ranks: [], epoch: [], marks: [], events: [], lastSeq: 0 };
+  var S = { step: [], ranks: [], epoch: [], marks: [], events: [], lastSeq: 0,
+    first: null, last: null /* the run's time span, seconds */ };
   var charts = {};
   var dirty = true;
 
@@ -60,6 +61,8 @@
       if (e.seq <= S.lastSeq) return;
       S.lastSeq = e.seq;
     }
+    if (S.first === null || e.ts < S.first) S.first = e.ts;
+    if (S.last === null || e.ts > S.last) S.last = e.ts;
     if (e.event === 'step') S.step = thin(S.step.concat([e]), CAP.step);
     else if (e.event === 'ranks') S.ranks = thin(S.ranks.concat([e]), CAP.ranks);
     else {
@@ -144,11 +147,24 @@
 
   function chartWidth(el) { return Math.max(320, el.clientWidth || 560); }
 
+  /* Every time chart spans the whole run, so they line up and a chart
+   * with one point (the first epoch's accuracy) is not stretched over
+   * years around it. */
+  function timeRange(u, lo, hi) {
+    if (S.first !== null) {
+      lo = lo === null ? S.first : Math.min(lo, S.first);
+      hi = hi === null ? S.last : Math.max(hi, S.last);
+    }
+    if (lo === null || hi === null) return [0, 1];
+    if (hi - lo < 10) { var mid = (lo + hi) / 2; lo = mid - 5; hi = mid + 5; }
+    return [lo, hi];
+  }
+
   function timeChart(id, ylabel, series) {
     var el = $(id);
     var opts = {
       width: chartWidth(el), height: 230,
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: timeRange } },
       series: [{ label: 'time', value: function (u, v) { return v == null ? '–' : clock(v); } }].concat(series),
       axes: [{ label: 'time' }, { label: ylabel, size: 64, labelSize: 18 }],
       plugins: [markerPlugin()],
@@ -187,6 +203,12 @@
     charts['c-world'].setData(d3); setPoints('c-world', count(d3));
     var et = S.epoch.map(function (e) { return e.ts; });
     var acc = S.epoch.map(function (e) { return typeof e.test_accuracy === 'number' ? e.test_accuracy * 100 : null; });
+    /* uPlot stretches a single point over years whatever the range
+     * function says: empty points at the run's ends pin the axis. */
+    if (et.length && S.first !== null && S.first < et[0] && S.last > et[et.length - 1]) {
+      et = [S.first].concat(et, [S.last]);
+      acc = [null].concat(acc, [null]);
+    }
     var d4 = [et, acc];
     charts['c-acc'].setData(d4); setPoints('c-acc', count(d4));
   }
