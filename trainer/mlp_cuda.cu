@@ -18,7 +18,10 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,12 +46,76 @@ struct herd_mlp_cuda {
 #define S_MAX_BATCH (1 << 24)
 #define S_THREADS 256
 
+/* cuBLAS is opened with dlopen on first use, not linked: loading it (and
+ * cuBLASLt behind it) costs a process about 200 MiB of memory, which every
+ * herd-train on the CPU would pay for nothing. Six functions are used. */
+namespace {
+struct s_cublas_api {
+  decltype(&cublasCreate_v2) create;
+  decltype(&cublasDestroy_v2) destroy;
+  decltype(&cublasSetStream_v2) set_stream;
+  decltype(&cublasSetMathMode) set_math_mode;
+  decltype(&cublasSgemm_v2) sgemm;
+  decltype(&cublasGetStatusString) status_string;
+};
+s_cublas_api s_cublas;
+pthread_once_t s_cublas_once = PTHREAD_ONCE_INIT;
+char s_cublas_error[512];
+
+void *s_cublas_open(void)
+{
+  /* The library this build was configured with, then by its soname. */
+  char soname[64];
+  snprintf(soname, sizeof soname, "libcublas.so.%d", CUDART_VERSION / 1000);
+  const char *names[] = {HERD_CUBLAS_PATH, soname, "libcublas.so"};
+  for (const char *name : names) {
+    void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (lib)
+      return lib;
+    snprintf(s_cublas_error, sizeof s_cublas_error, "%s", dlerror());
+  }
+  return NULL;
+}
+
+template <typename F> bool s_cublas_sym(void *lib, const char *name, F *fn)
+{
+  *fn = reinterpret_cast<F>(dlsym(lib, name));
+  if (!*fn)
+    snprintf(s_cublas_error, sizeof s_cublas_error, "%s: %s", name, dlerror());
+  return *fn != NULL;
+}
+
+void s_cublas_load(void)
+{
+  void *lib = s_cublas_open();
+  s_cublas_api api;
+  if (lib && s_cublas_sym(lib, "cublasCreate_v2", &api.create) &&
+      s_cublas_sym(lib, "cublasDestroy_v2", &api.destroy) &&
+      s_cublas_sym(lib, "cublasSetStream_v2", &api.set_stream) &&
+      s_cublas_sym(lib, "cublasSetMathMode", &api.set_math_mode) &&
+      s_cublas_sym(lib, "cublasSgemm_v2", &api.sgemm) &&
+      s_cublas_sym(lib, "cublasGetStatusString", &api.status_string))
+    s_cublas = api;
+}
+} // namespace
+
+static herd_result_t s_cublas_ready(void)
+{
+  pthread_once(&s_cublas_once, s_cublas_load);
+  if (!s_cublas.sgemm)
+    return herd_error_set(HERD_EUNSUPPORTED, "cannot load cuBLAS: %s",
+                          s_cublas_error);
+  return HERD_OK;
+}
+
+herd_result_t herd_mlp_cuda_load_blas(void) { return s_cublas_ready(); }
+
 #define S_BLAS(call)                                                           \
   do {                                                                         \
     cublasStatus_t s_st_ = (call);                                             \
     if (s_st_ != CUBLAS_STATUS_SUCCESS)                                        \
       return herd_error_set(HERD_EBACKEND, "cublas: %s: %s", #call,            \
-                            cublasGetStatusString(s_st_));                     \
+                            s_cublas.status_string(s_st_));                    \
   } while (0)
 
 /* Blocks for a grid-stride loop over n elements. */
@@ -258,10 +325,11 @@ static herd_result_t s_reserve(herd_mlp_cuda_t *self, int batch)
 static herd_result_t s_init_device(herd_mlp_cuda_t *self, int max_batch)
 {
   HERD_CUDA_CHECK(cudaStreamCreateWithFlags(&self->stream, cudaStreamNonBlocking));
-  S_BLAS(cublasCreate(&self->blas));
-  S_BLAS(cublasSetStream(self->blas, self->stream));
+  HERD_CHECK(s_cublas_ready());
+  S_BLAS(s_cublas.create(&self->blas));
+  S_BLAS(s_cublas.set_stream(self->blas, self->stream));
   /* FP32 as on the CPU: TF32 would break the 1e-3 agreement with mlp.c. */
-  S_BLAS(cublasSetMathMode(self->blas, CUBLAS_DEFAULT_MATH));
+  S_BLAS(s_cublas.set_math_mode(self->blas, CUBLAS_DEFAULT_MATH));
   HERD_CUDA_CHECK(cudaMalloc((void **)&self->eval_sums, 2 * sizeof(double)));
   return s_reserve(self, max_batch);
 }
@@ -304,7 +372,7 @@ void herd_mlp_cuda_destroy(herd_mlp_cuda_t **mlp_p)
   if (self->stream)
     cudaStreamSynchronize(self->stream);
   if (self->blas)
-    cublasDestroy(self->blas);
+    s_cublas.destroy(self->blas);
   cudaFree(self->scratch);
   cudaFree(self->row_stats);
   cudaFree(self->eval_sums);
@@ -352,7 +420,7 @@ herd_result_t herd_mlp_cuda_sgemm_rate(herd_mlp_cuda_t *self, int m, int n,
   for (int window = 0; window < 4 && rc == HERD_OK; window++) {
     cudaEventRecord(start, self->stream);
     for (int i = 0; i < 20; i++)
-      if (cublasSgemm(self->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, b,
+      if (s_cublas.sgemm(self->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, b,
                       k, a, k, &zero, c, n) != CUBLAS_STATUS_SUCCESS)
         rc = herd_error_set(HERD_EBACKEND, "cublasSgemm failed");
     cudaEventRecord(stop, self->stream);
@@ -388,7 +456,7 @@ static herd_result_t s_forward(herd_mlp_cuda_t *self, const float *params,
     size_t w_off, b_off;
     herd_mlp_layer_offsets(self->shape, l, &w_off, &b_off);
     float *z = self->act[l];
-    S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, batch, n_in,
+    S_BLAS(s_cublas.sgemm(self->blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, batch, n_in,
                        &one, params + w_off, n_in, in, n_in, &zero, z, n_out));
     size_t n = (size_t)batch * (size_t)n_out;
     s_bias_act<<<s_blocks(n), S_THREADS, 0, self->stream>>>(
@@ -424,7 +492,7 @@ static herd_result_t s_backward(herd_mlp_cuda_t *self, const float *params,
     size_t w_off, b_off;
     herd_mlp_layer_offsets(self->shape, l, &w_off, &b_off);
     const float *in = l > 0 ? self->act[l - 1] : x;
-    S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_N, CUBLAS_OP_T, n_in, n_out, batch,
+    S_BLAS(s_cublas.sgemm(self->blas, CUBLAS_OP_N, CUBLAS_OP_T, n_in, n_out, batch,
                        &one, in, n_in, d, n_out, &one, grad + w_off, n_in));
     dim3 block(32, 8);
     s_bias_grad<<<(unsigned)((n_out + 31) / 32), block, 0, self->stream>>>(
@@ -432,7 +500,7 @@ static herd_result_t s_backward(herd_mlp_cuda_t *self, const float *params,
     HERD_CUDA_CHECK(cudaGetLastError());
     if (l == 0)
       break;
-    S_BLAS(cublasSgemm(self->blas, CUBLAS_OP_N, CUBLAS_OP_N, n_in, batch, n_out,
+    S_BLAS(s_cublas.sgemm(self->blas, CUBLAS_OP_N, CUBLAS_OP_N, n_in, batch, n_out,
                        &one, params + w_off, n_in, d, n_out, &zero, d_next,
                        n_in));
     size_t n = (size_t)batch * (size_t)n_in;

@@ -51,6 +51,10 @@ int herd_mlp_cuda_classes(const herd_mlp_cuda_t *mlp);
 /* The stream all of the model's work is queued on. Owned by the model. */
 cudaStream_t herd_mlp_cuda_stream(const herd_mlp_cuda_t *mlp);
 
+/* Opens cuBLAS (dlopen, once; herd_mlp_cuda_new does it too): HERD_OK, or
+ * HERD_EUNSUPPORTED naming what could not be loaded. Needs no GPU. */
+herd_result_t herd_mlp_cuda_load_blas(void);
+
 /* FLOP/s of cuBLAS sgemm (m x k by k x n) on the model's stream: the GPU's
  * peak for the model's shapes (best of 3 timed windows of 20 calls). */
 herd_result_t herd_mlp_cuda_sgemm_rate(herd_mlp_cuda_t *mlp, int m, int n,

@@ -20,6 +20,11 @@ if(HERD_HAVE_CUDA_TRAIN)
   add_test(NAME gpu_mlp_cuda COMMAND test_mlp_cuda)
   set_tests_properties(gpu_mlp_cuda PROPERTIES LABELS gpu TIMEOUT 300
     SKIP_RETURN_CODE 77)
+  # No GPU needed: cuBLAS is opened on demand (dlopen) and must load.
+  add_executable(test_cublas_load ${CMAKE_CURRENT_LIST_DIR}/test_cublas_load.c)
+  target_link_libraries(test_cublas_load PRIVATE herd_train_cuda)
+  add_test(NAME cuda_blas_loads COMMAND test_cublas_load)
+  set_tests_properties(cuda_blas_loads PROPERTIES LABELS integration TIMEOUT 60)
 endif()
 add_test(NAME gpu_train_cuda
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/train_cuda.sh ${CMAKE_BINARY_DIR}/bin ${HERD_TEST_DATA})
