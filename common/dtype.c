@@ -1,7 +1,6 @@
 /* herd_dtype_size and the bfloat16 conversions (include/herd/dtype.h). */
 #include "herd/dtype.h"
 
-
 size_t herd_dtype_size(herd_dtype_t dtype)
 {
   switch (dtype) {

@@ -191,10 +191,11 @@ static herd_result_t s_make_model(herd_train_t *train)
   train->grad = malloc((train->param_count + HERD_STEP_TAIL_LEN) * sizeof(float));
   size_t train_count = train->dataset->train.count;
   train->sampler = herd_sampler_new((uint64_t)train->config.seed, train_count);
-  if (!strcmp(train->config.grad_dtype, "bf16"))
+  int bf16 = !strcmp(train->config.grad_dtype, "bf16");
+  if (bf16)
     train->grad16 = malloc(train->param_count * sizeof(uint16_t));
   if (!train->params || !train->grad || !train->sampler ||
-      (!strcmp(train->config.grad_dtype, "bf16") && !train->grad16))
+      (bf16 && !train->grad16))
     return HERD_ENOMEM;
   train->steps_per_epoch =
       (int64_t)herd_sampler_steps_per_epoch(train_count, (size_t)train->config.batch);
