@@ -226,11 +226,13 @@ static int s_by_address(const void *a, const void *b)
 }
 
 /* Every 2 s for a run's first two minutes, then every 5 s, while steps
- * advance: the ranks' last step time, its phases and their samples/s. */
+ * advance: the ranks' last step time, its phases and their samples/s.
+ * Nothing after the job is done: `done` stays the last event. */
 void coord_metrics_tick(herd_coord_t *coord, int64_t now_ms)
 {
   coord_metrics_t *m = coord->metrics;
-  if (!m || now_ms < m->next_ranks_ms || m->steps_total == m->ranks_steps)
+  if (!m || coord->progress.done || now_ms < m->next_ranks_ms ||
+      m->steps_total == m->ranks_steps)
     return;
   m->next_ranks_ms =
       now_ms + (now_ms - coord->started_ms < 120000 ? 2000 : 5000);
