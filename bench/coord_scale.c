@@ -188,6 +188,9 @@ static int64_t s_sim_join(s_sim_t *sim)
     if (have < sim->n)
       usleep(200);
   }
+  if (have < sim->n)
+    fprintf(stderr, "sim %d..%d: %d of %d sockets got a roster in 60 s\n",
+            0, sim->n - 1, have, sim->n);
   return have == sim->n ? s_now_us() : -1;
 }
 
@@ -547,6 +550,12 @@ static s_level_t s_run_level(int workers, double window_s, int steady)
   usleep(100 * 1000); /* the probe's Join goes first */
   if (n_sims > 0) {
     r.formation_ms = s_form(sims, n_sims);
+    s_usage_t u;
+    if (r.formation_ms < 0 && s_usage(&coord, &u) == 0)
+      fprintf(stderr, "formation of %d failed: coordinator has %lld members, "
+              "%lld failures, generation %lld\n", workers,
+              (long long)u.members, (long long)u.failures,
+              (long long)u.generation);
     if (steady && r.formation_ms >= 0)
       s_measure(&r, &coord, &probe, window_s);
     else

@@ -33,7 +33,7 @@ typedef struct {
   int min_workers;            /* generation forms once this many joined */
   int max_workers;            /* never admit more */
   int heartbeat_interval_ms;  /* workers' interval, default 100 */
-  int heartbeat_misses;       /* missed intervals before failed, default 5 */
+  int heartbeat_misses;       /* silent intervals before suspect, default 20 */
   int join_timeout_ms;        /* fail when min never reached, default 120000 */
   size_t max_message_bytes;   /* dropped before decoding, default 68 KiB
                                  (a 64 KiB KV value plus its key) */
@@ -89,7 +89,7 @@ typedef struct {
 
 #define HERD_COORD_CONFIG_INIT                                                 \
   { HERD_COORD_CONFIG_VERSION, "127.0.0.1", 0, NULL, "herd", NULL, 1, 1,      \
-    100, 5, 120000, 69632, 0, 0, 0, 0, 0, 0, 0,                               \
+    100, 20, 120000, 69632, 0, 0, 0, 0, 0, 0, 0,                               \
     NULL, NULL, 0, NULL, 0, NULL, 0, NULL, NULL }
 
 /* Binds, opens the run dir files and starts the coordinator thread.
