@@ -350,7 +350,8 @@ static void s_form_generation(herd_coord_t *coord, int64_t now_ms)
 /* ---- restart: adopting the workers' generation ---------------------------- */
 
 /* The members claiming generation g, when they are all of it (ranks
- * 0..world-1 each exactly once); else 0. */
+ * 0..world-1 each exactly once); else 0; -1 when one of them was still in
+ * g's rendezvous (its keys died with the old store: g can never finish). */
 static int s_adoptable(herd_coord_t *coord, int64_t g, coord_member_t **list)
 {
   int n = 0, world = -1;
@@ -358,6 +359,8 @@ static int s_adoptable(herd_coord_t *coord, int64_t g, coord_member_t **list)
     coord_member_t *m = &coord->members.slot[i];
     if (!m->in_use || m->claimed_generation != g)
       continue;
+    if (m->claimed_pending)
+      return -1;
     if (world >= 0 && m->claimed_world != world)
       return 0;
     world = m->claimed_world;
@@ -406,13 +409,18 @@ static int s_try_adopt(herd_coord_t *coord, int64_t now_ms)
   free(list);
   if (n > 0)
     return 1;
-  if (now_ms < coord->gen.adopt_deadline_ms)
+  if (n == 0 && now_ms < coord->gen.adopt_deadline_ms)
     return 1;
-  HERD_LOG(HERD_LOG_WARN, COORD_LOG,
-           "generation %lld did not fully re-register within %d ms; forming "
-           "a new one",
-           (long long)coord->gen.adopt_generation,
-           coord->config.rejoin_window_ms);
+  if (n < 0)
+    HERD_LOG(HERD_LOG_WARN, COORD_LOG,
+             "generation %lld was still in its rendezvous; forming a new one",
+             (long long)coord->gen.adopt_generation);
+  else
+    HERD_LOG(HERD_LOG_WARN, COORD_LOG,
+             "generation %lld did not fully re-register within %d ms; "
+             "forming a new one",
+             (long long)coord->gen.adopt_generation,
+             coord->config.rejoin_window_ms);
   coord->gen.file_generation = s_next_generation(coord) - 1;
   coord->gen.adopt_generation = -1;
   return 0;

@@ -114,6 +114,7 @@ typedef struct {
   /* re-registration claim (Join.generation/rank/world_size) */
   int64_t claimed_generation;
   int claimed_rank, claimed_world;
+  int claimed_pending; /* Join.rendezvous_pending: not adoptable */
   /* progress watchdog */
   int64_t step;             /* last step seen, -1 none */
   int64_t waiting_since_ms; /* waiting on its peers since, 0: not (Heartbeat) */

@@ -289,6 +289,7 @@ coord_member_t *coord_member_add(herd_coord_t *coord, const void *routing_id,
   slot->claimed_generation = join->generation;
   slot->claimed_rank = join->rank;
   slot->claimed_world = join->world_size;
+  slot->claimed_pending = join->rendezvous_pending;
   slot->step = join->generation > 0 ? join->step : -1;
   slot->step_advanced_ms = slot->last_seen_ms;
   s_index_insert(coord, index);

@@ -83,6 +83,7 @@ herd_result_t herd_train_open_comm(herd_train_t *train,
   pthread_mutex_unlock(&train->comm_lock);
   herd_log_set_context(train->rank, train->generation);
   herd_worker_on_roster(train->worker, s_on_roster, train);
+  herd_worker_generation_formed(train->worker, roster->generation);
   return HERD_OK;
 }
 

@@ -241,8 +241,10 @@ static herd_result_t s_join(herd_train_t *train)
   HERD_CHECK(herd_worker_roster(train->worker, &roster));
   train->generation = roster.generation;
   herd_log_set_context(train->rank, roster.generation);
-  if (train->comm)
+  if (train->comm) { /* mpi, or a single rank: formed before the roster */
+    herd_worker_generation_formed(train->worker, roster.generation);
     return HERD_OK;
+  }
   /* gloo: this generation's communicator from the roster and the KV
    * store; it is rebuilt for every later generation (train_elastic.c). */
   return herd_train_open_comm(train, &roster);

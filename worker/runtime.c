@@ -394,6 +394,15 @@ herd_result_t herd_worker_wait_roster(herd_worker_t *worker,
   return rc;
 }
 
+void herd_worker_generation_formed(herd_worker_t *worker, int64_t generation)
+{
+  if (!worker)
+    return;
+  pthread_mutex_lock(&worker->lock);
+  worker->formed_generation = generation;
+  pthread_mutex_unlock(&worker->lock);
+}
+
 void herd_worker_on_roster(herd_worker_t *worker,
                            herd_worker_roster_hook_t hook, void *arg)
 {

@@ -75,6 +75,7 @@ struct herd_worker {
   pthread_cond_t changed; /* roster or refusal arrived */
   herd_roster_t roster;
   int have_roster;
+  int64_t formed_generation; /* herd_worker_generation_formed; 0 none */
   herd_worker_roster_hook_t roster_hook; /* called on the link thread */
   void *roster_hook_arg;
   int refused;

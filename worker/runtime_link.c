@@ -54,6 +54,10 @@ static void s_send_join(herd_worker_t *worker)
   worker_envelope_init(worker, &env);
   pthread_mutex_lock(&worker->lock);
   if (worker->have_roster) {
+    /* Adoptable only once its communicator formed (see
+     * herd_worker_generation_formed). */
+    join.rendezvous_pending =
+        worker->formed_generation != worker->roster.generation;
     join.generation = worker->roster.generation;
     join.rank = worker->roster.rank;
     join.world_size = worker->roster.world_size;

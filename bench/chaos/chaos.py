@@ -8,7 +8,12 @@ Layout (standalone, so that every fault kind is possible): one
 `herd coord --port P --run-dir RUN --min 2 --max 4` (HERD_TOKEN=T) and four
 `herd-train --data DATA --epochs E --seed 7 --ckpt-dir RUN/ckpt
 --ckpt-every 50` started here with HERD_COORD / HERD_TOKEN / HERD_RANK /
-HERD_WORLD_SIZE=4 / HERD_BACKEND=gloo. This script is their supervisor: a
+HERD_WORLD_SIZE=4 / HERD_BACKEND=gloo. As root the job spans hosts: the
+multi-host test cluster (tests/cluster/cluster.sh, ID 40) gives the
+coordinator a host of its own ("coord", `--bind` its address, CURVE as
+beyond loopback) and the workers two more (slots 0-1 on node1, 2-3 on
+node2; --hosts N for another count); --no-cluster keeps everything on
+loopback and leaves linkdown out. This script is their supervisor: a
 worker that dies (killed here, or exiting non-zero) is started again in its
 slot after a delay and rejoins as a newcomer (at most --max-restarts times);
 a killed coordinator is started again with the same port, token and run dir
@@ -25,6 +30,10 @@ printed; times are seconds after the first committed step):
   coord     kill -9 of the coordinator, restarted after 1-4 s
   diskfull  the checkpoint dir (a 32 MiB tmpfs) filled for 5-12 s; needs
             root to mount, otherwise left out of the schedule
+  linkdown  a worker host's cable out for 2-6 s (`ip link set ... down` on
+            its veth): its members fall silent, are failed for it when the
+            silence passes their deadline and rejoin as newcomers when the
+            link is back; cluster only
 Kinds are drawn from shuffled bags (each bag holds every kind once), so a
 soak of six faults or more has every kind. A fault waits (up to 20 s past
 its time) for a whole, training job: four live members and the
@@ -43,8 +52,9 @@ Report (JSON --json, text summary on stdout and beside it):
     "reason" when the field is missing), and the time from each kill / stop
     to its member_failed;
   * false failures: member_failed of a pid that was neither killed nor
-    stopped at that time (a stopped worker failed as hung is a true
-    detection: its window runs from SIGSTOP to 10 s after SIGCONT);
+    stopped nor cut off at that time (a stopped worker failed as hung is
+    a true detection: its window runs from SIGSTOP to 10 s after SIGCONT;
+    a cut-off one's from the cut to 10 s after the link is back);
   * steps redone: per generation, the highest step committed by earlier
     generations minus the step the generation started from (workers' logs:
     "joined generation G at step S", "generation G lost a member ...
@@ -82,7 +92,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-KINDS = ["kill1", "kill2", "stop", "hog", "coord", "diskfull"]
+KINDS = ["kill1", "kill2", "stop", "hog", "coord", "diskfull", "linkdown"]
 SIGNALS = ["connection_closed", "child_exit", "peer_report",
            "heartbeat_silence", "watchdog"]
 STOP_GRACE_S = 10.0      # a stopped worker may still be failed this long after SIGCONT
@@ -151,6 +161,8 @@ def draw_schedule(seed, duration, kinds):
             f["hold"] = busy = round(rng.uniform(2, 6), 2)
         elif kind == "coord":
             f["restart_after"] = busy = round(rng.uniform(1, 4), 2)
+        elif kind == "linkdown":
+            f["hold"] = busy = round(rng.uniform(2, 6), 2)
         else:
             f["hold"] = busy = round(rng.uniform(5, 12), 2)
         faults.append(f)
@@ -172,6 +184,49 @@ def free_port():
         return s.getsockname()[1]
 
 
+CLUSTER_SH = os.path.join(ROOT, "tests", "cluster", "cluster.sh")
+CLUSTER_ID = 40          # tests/cluster/jobs.sh uses 11-21, bench/multihost 30
+CLUSTER_PORT = 29400
+
+
+class Cluster:
+    """Hosts as network namespaces (tests/cluster/cluster.sh): "coord" for
+    the coordinator, node1..nodeN for the workers."""
+
+    def __init__(self, n_hosts):
+        self.id = CLUSTER_ID
+        self.worker_hosts = [f"node{i + 1}" for i in range(n_hosts)]
+        self.hosts = ["coord"] + self.worker_hosts
+
+    def sh(self, *args):
+        """Runs a cluster.sh function; raises SystemExit with its message."""
+        r = subprocess.run(["bash", "-c", 'source "$1" && shift && "$@"', "chaos",
+                            CLUSTER_SH, *args],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise SystemExit(f"chaos: {' '.join(args)}: {r.stderr.strip()}")
+        return r.stdout.strip()
+
+    def up(self):
+        self.sh("cluster_up", str(self.id), *self.hosts)
+        self.addr = {h: self.sh("cluster_addr", str(self.id), h) for h in self.hosts}
+
+    def down(self):
+        try:
+            self.sh("cluster_down", str(self.id))
+        except SystemExit as e:
+            log(str(e))
+
+    def link(self, host, state):
+        self.sh("cluster_link", str(self.id), host, state)
+
+    def wrap(self, host, cmd):
+        """cmd run on `host`; nsenter and `ip netns exec` both exec, so the
+        pid Popen returns is the command's own."""
+        return ["nsenter", f"--uts=/run/herd-cluster/uts-hc{self.id}-{host}",
+                "ip", "netns", "exec", f"hc{self.id}-{host}"] + cmd
+
+
 def clean_env():
     """This environment without HERD_* (the soak sets what it means)."""
     return {k: v for k, v in os.environ.items() if not k.startswith("HERD_")}
@@ -180,10 +235,13 @@ def clean_env():
 class Job:
     """One standalone job: a coordinator and `workers` herd-train slots."""
 
-    def __init__(self, a, run_dir, log_dir, epochs):
+    def __init__(self, a, run_dir, log_dir, epochs, cluster=None):
         self.a, self.run, self.logs, self.epochs = a, run_dir, log_dir, epochs
+        self.cluster, self.coord_key = cluster, None
         self.ckpt = os.path.join(run_dir, "ckpt")
-        self.port, self.token = free_port(), "chaos-" + secrets.token_hex(8)
+        self.port = CLUSTER_PORT if cluster else free_port()
+        self.coord_addr = cluster.addr["coord"] if cluster else "127.0.0.1"
+        self.token = "chaos-" + secrets.token_hex(8)
         self.coord, self.coord_starts = None, 0
         self.slots = [None] * a.workers          # Popen per slot
         self.instances = [0] * a.workers
@@ -203,6 +261,8 @@ class Job:
         if self.a.host_cooldown_failures is not None:
             cmd += ["--host-cooldown-failures",
                     str(self.a.host_cooldown_failures)]
+        if self.cluster:
+            cmd = self.cluster.wrap("coord", cmd + ["--bind", self.coord_addr])
         try:
             with open(path, "wb") as out:
                 self.coord = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
@@ -214,17 +274,39 @@ class Job:
             return None
         return self.coord
 
+    def wait_coord_key(self, timeout=10):
+        """Beyond loopback the coordinator runs CURVE; its public key (kept
+        in RUN_DIR/coord.key, the same after a restart) is in its log."""
+        path = os.path.join(self.logs, f"coord-{self.coord_starts}.log")
+        end = time.time() + timeout
+        while time.time() < end:
+            m = re.search(r"^HERD_COORD_KEY=(\S+)$", open(path, errors="replace").read(),
+                          re.M)
+            if m:
+                self.coord_key = m.group(1)
+                return True
+            time.sleep(0.1)
+        return False
+
+    def host_of(self, slot):
+        hosts = self.cluster.worker_hosts
+        return hosts[slot * len(hosts) // self.a.workers]
+
     def start_worker(self, slot):
         """Starts herd-train in `slot`; None when it cannot be started."""
         self.instances[slot] += 1
         path = os.path.join(self.logs, f"worker-{slot}.{self.instances[slot]}.log")
         env = clean_env()
-        env.update(HERD_COORD=f"tcp://127.0.0.1:{self.port}", HERD_TOKEN=self.token,
+        env.update(HERD_COORD=f"tcp://{self.coord_addr}:{self.port}", HERD_TOKEN=self.token,
                    HERD_RANK=str(slot), HERD_WORLD_SIZE=str(self.a.workers),
                    HERD_BACKEND="gloo")
+        if self.coord_key:
+            env["HERD_COORD_KEY"] = self.coord_key
         cmd = [os.path.join(self.a.bin, "herd-train"), "--data", self.a.data,
                "--epochs", str(self.epochs), "--seed", str(self.a.train_seed),
                "--ckpt-dir", self.ckpt, "--ckpt-every", str(self.a.ckpt_every)]
+        if self.cluster:
+            cmd = self.cluster.wrap(self.host_of(slot), cmd)
         # restore_signals=False: the worker inherits this process's SIGPIPE
         # SIG_IGN (as herd run's children do); True: the default disposition,
         # as a shell, srun or a container start it.
@@ -326,11 +408,12 @@ def fill_disk(path):
 # ---- the soak ----------------------------------------------------------------
 
 class Soak:
-    def __init__(self, a, out_dir, epochs, schedule, disk_ok):
+    def __init__(self, a, out_dir, epochs, schedule, disk_ok, cluster=None):
         self.a, self.epochs, self.schedule = a, epochs, schedule
         self.run = os.path.join(out_dir, "run")
         self.logs = os.path.join(out_dir, "logs")
-        self.job = Job(a, self.run, self.logs, epochs)
+        self.cluster = cluster
+        self.job = Job(a, self.run, self.logs, epochs, cluster)
         self.job_ckpt_clear()
         self.disk_ok, self.mounted = disk_ok, False
         self.tail = JsonlTail(os.path.join(self.run, "events.jsonl"))
@@ -346,6 +429,7 @@ class Soak:
         self.coord_restart_at, self.coord_rc = None, None
         self.coord_restarted_at, self.coord_retries = None, 0
         self.hog_until = None
+        self.link_up_at = None    # (host, ts) while a host's cable is out
         self.worker_exits = []
 
     # -- plumbing --
@@ -372,7 +456,7 @@ class Soak:
                     and self.m.last_step_ts > self.m.gen_ts)
         return (up and len(pids) == self.a.workers and not self.job.stopped
                 and self.coord_restart_at is None and self.filler is None
-                and training and self.hog_until is None)
+                and training and self.hog_until is None and self.link_up_at is None)
 
     def fault_window(self, pid, start, end):
         self.windows.setdefault(pid, []).append((start, end))
@@ -393,6 +477,10 @@ class Soak:
                     p.kill()
                 p.wait(timeout=5)
             self.job.others, self.hog_until = [], None
+        if self.link_up_at and now >= self.link_up_at[1]:
+            self.cluster.link(self.link_up_at[0], "up")
+            log(f"{self.link_up_at[0]}'s link is back")
+            self.link_up_at = None
         if self.filler and now >= self.unfill_at:
             os.unlink(self.filler)
             self.filler = None
@@ -480,6 +568,18 @@ class Soak:
             self.job.coord.kill()
             self.job.coord.wait(timeout=10)
             self.coord_restart_at = now + f["restart_after"]
+        elif kind == "linkdown":
+            hosts = self.cluster.worker_hosts
+            host = hosts[int(f["pick"] * len(hosts)) % len(hosts)]
+            victims = [pid for pid in pids if self.job.host_of(live[pid]) == host]
+            if len(pids) - len(victims) < self.a.min:
+                return self.skip(f, f"{len(pids)} live members, {len(victims)} on {host}")
+            rec["host"], rec["pids"] = host, victims
+            rec["ranks"] = [self.m.rank.get(v) for v in victims]
+            self.cluster.link(host, "down")
+            self.link_up_at = (host, now + f["hold"])
+            for v in victims:
+                self.fault_window(v, now, now + f["hold"] + STOP_GRACE_S)
         elif kind == "diskfull":
             self.filler = fill_disk(self.job.ckpt)
             self.unfill_at = now + f["hold"]
@@ -519,7 +619,7 @@ class Soak:
         if self.healthy() or now >= due + WAIT_HEALTHY_S:
             # one fault at a time: wait for the previous one to be over
             busy = (self.cont_at or self.coord_restart_at or self.filler
-                    or self.hog_until)
+                    or self.hog_until or self.link_up_at)
             if busy and now < due + WAIT_HEALTHY_S:
                 return
             self.schedule.pop(0)
@@ -538,6 +638,8 @@ class Soak:
         self.t0 = time.time()
         if not self.job.start_coord():
             raise SystemExit("chaos: cannot start herd coord")
+        if self.cluster and not self.job.wait_coord_key():
+            raise SystemExit("chaos: herd coord printed no HERD_COORD_KEY in 10 s")
         time.sleep(0.3)
         for slot in range(self.a.workers):
             if not self.job.start_worker(slot):
@@ -718,14 +820,14 @@ def analyse(soak, summary, baseline, verify):
     latency = {}
     undetected = []
     for f in soak.injected:
-        if f["kind"] not in ("kill1", "kill2", "stop"):
+        if f["kind"] not in ("kill1", "kill2", "stop", "linkdown"):
             continue
         for pid in f["pids"]:
             hits = [e["ts"] - f["ts"] for e in failed
                     if e.get("pid") == pid and e["ts"] >= f["ts"] - 0.05]
             if hits:
                 latency.setdefault(f["kind"], []).append(round(min(hits), 3))
-            else:
+            elif f["kind"] != "linkdown":  # a short cut may pass unnoticed
                 undetected.append({"kind": f["kind"], "pid": pid, "ts": f["ts"]})
     redone, redone_per, resumes, ckpt_failed, dropped = steps_redone(
         events, soak.job.worker_logs)
@@ -748,6 +850,10 @@ def analyse(soak, summary, baseline, verify):
     report = {
         "command": " ".join(sys.argv), "seed": a.seed, "duration_s": a.duration,
         "epochs": soak.epochs, "train_seed": a.train_seed, "workers": a.workers,
+        "hosts": ({"coord": "coord", "workers": {h: [s for s in range(a.workers)
+                                                     if soak.job.host_of(s) == h]
+                                                 for h in soak.cluster.worker_hosts}}
+                  if soak.cluster else "loopback"),
         "wall_s": round(soak.t_end - soak.t0, 1),
         "faults_injected": by_kind, "faults_injected_total": len(soak.injected),
         "faults_skipped": skipped, "faults": soak.injected, "skipped": soak.skipped,
@@ -802,9 +908,13 @@ def text_summary(r):
     once = r["exactly_once"]
     e = r["ettr"] or {}
     acc = r["test_accuracy"]
+    hosts = r["hosts"]
+    if isinstance(hosts, dict):
+        hosts = "coordinator on its own host, workers " + ", ".join(
+            f"{h} (slots {','.join(map(str, slots))})" for h, slots in hosts["workers"].items())
     lines = [
         f"chaos soak seed {r['seed']}: {r['duration_s']} s of faults, {r['epochs']} epochs, "
-        f"wall {r['wall_s']} s",
+        f"wall {r['wall_s']} s; {hosts}",
         f"faults injected: {r['faults_injected_total']} ({inj}); skipped: "
         f"{sum(r['faults_skipped'].values())} {r['faults_skipped'] or ''}".rstrip(),
         f"detections by signal: {det} (member_failed {r['member_failed']}); "
@@ -839,9 +949,9 @@ def text_summary(r):
 
 # ---- baseline ----------------------------------------------------------------
 
-def baseline_run(a, epochs, out_dir):
+def baseline_run(a, epochs, out_dir, cluster):
     """A fault-free run of the same layout; returns its test accuracy."""
-    s = Soak(a, os.path.join(out_dir, "baseline"), epochs, [], False)
+    s = Soak(a, os.path.join(out_dir, "baseline"), epochs, [], False, cluster)
     log(f"baseline: fault-free run, {epochs} epochs")
     try:
         s.go()
@@ -856,9 +966,10 @@ def baseline_run(a, epochs, out_dir):
     return summary["test_accuracy"], eff
 
 
-def get_baseline(a, epochs, out_dir):
+def get_baseline(a, epochs, out_dir, cluster):
     key = {"epochs": epochs, "train_seed": a.train_seed, "workers": a.workers,
-           "data": os.path.abspath(a.data), "ckpt_every": a.ckpt_every}
+           "data": os.path.abspath(a.data), "ckpt_every": a.ckpt_every,
+           "hosts": len(cluster.worker_hosts) if cluster else 0}
     if a.baseline is not None:
         return a.baseline, None
     if a.baseline_file and os.path.exists(a.baseline_file):
@@ -869,7 +980,7 @@ def get_baseline(a, epochs, out_dir):
                 return cached["test_accuracy"], cached.get("ettr")
         except (ValueError, OSError):
             pass
-    acc, eff = baseline_run(a, epochs, out_dir)
+    acc, eff = baseline_run(a, epochs, out_dir, cluster)
     if a.baseline_file:
         os.makedirs(os.path.dirname(os.path.abspath(a.baseline_file)), exist_ok=True)
         tmp = a.baseline_file + ".tmp"
@@ -935,6 +1046,10 @@ def parse_args():
                     help="SIGPIPE disposition the workers start with (default: "
                          "the default action, as from a shell, srun or a pod; "
                          "ignore: as herd run's children)")
+    ap.add_argument("--hosts", type=int, default=2,
+                    help="worker hosts of the test cluster (root only; default 2)")
+    ap.add_argument("--no-cluster", action="store_true",
+                    help="everything on loopback, also as root (no linkdown)")
     ap.add_argument("--kinds", default=",".join(KINDS),
                     help="fault kinds to draw from (comma separated)")
     ap.add_argument("--baseline", type=float, help="fault-free accuracy (skips the run)")
@@ -951,16 +1066,24 @@ def parse_args():
         ap.error(f"--kinds: choose from {','.join(KINDS)}")
     if a.duration <= 0 or a.workers < a.min or a.min < 1:
         ap.error("bad --duration / --workers / --min")
+    if not 1 <= a.hosts <= a.workers:
+        ap.error("--hosts: 1 to --workers")
     return a
 
 
 def main():
     a = parse_args()
     epochs = a.epochs or max(1, round(a.duration / 10))
-    disk_ok = "diskfull" in a.kinds and os.geteuid() == 0
-    kinds = a.kinds if disk_ok else [k for k in a.kinds if k != "diskfull"]
+    root = os.geteuid() == 0
+    disk_ok = "diskfull" in a.kinds and root
+    use_cluster = root and not a.no_cluster
+    kinds = [k for k in a.kinds if (k != "diskfull" or disk_ok)
+             and (k != "linkdown" or use_cluster)]
     if "diskfull" in a.kinds and not disk_ok:
         log("not root: no tmpfs for diskfull faults; left out of the schedule")
+    if "linkdown" in a.kinds and not use_cluster:
+        log("no test cluster (" + ("--no-cluster" if root else "not root")
+            + "): everything on loopback, no linkdown faults")
     schedule = draw_schedule(a.seed, a.duration, kinds)
     print(f"chaos: seed {a.seed}, duration {a.duration:g} s, {epochs} epochs, "
           f"{len(schedule)} faults:", flush=True)
@@ -986,10 +1109,15 @@ def main():
         return 2
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    soak = None
+    soak, cluster = None, Cluster(a.hosts) if use_cluster else None
     try:
-        baseline, base_eff = get_baseline(a, epochs, out_dir)
-        soak = Soak(a, os.path.join(out_dir, "soak"), epochs, list(schedule), disk_ok)
+        if cluster:
+            cluster.up()
+            log(f"test cluster {cluster.id}: " + ", ".join(
+                f"{h} {cluster.addr[h]}" for h in cluster.hosts))
+        baseline, base_eff = get_baseline(a, epochs, out_dir, cluster)
+        soak = Soak(a, os.path.join(out_dir, "soak"), epochs, list(schedule), disk_ok,
+                    cluster)
         log(f"soak: coordinator port {soak.job.port}, run dir {soak.run}")
         soak.go()
         soak.job.kill_all()
@@ -1015,6 +1143,8 @@ def main():
                 os.unlink(soak.filler)
             if soak.mounted:
                 umount(soak.job.ckpt)
+        if cluster:
+            cluster.down()
     path = a.json or os.path.join(out_dir, "report.json")
     with open(path, "w") as f:
         json.dump(report, f, indent=1, default=str)

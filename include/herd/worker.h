@@ -90,6 +90,15 @@ herd_result_t herd_worker_wait_roster(herd_worker_t *worker,
                                       int64_t after_generation, int timeout_ms,
                                       herd_roster_t *out);
 
+/* Tells the runtime this process's communicator for `generation` is up
+ * (its rendezvous finished). A restarted coordinator adopts the generation
+ * its workers run only when every member re-registers claiming it with
+ * its communicator up: one still in the rendezvous when the old
+ * coordinator died (whose keys died with that coordinator's store) makes
+ * it form a new generation instead of one that can never finish. A worker
+ * that never calls this is never adopted (a restart re-forms). */
+void herd_worker_generation_formed(herd_worker_t *worker, int64_t generation);
+
 /* Called on the worker's link thread right after each roster arrives: keep
  * it short and thread-safe (e.g. herd_comm_abort() of a communicator the
  * new roster makes obsolete). NULL removes it. */

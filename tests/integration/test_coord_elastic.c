@@ -369,6 +369,35 @@ static void test_elastic_lifecycle(void **state)
   s_env_remove(&env);
 }
 
+/* The coordinator dies while a member is still in the generation's
+ * rendezvous (whose keys die with the coordinator's store): the restarted
+ * coordinator forms a new generation instead of adopting one that can
+ * never finish. */
+static void test_restart_during_rendezvous_reforms(void **state)
+{
+  s_env_t env;
+  s_proc_t coord, ws[2];
+  s_env_make(&env);
+  s_start_coord(&coord, &env, "2", "2", "30");
+  s_start_worker(&ws[0], &env, "-1");
+  s_start_stopping_worker(&ws[1], &env, "--pending-generation", "1");
+  assert_true(s_wait_generation(ws, 2, 1, 2, 10000));
+  s_kill9(&coord);
+  s_start_coord(&coord, &env, "2", "2", "30");
+  assert_true(s_wait_generation(ws, 2, 2, 2, 10000));
+  assert_int_equal(s_count_events(env.run_dir, "member_adopted", NULL, NULL),
+                   0);
+  /* re-formed for the pending claim, not for a member missing the window */
+  char text[8192] = "";
+  FILE *log = fopen(env.log, "r");
+  assert_non_null(log);
+  text[fread(text, 1, sizeof text - 1, log)] = '\0';
+  fclose(log);
+  assert_non_null(strstr(text, "generation 1 was still in its rendezvous"));
+  s_cleanup(&coord, ws, 2);
+  s_env_remove(&env);
+}
+
 static void test_too_few_workers_time_out(void **state)
 {
   s_env_t env;
@@ -549,6 +578,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kv_store),
       cmocka_unit_test(test_too_few_workers_time_out),
+      cmocka_unit_test(test_restart_during_rendezvous_reforms),
       cmocka_unit_test(test_watchdog_evicts_hung_rank),
       cmocka_unit_test(test_watchdog_blames_nobody_when_all_wait),
       cmocka_unit_test(test_job_done_reaches_every_member),

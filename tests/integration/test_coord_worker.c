@@ -8,7 +8,10 @@
  * --hang-after steps (heartbeats go on: a hung rank), or after --wait-after
  * steps and says it waits on its peers (herd_comm_wait_begin: a rank
  * blocked in an all-reduce for a hung one). As rank 0 it reports the job
- * done at step --done-at. Refused by the coordinator it prints
+ * done at step --done-at. Each generation it is given counts as formed
+ * (herd_worker_generation_formed) at once, except --pending-generation G:
+ * stuck in G's rendezvous, so a restarted coordinator must not adopt G.
+ * Refused by the coordinator it prints
  * "REFUSED job_done=<0|1>" and exits 0. It leaves when stdin
  * closes or --duration-s passes. A failed join prints "JOIN_FAILED <why>"
  * and exits 3.
@@ -59,6 +62,7 @@ int main(int argc, char **argv)
   long hang_after = atol(s_arg(argc, argv, "--hang-after", "-1"));
   long wait_after = atol(s_arg(argc, argv, "--wait-after", "-1"));
   long done_at = atol(s_arg(argc, argv, "--done-at", "-1"));
+  long long pending = atoll(s_arg(argc, argv, "--pending-generation", "-1"));
   if (wait_after >= 0)
     hang_after = wait_after;
   double duration = atof(s_arg(argc, argv, "--duration-s", "60"));
@@ -90,6 +94,8 @@ int main(int argc, char **argv)
       fflush(stdout);
       break;
     }
+    if (roster.generation != last.generation && roster.generation != pending)
+      herd_worker_generation_formed(worker, roster.generation);
     if (roster.generation != last.generation || step % 5 == 0) {
       printf("S %lld %d %d %lld\n", (long long)roster.generation, roster.rank,
              roster.world_size, (long long)step);
