@@ -353,6 +353,7 @@ class Membership:
     def __init__(self):
         self.rank, self.members = {}, set()
         self.generation, self.gen_ts, self.last_step, self.last_step_ts = 0, None, 0, None
+        self.last_step_gen = None
         self.first_step_ts, self.done = None, None
 
     def feed(self, events):
@@ -368,6 +369,7 @@ class Membership:
             elif kind == "step":
                 self.last_step = max(self.last_step, e["step"])
                 self.last_step_ts = e["ts"]
+                self.last_step_gen = e.get("generation")
                 if self.first_step_ts is None:
                     self.first_step_ts = e["ts"]
             elif kind == "done":
@@ -452,8 +454,11 @@ class Soak:
     def healthy(self):
         pids, live = self.members_live()
         up = self.job.coord and self.job.coord.poll() is None
+        # a step of the current generation (one of the previous may be
+        # logged just after the new generation's event)
         training = (self.m.gen_ts is not None and self.m.last_step_ts is not None
-                    and self.m.last_step_ts > self.m.gen_ts)
+                    and self.m.last_step_ts > self.m.gen_ts
+                    and self.m.last_step_gen == self.m.generation)
         return (up and len(pids) == self.a.workers and not self.job.stopped
                 and self.coord_restart_at is None and self.filler is None
                 and training and self.hog_until is None and self.link_up_at is None)
