@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "vector_clones.h"
 
 struct herd_mlp {
   int n_dims;
@@ -166,6 +167,31 @@ void herd_mlp_init_params(const herd_mlp_t *mlp, float *params, herd_rng_t *rng)
   }
 }
 
+HERD_VECTOR_CLONES static void s_relu(float *z, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    z[i] = z[i] > 0.0f ? z[i] : 0.0f;
+}
+
+/* d where the ReLU let its input through, else 0. A select, not a
+ * conditional store: it vectorises (the branch was 5 % of a step). in[] is
+ * a ReLU output, never NaN. */
+HERD_VECTOR_CLONES static void s_relu_mask(float *d, const float *in, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    d[i] = in[i] > 0.0f ? d[i] : 0.0f;
+}
+
+/* gb += the column sums of d (batch rows of n): row by row, so each
+ * column adds in the same order on any vector width. */
+HERD_VECTOR_CLONES static void s_bias_grad(float *gb, const float *d,
+                                           int batch, int n)
+{
+  for (int i = 0; i < batch; i++)
+    for (int j = 0; j < n; j++)
+      gb[j] += d[(size_t)i * n + j];
+}
+
 /* Leaves the logits in act[L-1] and hidden activations in act[0..L-2]. */
 static void s_forward(herd_mlp_t *self, const float *params, const float *x,
                       int batch)
@@ -182,8 +208,7 @@ static void s_forward(herd_mlp_t *self, const float *params, const float *x,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, n_out, n_in,
                 1.0f, in, n_in, w, n_in, 1.0f, z, n_out);
     if (l + 1 < layers)
-      for (size_t i = 0; i < (size_t)batch * (size_t)n_out; i++)
-        z[i] = z[i] > 0.0f ? z[i] : 0.0f;
+      s_relu(z, (size_t)batch * (size_t)n_out);
     in = z;
   }
 }
@@ -250,10 +275,7 @@ static void s_layer_grad(herd_mlp_t *self, int l, const float *d,
 {
   int n_in = self->dims[l], n_out = self->dims[l + 1];
   size_t w_at = self->weight_offset[l], b_at = self->bias_offset[l];
-  float *gb = grad + b_at;
-  for (int i = 0; i < batch; i++)
-    for (int j = 0; j < n_out; j++)
-      gb[j] += d[(size_t)i * n_out + j];
+  s_bias_grad(grad + b_at, d, batch, n_out);
   if (!ready) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, batch,
                 1.0f, d, n_out, in, n_in, 1.0f, grad + w_at, n_in);
@@ -286,9 +308,7 @@ static void s_backward(herd_mlp_t *self, const float *params, const float *x,
       break;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, n_in, n_out,
                 1.0f, d, n_out, w, n_in, 0.0f, d_next, n_in);
-    for (size_t i = 0; i < (size_t)batch * (size_t)n_in; i++)
-      if (in[i] <= 0.0f)
-        d_next[i] = 0.0f;
+    s_relu_mask(d_next, in, (size_t)batch * (size_t)n_in);
     float *tmp = d;
     d = d_next;
     d_next = tmp;
@@ -354,31 +374,27 @@ herd_result_t herd_mlp_evaluate(herd_mlp_t *mlp, const float *params,
   return HERD_OK;
 }
 
-static void s_pixel_table(float table[256])
+/* Arithmetic, not a table lookup per byte: the compiler vectorises it
+ * (the gather was 4 % of a step). The CUDA kernel's formula, same bits. */
+HERD_VECTOR_CLONES static void s_normalize_row(const uint8_t *src,
+                                               size_t count, float *dst)
 {
-  for (int v = 0; v < 256; v++)
-    table[v] = ((float)v / 255.0f - HERD_MLP_PIXEL_MEAN) / HERD_MLP_PIXEL_STD;
+  for (size_t k = 0; k < count; k++)
+    dst[k] = ((float)src[k] / 255.0f - HERD_MLP_PIXEL_MEAN) / HERD_MLP_PIXEL_STD;
 }
 
 void herd_mlp_normalize_u8(const uint8_t *pixels, size_t count, float *out)
 {
-  float table[256];
-  s_pixel_table(table);
-  for (size_t i = 0; i < count; i++)
-    out[i] = table[pixels[i]];
+  s_normalize_row(pixels, count, out);
 }
 
 void herd_mlp_gather(const uint8_t *images, const uint8_t *labels,
                      size_t sample_size, const uint32_t *indices, size_t n,
                      float *x, uint8_t *labels_out)
 {
-  float table[256];
-  s_pixel_table(table);
   for (size_t i = 0; i < n; i++) {
     const uint8_t *src = images + (size_t)indices[i] * sample_size;
-    float *dst = x + i * sample_size;
-    for (size_t k = 0; k < sample_size; k++)
-      dst[k] = table[src[k]];
+    s_normalize_row(src, sample_size, x + i * sample_size);
     if (labels_out)
       labels_out[i] = labels[indices[i]];
   }

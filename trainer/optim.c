@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include "vector_clones.h"
 
 struct herd_optim {
   herd_optim_config_t config;
@@ -101,7 +102,7 @@ void herd_optim_destroy(herd_optim_t **optim_p)
  * overlap; -O3 in CMakeLists.txt). grad_scale turns the summed gradient
  * into the mean inside the same pass; multiplying by 1.0f is exact, so
  * herd_optim_step gives the same bits as before. */
-static void s_sgd(herd_optim_t *self, float *restrict params,
+HERD_VECTOR_CLONES static void s_sgd(herd_optim_t *self, float *restrict params,
                   const float *restrict grad, float grad_scale, float lr)
 {
   const herd_optim_config_t *c = &self->config;
@@ -127,7 +128,7 @@ static void s_sgd(herd_optim_t *self, float *restrict params,
   }
 }
 
-static void s_adamw(herd_optim_t *self, float *restrict params,
+HERD_VECTOR_CLONES static void s_adamw(herd_optim_t *self, float *restrict params,
                     const float *restrict grad, float grad_scale, float lr)
 {
   const herd_optim_config_t *c = &self->config;

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "train.h"
+#include "vector_clones.h"
 
 
 herd_result_t herd_train_agree(herd_train_t *train, herd_result_t rc)
@@ -267,19 +268,25 @@ herd_result_t herd_train_resume(herd_train_t *train)
   return HERD_OK;
 }
 
-herd_result_t herd_train_check_finite(const float *values, size_t count,
-                                      const char *what, int64_t step)
+/* One pass without branches that the compiler vectorises (an integer OR
+ * may be reordered, a float sum may not): a float is NaN or infinite
+ * exactly when its exponent bits are all ones. */
+HERD_VECTOR_CLONES static int s_any_not_finite(const float *values,
+                                               size_t count)
 {
-  /* One pass without branches that the compiler vectorises (an integer OR
-   * may be reordered, a float sum may not): a float is NaN or infinite
-   * exactly when its exponent bits are all ones. */
   uint32_t not_finite = 0;
   for (size_t i = 0; i < count; i++) {
     uint32_t bits;
     memcpy(&bits, &values[i], sizeof bits);
     not_finite |= (bits & 0x7f800000u) == 0x7f800000u;
   }
-  if (!not_finite)
+  return not_finite != 0;
+}
+
+herd_result_t herd_train_check_finite(const float *values, size_t count,
+                                      const char *what, int64_t step)
+{
+  if (!s_any_not_finite(values, count))
     return HERD_OK;
   size_t first = 0;
   while (first < count && isfinite(values[first]))

@@ -298,10 +298,34 @@ static void test_normalize(void **state)
   assert_int_equal(y[1], 7);
 }
 
+/* The gather is vectorised arithmetic: every byte value, at every offset
+ * of a 784-pixel row (vector body and scalar tail), gives the bits of the
+ * formula done one float at a time, as the CUDA kernel does. */
+static void test_gather_bits(void **state)
+{
+  (void)state;
+  enum { PIXELS = 784 };
+  uint8_t images[2 * PIXELS], labels[2] = {0, 1};
+  for (int i = 0; i < 2 * PIXELS; i++)
+    images[i] = (uint8_t)(i * 7 + i / 256);
+  const uint32_t idx[] = {1, 0};
+  float x[2 * PIXELS];
+  herd_mlp_gather(images, labels, PIXELS, idx, 2, x, NULL);
+  for (int i = 0; i < 2; i++)
+    for (int k = 0; k < PIXELS; k++) {
+      volatile float v = (float)images[idx[i] * PIXELS + k];
+      volatile float scaled = v / 255.0f;
+      volatile float centred = scaled - 0.2860f;
+      float want = centred / 0.3530f;
+      assert_memory_equal(&x[i * PIXELS + k], &want, sizeof want);
+    }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gradient_small),
+      cmocka_unit_test(test_gather_bits),
       cmocka_unit_test(test_gradient_fashion_shape),
       cmocka_unit_test(test_sum_contract),
       cmocka_unit_test(test_evaluate_chunks),
