@@ -116,23 +116,42 @@ static herd_result_t s_open_monitor(herd_worker_t *worker)
   return HERD_OK;
 }
 
+
+/* A bounded inproc PAIR from the caller's thread (in) to the link thread
+ * (out); nothing lingers at close. */
+static herd_result_t s_open_queue(void *in, void *out, const char *name,
+                                  const herd_worker_t *worker)
+{
+  int hwm = WORKER_QUEUE_HWM, zero = 0;
+  char inproc[300];
+  zmq_setsockopt(in, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(out, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(in, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(out, ZMQ_LINGER, &zero, sizeof zero);
+  snprintf(inproc, sizeof inproc, "inproc://herd-%s-%p", name,
+           (const void *)worker);
+  if (zmq_bind(out, inproc) != 0 || zmq_connect(in, inproc) != 0)
+    return herd_error_set(HERD_ESYS, "inproc queue: %s", zmq_strerror(errno));
+  return HERD_OK;
+}
 static herd_result_t s_open_sockets(herd_worker_t *worker)
 {
-  int linger = WORKER_LINGER_MS, hwm = WORKER_QUEUE_HWM, zero = 0;
+  int linger = WORKER_LINGER_MS;
   /* A connect attempt into a cut link would otherwise wait out the
    * kernel's SYN retries (1, 3, 7 s ...): give up after 500 ms and retry,
    * so the worker is back within ~1.5 s of the link returning. */
   int reconnect_ms = 100, reconnect_max_ms = 1000, connect_timeout_ms = 500;
-  char inproc[300];
   worker->zmq_ctx = zmq_ctx_new();
   if (!worker->zmq_ctx)
     return herd_error_set(HERD_ESYS, "zmq_ctx_new: %s", zmq_strerror(errno));
   worker->dealer = zmq_socket(worker->zmq_ctx, ZMQ_DEALER);
   worker->queue_in = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
   worker->queue_out = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
+  worker->steps_in = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
+  worker->steps_out = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
   worker->monitor = zmq_socket(worker->zmq_ctx, ZMQ_PAIR);
   if (!worker->dealer || !worker->queue_in || !worker->queue_out ||
-      !worker->monitor)
+      !worker->steps_in || !worker->steps_out || !worker->monitor)
     return herd_error_set(HERD_ESYS, "zmq_socket: %s", zmq_strerror(errno));
   HERD_CHECK(s_open_monitor(worker));
   zmq_setsockopt(worker->dealer, ZMQ_ROUTING_ID, worker->routing_id,
@@ -149,14 +168,10 @@ static herd_result_t s_open_sockets(herd_worker_t *worker)
    * the newest, and with them steps from events.jsonl). */
   int dealer_hwm = WORKER_QUEUE_HWM + WORKER_REPLAY_STEPS + 64;
   zmq_setsockopt(worker->dealer, ZMQ_SNDHWM, &dealer_hwm, sizeof dealer_hwm);
-  zmq_setsockopt(worker->queue_in, ZMQ_SNDHWM, &hwm, sizeof hwm);
-  zmq_setsockopt(worker->queue_out, ZMQ_RCVHWM, &hwm, sizeof hwm);
-  zmq_setsockopt(worker->queue_in, ZMQ_LINGER, &zero, sizeof zero);
-  zmq_setsockopt(worker->queue_out, ZMQ_LINGER, &zero, sizeof zero);
-  snprintf(inproc, sizeof inproc, "inproc://herd-reports-%p", (void *)worker);
-  if (zmq_bind(worker->queue_out, inproc) != 0 ||
-      zmq_connect(worker->queue_in, inproc) != 0)
-    return herd_error_set(HERD_ESYS, "inproc queue: %s", zmq_strerror(errno));
+  HERD_CHECK(s_open_queue(worker->queue_in, worker->queue_out, "reports",
+                          worker));
+  HERD_CHECK(s_open_queue(worker->steps_in, worker->steps_out, "steps",
+                          worker));
   /* CURVE: encrypted, and this worker's session is its key (the socket
    * keeps it for every reconnect). */
   if (worker->coord_key[0])
@@ -182,6 +197,10 @@ static void s_destroy(herd_worker_t *worker)
     zmq_close(worker->queue_in);
   if (worker->queue_out)
     zmq_close(worker->queue_out);
+  if (worker->steps_in)
+    zmq_close(worker->steps_in);
+  if (worker->steps_out)
+    zmq_close(worker->steps_out);
   if (worker->zmq_ctx)
     zmq_ctx_term(worker->zmq_ctx); /* waits up to the DEALER's linger */
   pthread_cond_destroy(&worker->changed);
@@ -417,30 +436,43 @@ void herd_worker_on_roster(herd_worker_t *worker,
 /* ---- reports ----------------------------------------------------------------
  */
 
-int worker_queue(herd_worker_t *worker, Herd__Envelope *env)
+static int s_queue_on(herd_worker_t *worker, void *socket,
+                      Herd__Envelope *env)
 {
   zmq_msg_t frame;
   if (herd_wire_pack(env, &frame) != HERD_OK)
     return 0;
   pthread_mutex_lock(&worker->queue_lock);
-  int sent = zmq_msg_send(&frame, worker->queue_in, ZMQ_DONTWAIT) >= 0;
+  int sent = zmq_msg_send(&frame, socket, ZMQ_DONTWAIT) >= 0;
   pthread_mutex_unlock(&worker->queue_lock);
   if (!sent)
     zmq_msg_close(&frame);
   return sent;
 }
 
+int worker_queue(herd_worker_t *worker, Herd__Envelope *env)
+{
+  return s_queue_on(worker, worker->queue_in, env);
+}
+
+int worker_queue_step(herd_worker_t *worker, Herd__Envelope *env)
+{
+  return s_queue_on(worker, worker->steps_in, env);
+}
+
+static void s_count_dropped(herd_worker_t *worker)
+{
+  long long dropped = atomic_fetch_add(&worker->dropped_reports, 1) + 1;
+  /* Log the first and then every 1000th, not every drop. */
+  if (dropped % 1000 == 1)
+    HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "report queue full: %lld reports dropped",
+             dropped);
+}
+
 static void s_queue(herd_worker_t *worker, Herd__Envelope *env)
 {
-  if (!worker_queue(worker, env)) {
-    long long dropped = atomic_fetch_add(&worker->dropped_reports, 1) + 1;
-    /* Log the first and then every 1000th, not every drop. */
-    if (dropped % 1000 == 1)
-      HERD_LOG(HERD_LOG_WARN, WORKER_LOG,
-               "report queue full: %lld "
-               "reports dropped",
-               dropped);
-  }
+  if (!worker_queue(worker, env))
+    s_count_dropped(worker);
 }
 
 /* About once a second, the rates of this process's TCP links since the
@@ -504,7 +536,8 @@ void herd_worker_report_step(herd_worker_t *worker,
   env.body_case = HERD__ENVELOPE__BODY_STEP_REPORT;
   env.step_report = &r;
   atomic_store(&worker->last_step, report->step);
-  s_queue(worker, &env);
+  if (!worker_queue_step(worker, &env))
+    s_count_dropped(worker);
 }
 
 void herd_worker_report_epoch(herd_worker_t *worker, int64_t epoch,

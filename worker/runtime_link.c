@@ -4,9 +4,11 @@
  * when), carrying the generation and rank it holds, so a restarted
  * coordinator can adopt it; then heartbeats on a steady clock whether or not
  * the training step is busy (a long step must not look like a dead worker),
- * and forwards the reports and KV requests queued on the inproc PAIR. A
- * zero-length message on that queue means "leave": because the PAIR keeps
- * order, every report queued before it has been forwarded by then.
+ * and forwards the reports and KV requests queued on the inproc PAIR (step
+ * reports on a second PAIR, in batches: WORKER_STEPS_EVERY_MS). A
+ * zero-length message on the first queue means "leave": because the PAIR
+ * keeps order, and the step reports go first, every report queued before
+ * it has been forwarded by then.
  *
  * While disconnected (coordinator dead or restarting) it sends nothing and
  * leaves the queue alone: the queue is the bounded report buffer, and on
@@ -199,17 +201,11 @@ static void s_receive_all(herd_worker_t *worker)
   }
 }
 
-/* Keeps a copy of a sent frame when it is a step report. */
+/* Keeps a copy of a sent step report for a replay after a reconnect. */
 static void s_remember_step(herd_worker_t *worker, const zmq_msg_t *frame)
 {
-  herd_wire_msg_t msg;
   size_t size = zmq_msg_size(frame);
-  if (herd_wire_decode(zmq_msg_data((zmq_msg_t *)frame), size, 1 << 20,
-                       &msg) != HERD_OK)
-    return;
-  int is_step = msg.env->body_case == HERD__ENVELOPE__BODY_STEP_REPORT;
-  herd_wire_msg_clear(&msg);
-  unsigned char *copy = is_step ? malloc(size) : NULL;
+  unsigned char *copy = malloc(size);
   if (!copy)
     return;
   memcpy(copy, zmq_msg_data((zmq_msg_t *)frame), size);
@@ -239,27 +235,45 @@ void worker_replay_free(herd_worker_t *worker)
   }
 }
 
-/* Forwards queued reports; returns 1 when the leave marker was seen. */
-static int s_forward_queued(herd_worker_t *worker)
+/* Forwards what is queued on `queue` (queue_out, or steps_out whose frames
+ * are step reports, kept for a replay); returns 1 when the leave marker
+ * was seen, -1 when nothing was queued, 0 otherwise. */
+static int s_forward(herd_worker_t *worker, void *queue, int steps)
 {
   for (int i = 0; i < LINK_FORWARD_BATCH; i++) {
     zmq_msg_t frame;
     zmq_msg_init(&frame);
-    if (zmq_msg_recv(&frame, worker->queue_out, ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv(&frame, queue, ZMQ_DONTWAIT) < 0) {
       zmq_msg_close(&frame);
-      return 0;
+      return i == 0 ? -1 : 0;
     }
     if (zmq_msg_size(&frame) == 0) {
       zmq_msg_close(&frame);
       return 1;
     }
-    s_remember_step(worker, &frame);
+    if (steps)
+      s_remember_step(worker, &frame);
     if (zmq_msg_send(&frame, worker->dealer, ZMQ_DONTWAIT) < 0) {
       atomic_fetch_add(&worker->dropped_reports, 1);
       zmq_msg_close(&frame);
     }
   }
   return 0;
+}
+
+/* The batch of step reports queued so far. */
+static void s_forward_steps(herd_worker_t *worker)
+{
+  if (s_forward(worker, worker->steps_out, 1) != -1)
+    worker->steps_sent_ms = herd_mono_ms();
+}
+
+/* Other reports and KV requests, behind the step reports queued before
+ * them (epoch ends and Leave come after their steps); 1 on Leave. */
+static int s_forward_queued(herd_worker_t *worker)
+{
+  s_forward_steps(worker);
+  return s_forward(worker, worker->queue_out, 0) == 1;
 }
 
 /* Connection events of the DEALER: [u16 event][u32 value] + endpoint. */
@@ -293,15 +307,24 @@ static void s_drain_monitor(herd_worker_t *worker)
   }
 }
 
-/* One wait-and-serve round; returns 1 when the worker should stop. */
+/* One wait-and-serve round; returns 1 when the worker should stop. Step
+ * reports are watched only once WORKER_STEPS_EVERY_MS have passed since
+ * the last batch: the first report after that goes at once, the ones that
+ * follow wait for the next batch. */
 static int s_link_round(herd_worker_t *worker, int64_t *next_heartbeat_ms)
 {
-  int64_t wait_ms = *next_heartbeat_ms - herd_mono_ms();
-  zmq_pollitem_t items[3] = {{worker->dealer, 0, ZMQ_POLLIN, 0},
+  int64_t now = herd_mono_ms();
+  int64_t wait_ms = *next_heartbeat_ms - now;
+  int64_t steps_wait_ms = worker->steps_sent_ms + WORKER_STEPS_EVERY_MS - now;
+  int watch_steps = worker->connected && steps_wait_ms <= 0;
+  if (worker->connected && !watch_steps && steps_wait_ms < wait_ms)
+    wait_ms = steps_wait_ms;
+  zmq_pollitem_t items[4] = {{worker->dealer, 0, ZMQ_POLLIN, 0},
                              {worker->monitor, 0, ZMQ_POLLIN, 0},
-                             {worker->queue_out, 0, ZMQ_POLLIN, 0}};
+                             {worker->queue_out, 0, ZMQ_POLLIN, 0},
+                             {worker->steps_out, 0, ZMQ_POLLIN, 0}};
   /* Short cap so a stop request is seen quickly. */
-  int ready = zmq_poll(items, worker->connected ? 3 : 2,
+  int ready = zmq_poll(items, !worker->connected ? 2 : watch_steps ? 4 : 3,
                        wait_ms < 0    ? 0
                        : wait_ms > 50 ? 50
                                       : wait_ms);
@@ -316,6 +339,9 @@ static int s_link_round(herd_worker_t *worker, int64_t *next_heartbeat_ms)
     s_send_leave(worker);
     return 1;
   }
+  if (worker->connected && watch_steps && ready > 0 &&
+      (items[3].revents & ZMQ_POLLIN))
+    s_forward_steps(worker);
   if (herd_mono_ms() >= *next_heartbeat_ms) {
     if (worker->connected)
       s_send_heartbeat(worker);

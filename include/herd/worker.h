@@ -132,7 +132,11 @@ typedef struct {
   char param_sha256[65];     /* hex SHA-256 of the final parameters, or "" */
 } herd_done_report_t;
 
-/* Non-blocking reports; never fail the caller (drops are counted). */
+/* Non-blocking reports; never fail the caller (drops are counted). Step
+ * reports travel in batches, at most one every 20 ms (the first after a
+ * quiet spell at once), so a fast loop costs the coordinator one wake-up
+ * per batch, not per step; every other report goes at once, after the
+ * step reports queued before it. */
 void herd_worker_report_step(herd_worker_t *worker,
                              const herd_step_report_t *report);
 void herd_worker_report_epoch(herd_worker_t *worker, int64_t epoch,
