@@ -58,6 +58,40 @@ typedef struct {
   int job_done; /* printed REFUSED job_done=1 */
 } s_proc_t;
 
+/* Every child still running: a failed assertion longjmps out of the test
+ * past its s_cleanup, and the teardown kills what is left here. */
+#define S_MAX_CHILDREN 64
+static pid_t s_children[S_MAX_CHILDREN];
+
+static void s_child_started(pid_t pid)
+{
+  for (int i = 0; i < S_MAX_CHILDREN; i++)
+    if (s_children[i] <= 0) {
+      s_children[i] = pid;
+      return;
+    }
+  fail_msg("more than %d children", S_MAX_CHILDREN);
+}
+
+static void s_child_reaped(pid_t pid)
+{
+  for (int i = 0; i < S_MAX_CHILDREN; i++)
+    if (s_children[i] == pid)
+      s_children[i] = 0;
+}
+
+static int s_kill_leftovers(void **state)
+{
+  (void)state;
+  for (int i = 0; i < S_MAX_CHILDREN; i++)
+    if (s_children[i] > 0) {
+      kill(s_children[i], SIGKILL);
+      waitpid(s_children[i], NULL, 0);
+      s_children[i] = 0;
+    }
+  return 0;
+}
+
 /* Spawns argv with pipes (test_proc.h); stderr to `log` if given. */
 static void s_spawn(s_proc_t *p, char *const argv[], const char *log)
 {
@@ -65,6 +99,7 @@ static void s_spawn(s_proc_t *p, char *const argv[], const char *log)
   p->rank = -1;
   p->pid = herd_test_spawn_piped(argv, log, &p->in_fd, &p->out_fd);
   assert_true(p->pid > 0);
+  s_child_started(p->pid);
 }
 
 static void s_parse_line(s_proc_t *p, const char *line)
@@ -114,6 +149,7 @@ static int s_reap(s_proc_t *p, int timeout_ms)
     }
     usleep(5000);
   }
+  s_child_reaped(p->pid);
   p->pid = -1;
   close(p->in_fd);
   close(p->out_fd);
@@ -576,13 +612,13 @@ int main(void)
 {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_kv_store),
-      cmocka_unit_test(test_too_few_workers_time_out),
-      cmocka_unit_test(test_restart_during_rendezvous_reforms),
-      cmocka_unit_test(test_watchdog_evicts_hung_rank),
-      cmocka_unit_test(test_watchdog_blames_nobody_when_all_wait),
-      cmocka_unit_test(test_job_done_reaches_every_member),
-      cmocka_unit_test(test_elastic_lifecycle),
+      cmocka_unit_test_teardown(test_kv_store, s_kill_leftovers),
+      cmocka_unit_test_teardown(test_too_few_workers_time_out, s_kill_leftovers),
+      cmocka_unit_test_teardown(test_restart_during_rendezvous_reforms, s_kill_leftovers),
+      cmocka_unit_test_teardown(test_watchdog_evicts_hung_rank, s_kill_leftovers),
+      cmocka_unit_test_teardown(test_watchdog_blames_nobody_when_all_wait, s_kill_leftovers),
+      cmocka_unit_test_teardown(test_job_done_reaches_every_member, s_kill_leftovers),
+      cmocka_unit_test_teardown(test_elastic_lifecycle, s_kill_leftovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
