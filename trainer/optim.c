@@ -102,8 +102,10 @@ void herd_optim_destroy(herd_optim_t **optim_p)
  * overlap; -O3 in CMakeLists.txt). grad_scale turns the summed gradient
  * into the mean inside the same pass; multiplying by 1.0f is exact, so
  * herd_optim_step gives the same bits as before. */
-HERD_VECTOR_CLONES static void s_sgd(herd_optim_t *self, float *restrict params,
-                  const float *restrict grad, float grad_scale, float lr)
+HERD_VECTOR_CLONES static void s_sgd(herd_optim_t *self,
+                                     float *restrict params,
+                                     const float *restrict grad,
+                                     float grad_scale, float lr)
 {
   const herd_optim_config_t *c = &self->config;
   float wd = c->weight_decay, mu = c->momentum;
@@ -128,8 +130,10 @@ HERD_VECTOR_CLONES static void s_sgd(herd_optim_t *self, float *restrict params,
   }
 }
 
-HERD_VECTOR_CLONES static void s_adamw(herd_optim_t *self, float *restrict params,
-                    const float *restrict grad, float grad_scale, float lr)
+HERD_VECTOR_CLONES static void s_adamw(herd_optim_t *self,
+                                       float *restrict params,
+                                       const float *restrict grad,
+                                       float grad_scale, float lr)
 {
   const herd_optim_config_t *c = &self->config;
   float b1 = c->beta1, b2 = c->beta2, eps = c->eps;

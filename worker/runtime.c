@@ -116,7 +116,6 @@ static herd_result_t s_open_monitor(herd_worker_t *worker)
   return HERD_OK;
 }
 
-
 /* A bounded inproc PAIR from the caller's thread (in) to the link thread
  * (out); nothing lingers at close. */
 static herd_result_t s_open_queue(void *in, void *out, const char *name,
@@ -134,6 +133,7 @@ static herd_result_t s_open_queue(void *in, void *out, const char *name,
     return herd_error_set(HERD_ESYS, "inproc queue: %s", zmq_strerror(errno));
   return HERD_OK;
 }
+
 static herd_result_t s_open_sockets(herd_worker_t *worker)
 {
   int linger = WORKER_LINGER_MS;
@@ -436,14 +436,14 @@ void herd_worker_on_roster(herd_worker_t *worker,
 /* ---- reports ----------------------------------------------------------------
  */
 
-static int s_queue_on(herd_worker_t *worker, void *socket,
-                      Herd__Envelope *env)
+/* Packs env onto one of the link thread's queues; 0 when it is full. */
+static int s_queue_on(herd_worker_t *worker, void *queue, Herd__Envelope *env)
 {
   zmq_msg_t frame;
   if (herd_wire_pack(env, &frame) != HERD_OK)
     return 0;
   pthread_mutex_lock(&worker->queue_lock);
-  int sent = zmq_msg_send(&frame, socket, ZMQ_DONTWAIT) >= 0;
+  int sent = zmq_msg_send(&frame, queue, ZMQ_DONTWAIT) >= 0;
   pthread_mutex_unlock(&worker->queue_lock);
   if (!sent)
     zmq_msg_close(&frame);
@@ -455,24 +455,17 @@ int worker_queue(herd_worker_t *worker, Herd__Envelope *env)
   return s_queue_on(worker, worker->queue_in, env);
 }
 
-int worker_queue_step(herd_worker_t *worker, Herd__Envelope *env)
+/* A report on `queue` (queue_in, or steps_in for step reports); a drop is
+ * counted, never the caller's failure. */
+static void s_queue(herd_worker_t *worker, void *queue, Herd__Envelope *env)
 {
-  return s_queue_on(worker, worker->steps_in, env);
-}
-
-static void s_count_dropped(herd_worker_t *worker)
-{
+  if (s_queue_on(worker, queue, env))
+    return;
   long long dropped = atomic_fetch_add(&worker->dropped_reports, 1) + 1;
   /* Log the first and then every 1000th, not every drop. */
   if (dropped % 1000 == 1)
     HERD_LOG(HERD_LOG_WARN, WORKER_LOG, "report queue full: %lld reports dropped",
              dropped);
-}
-
-static void s_queue(herd_worker_t *worker, Herd__Envelope *env)
-{
-  if (!worker_queue(worker, env))
-    s_count_dropped(worker);
 }
 
 /* About once a second, the rates of this process's TCP links since the
@@ -536,8 +529,7 @@ void herd_worker_report_step(herd_worker_t *worker,
   env.body_case = HERD__ENVELOPE__BODY_STEP_REPORT;
   env.step_report = &r;
   atomic_store(&worker->last_step, report->step);
-  if (!worker_queue_step(worker, &env))
-    s_count_dropped(worker);
+  s_queue(worker, worker->steps_in, &env);
 }
 
 void herd_worker_report_epoch(herd_worker_t *worker, int64_t epoch,
@@ -553,7 +545,7 @@ void herd_worker_report_epoch(herd_worker_t *worker, int64_t epoch,
   e.test_loss = test_loss;
   env.body_case = HERD__ENVELOPE__BODY_EPOCH_END;
   env.epoch_end = &e;
-  s_queue(worker, &env);
+  s_queue(worker, worker->queue_in, &env);
 }
 
 void herd_worker_report_checkpoint(herd_worker_t *worker, int64_t step,
@@ -578,7 +570,7 @@ void herd_worker_report_checkpoint_stats(herd_worker_t *worker,
   c.stall_seconds = report->stall_seconds;
   env.body_case = HERD__ENVELOPE__BODY_CKPT_COMMITTED;
   env.ckpt_committed = &c;
-  s_queue(worker, &env);
+  s_queue(worker, worker->queue_in, &env);
 }
 
 void herd_worker_report_done(herd_worker_t *worker,
@@ -598,7 +590,7 @@ void herd_worker_report_done(herd_worker_t *worker,
   d.param_sha256 = (char *)report->param_sha256;
   env.body_case = HERD__ENVELOPE__BODY_DONE;
   env.done = &d;
-  s_queue(worker, &env);
+  s_queue(worker, worker->queue_in, &env);
 }
 
 /* ---- leave ------------------------------------------------------------------

@@ -4,8 +4,9 @@
  *
  * Threads and sockets: the caller's thread owns `queue_in` and `steps_in`
  * (inproc PAIRs) and only ever sends on them without blocking; the link
- * thread owns `dealer`, `queue_out` and `steps_out`. ZeroMQ sockets are not thread-safe, so nothing else crosses
- * between the two except through `lock` (roster, refusal) and atomics.
+ * thread owns `dealer`, `queue_out` and `steps_out`. ZeroMQ sockets are not
+ * thread-safe, so nothing else crosses between the two except through
+ * `lock` (roster, refusal) and atomics.
  */
 #ifndef HERD_RUNTIME_INTERNAL_H
 #define HERD_RUNTIME_INTERNAL_H
@@ -28,9 +29,9 @@
 #define WORKER_LINKS_EVERY_MS 1000
 /* Step reports go to the coordinator in batches, at most one batch per
  * this many ms; the first report after a quiet spell goes at once. At a
- * few hundred steps a second, one wake-up of the link thread, the ZeroMQ
- * I/O threads and the coordinator per step took 8 % of a 2-core
- * machine's training throughput (bench/step_efficiency). */
+ * few hundred steps a second, a wake-up of the link thread, the ZeroMQ
+ * I/O threads and the coordinator per step took 9 % of a core, batches
+ * 4-5 % (bench/step_efficiency/background_cpu.sh). */
 #define WORKER_STEPS_EVERY_MS 20
 #define WORKER_LINKS_REPORTED 16 /* peers per report; COORD_LINKS_MAX */
 
@@ -71,7 +72,7 @@ struct herd_worker {
   void *steps_out; /* link thread: forwarded in batches */
   int64_t steps_sent_ms; /* link thread: when the last batch went */
   void *monitor;   /* link thread: the DEALER's connection events */
-  pthread_mutex_t queue_lock; /* serialises senders on queue_in */
+  pthread_mutex_t queue_lock; /* serialises senders on queue_in, steps_in */
   pthread_t thread;
   int thread_started;
 
@@ -119,8 +120,6 @@ int worker_trainer_alive(herd_worker_t *worker, int64_t now_ms);
 void worker_trainer_seen(herd_worker_t *worker);
 /* Queues a packed envelope for the link thread; 0 when the queue is full. */
 int worker_queue(herd_worker_t *worker, Herd__Envelope *env);
-/* The same for a step report, on the batched queue. */
-int worker_queue_step(herd_worker_t *worker, Herd__Envelope *env);
 
 /* runtime_kv.c (link thread) */
 void worker_kv_apply(herd_worker_t *worker, const Herd__KvValue *value);
