@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "comm_internal.h"
+#include "comm_mpi_shm.h"
 #include "herd/log.h"
 
 /* Per-call element cap so counts always fit MPI's int arguments. */
@@ -20,6 +21,7 @@
 
 typedef struct {
   MPI_Comm comm;
+  herd_mpi_shm_t *shm; /* NULL: every all-reduce goes to MPI_Allreduce */
 } s_mpi_t;
 
 static int s_we_initialized;
@@ -112,9 +114,14 @@ static herd_result_t s_allreduce(herd_comm_t *comm, const void *send,
     size_t n = count - done < HERD_MPI_MAX_CHUNK ? count - done
                                                  : HERD_MPI_MAX_CHUNK;
     char *out = (char *)recv + done * elem;
-    const void *in = send == recv ? MPI_IN_PLACE : (const char *)send + done * elem;
-    int code = MPI_Allreduce(in, out, (int)n, s_datatype(dtype),
-                             s_mpi_op(dtype, op), mpi->comm);
+    const char *from = (const char *)send + done * elem;
+    int code;
+    if (mpi->shm)
+      code = herd_mpi_shm_allreduce(mpi->shm, from, out, n, dtype, op,
+                                    s_datatype(dtype), s_mpi_op(dtype, op));
+    else
+      code = MPI_Allreduce(send == recv ? MPI_IN_PLACE : from, out, (int)n,
+                           s_datatype(dtype), s_mpi_op(dtype, op), mpi->comm);
     if (code != MPI_SUCCESS)
       return s_mpi_error(code, "MPI_Allreduce");
   }
@@ -152,6 +159,8 @@ static void s_destroy(herd_comm_t *comm)
   if (mpi) {
     int finalized = 0;
     MPI_Finalized(&finalized);
+    if (!finalized)
+      herd_mpi_shm_destroy(mpi->shm);
     if (!finalized && mpi->comm != MPI_COMM_NULL)
       MPI_Comm_free(&mpi->comm);
     free(mpi);
@@ -190,6 +199,9 @@ herd_result_t herd_comm_mpi_init(herd_comm_t *comm)
              comm->config.rank, comm->config.world_size, comm->rank,
              comm->world_size);
   }
+  mpi->shm = herd_mpi_shm_new(mpi->comm);
+  HERD_LOG(HERD_LOG_DEBUG, "comm", "mpi: all-reduce %s",
+           mpi->shm ? "through host shared memory" : "by MPI_Allreduce");
   comm->backend = mpi;
   comm->ops = &s_mpi_ops;
   return HERD_OK;

@@ -11,6 +11,13 @@ Every complete ("X") event carries args.step. Per rank and per step:
              step had to wait for; equal to allreduce when nothing overlaps
   compute, data, optimizer, step: phase durations
 
+With more than one rank, each step's communication is also split into
+  wait_for_peers   from this rank's first communication to the last rank's
+                   (the other ranks were still computing: skew, not wire)
+  after_arrival    from the last rank's arrival to this rank's end of
+                   communication (the all-reduce itself)
+(ranks on one machine, or machines with synchronised clocks.)
+
 Throughput is taken from rank 0's "step" events: global batch x steps after
 the first SKIP, divided by the wall time from the start of step SKIP+1 to the
 end of the last step (gaps between steps included).
@@ -119,6 +126,26 @@ def rank_stats(steps, skip):
     return out, keep
 
 
+def arrival_split(loaded, skip):
+    """Mean wait_for_peers and after_arrival in ms (see the docstring)."""
+    wait, after = [], []
+    common = set.intersection(*(set(st) for st in loaded))
+    for s in sorted(x for x in common if x > skip):
+        spans = []
+        for st in loaded:
+            comm = [iv for n, ivs in st[s].items() if is_comm(n) for iv in ivs]
+            if not comm:
+                break
+            spans.append((min(a for a, _ in comm), max(b for _, b in comm)))
+        if len(spans) != len(loaded):
+            continue
+        last = max(a for a, _ in spans)
+        for a, b in spans:
+            wait.append(last - a)
+            after.append(max(0.0, b - last))
+    return mean_ms(wait), mean_ms(after)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("timeline")
@@ -130,11 +157,13 @@ def main():
     ranks = {}
     phase_names = set()
     rank0_steps = None
+    loaded = []
     for r in range(args.ranks):
         path = rank_path(args.timeline, r)
         if not os.path.exists(path):
             sys.exit(f"timeline_stats: missing {path}")
         steps, names = load(path)
+        loaded.append(steps)
         phase_names |= names
         ranks[r], keep = rank_stats(steps, args.skip)
         if r == 0:
@@ -157,6 +186,10 @@ def main():
         "compute_ms_per_step": mean_over("compute_ms"),
         "per_rank": ranks,
     }
+    if args.ranks > 1:
+        wait, after = arrival_split(loaded, args.skip)
+        result["wait_for_peers_ms_per_step"] = wait
+        result["allreduce_after_arrival_ms_per_step"] = after
     ar = result["allreduce_ms_per_step"]
     result["exposed_fraction"] = (round(result["exposed_comm_ms_per_step"] / ar, 3)
                                   if ar else None)

@@ -35,9 +35,11 @@ for r in $(seq 1 "$rounds"); do
       --batch 256 --skip 20 | "$py" -c '
 import json, sys
 d = json.load(sys.stdin); p = d["per_rank"]["0"]
-print("%-24s %7.0f samples/s  data %.3f  compute %.3f  all-reduce %.3f  optimizer %.3f ms"
-      % (sys.argv[1][-24:], d["samples_per_second"], p["data_ms"], p["compute_ms"],
-         p["allreduce_ms"], p["optimizer_ms"]))' "$b"
+print("%-20s %7.0f samples/s  data %.3f  compute %.3f  all-reduce %.3f"
+      " (waiting %.3f, after arrival %.3f)  optimizer %.3f ms"
+      % (sys.argv[1][-20:], d["samples_per_second"], p["data_ms"], p["compute_ms"],
+         p["allreduce_ms"], d["wait_for_peers_ms_per_step"],
+         d["allreduce_after_arrival_ms_per_step"], p["optimizer_ms"]))' "$b"
   done
   "$root/build/bin/step_limit" 256,128 256 |
     "$py" -c 'import json, sys; print("limit %.1f GFLOP/s" % (json.load(sys.stdin)["limit_flops"] / 1e9))'

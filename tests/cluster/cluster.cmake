@@ -9,7 +9,7 @@ add_test(NAME cluster_standalone
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/jobs.sh ${CMAKE_BINARY_DIR}/bin ${HERD_TEST_DATA} standalone)
 set_tests_properties(cluster_standalone PROPERTIES LABELS cluster TIMEOUT 600
   FIXTURES_REQUIRED herd_data FIXTURES_SETUP cluster_baseline)
-foreach(case mpirun_hosts k8s k8s_wrong_world)
+foreach(case mpirun_hosts mpirun_collectives k8s k8s_wrong_world)
   add_test(NAME cluster_${case}
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/jobs.sh ${CMAKE_BINARY_DIR}/bin ${HERD_TEST_DATA} ${case})
   set_tests_properties(cluster_${case} PROPERTIES LABELS cluster TIMEOUT 600

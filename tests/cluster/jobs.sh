@@ -21,6 +21,10 @@
 #                    1 s, exactly once, accuracy within 0.5 points
 #   k8s_host_death   (fault) the same in the Kubernetes layout; the pod is
 #                    restarted (as Kubernetes would) and rejoins as a newcomer
+#   mpirun_collectives  test_comm's every dtype, op, count and mode under
+#                    mpirun -H node1:2,node2:2: the mpi backend's
+#                    hierarchical all-reduce (host shared memory, then
+#                    between the hosts) gives what MPI_Allreduce would
 #   mpirun_host_death (fault) under mpirun a node dies for good: Open MPI
 #                    ends the job, herd run relaunches it on the remaining
 #                    hosts from the newest checkpoint and says so
@@ -46,7 +50,8 @@ chmod 755 "$tmp" # the run dir is shared by every host (one file system)
 # One cluster ID per case, so cases never share names or addresses.
 declare -A ids=([standalone]=11 [mpirun_hosts]=12 [k8s]=13 [k8s_wrong_world]=14
                 [host_death]=15 [k8s_host_death]=16 [mpirun_host_death]=17
-                [link_cut]=18 [coord_cut_short]=19 [coord_cut_long]=20 [straggler]=21)
+                [link_cut]=18 [coord_cut_short]=19 [coord_cut_long]=20 [straggler]=21
+                [mpirun_collectives]=22)
 id=${ids[$case]:-}
 [ -n "$id" ] || { echo "unknown case '$case'" >&2; exit 2; }
 trap 'cluster_down "$id"; fault_cleanup' EXIT
@@ -368,6 +373,22 @@ mpirun_hosts() {
   "${check[@]}" --world 3 --hosts 3 --epochs 2 || fail "job check"
   grep -q "coordinator tcp://$(cluster_addr "$id" head):" "$tmp/run.log" ||
     fail "the coordinator did not listen on the head's cluster address"
+}
+
+mpirun_collectives() {
+  cluster_up "$id" head node1 node2
+  local net
+  net="$(cluster_addr "$id" head | cut -d. -f1-3).0/24"
+  cluster_exec "$id" head timeout 300 mpirun --allow-run-as-root --oversubscribe \
+    --bind-to none --mca plm_rsh_agent "$here/rsh-agent" --mca btl self,vader,tcp \
+    --mca btl_tcp_if_include "$net" --mca oob_tcp_if_include "$net" \
+    --mca btl_vader_single_copy_mechanism none --mca mpi_yield_when_idle 1 \
+    -x HERD_LOG_LEVEL=debug -H node1:2,node2:2 -np 4 "$bin/test_comm" mpi 1000000 \
+    > "$tmp/comm.log" 2>&1 || { tail -20 "$tmp/comm.log"; fail "test_comm across hosts"; }
+  grep "checks" "$tmp/comm.log"
+  # Every rank took the shared-memory path (else this tested MPI only).
+  [ "$(grep -c "all-reduce through host shared memory" "$tmp/comm.log")" = 4 ] ||
+    { cat "$tmp/comm.log"; fail "not every rank used host shared memory"; }
 }
 
 mpirun_host_death() {
