@@ -399,15 +399,3 @@ void herd_mlp_gather(const uint8_t *images, const uint8_t *labels,
       labels_out[i] = labels[indices[i]];
   }
 }
-
-void herd_mlp_gather_f32(const float *images, const uint8_t *labels,
-                         size_t sample_size, const uint32_t *indices,
-                         size_t n, float *x, uint8_t *labels_out)
-{
-  for (size_t i = 0; i < n; i++) {
-    memcpy(x + i * sample_size, images + (size_t)indices[i] * sample_size,
-           sample_size * sizeof *x);
-    if (labels_out)
-      labels_out[i] = labels[indices[i]];
-  }
-}

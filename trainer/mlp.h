@@ -127,12 +127,6 @@ void herd_mlp_gather(const uint8_t *images, const uint8_t *labels,
                      size_t sample_size, const uint32_t *indices, size_t n,
                      float *x, uint8_t *labels_out);
 
-/* herd_mlp_gather from images already normalised (herd_mlp_normalize_u8
- * of the whole set): row copies, the same floats. Can't fail. */
-void herd_mlp_gather_f32(const float *images, const uint8_t *labels,
-                         size_t sample_size, const uint32_t *indices,
-                         size_t n, float *x, uint8_t *labels_out);
-
 #ifdef __cplusplus
 }
 #endif

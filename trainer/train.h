@@ -62,10 +62,6 @@ typedef struct {
   herd_comm_t *comm;
   herd_worker_t *worker;  /* NULL when no coordinator (HERD_COORD unset) */
   herd_dataset_t *dataset;
-  /* The dataset's images normalised once (CPU path, when they fit in
-   * HERD_TRAIN_FLOAT_DATA_MAX): each step's batch is then row copies, and
-   * the evaluation reads the test images in place. NULL otherwise. */
-  float *train_x, *test_x;
   herd_mlp_t *mlp;
   herd_optim_t *optim;
   herd_optim_config_t optim_config; /* what optim was made with */
@@ -204,10 +200,6 @@ herd_result_t herd_train_check_sums(const herd_train_t *train,
 /* This step's samples: this rank's [begin, end) of the sampler's
  * permutation (its shards of --virtual-shards) and the global batch's
  * [global_begin, global_end), as every step path cuts them. */
-/* Training samples indices[0..n) into x (normalised) and labels: from
- * train_x when the set was normalised once, else from the bytes. */
-void herd_train_gather(const herd_train_t *train, const uint32_t *indices,
-                       size_t n, float *x, uint8_t *labels);
 void herd_train_step_ranges(const herd_train_t *train, size_t *begin,
                             size_t *end, size_t *global_begin,
                             size_t *global_end);

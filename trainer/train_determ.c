@@ -91,9 +91,12 @@ static herd_result_t s_deltas(herd_train_t *train, float *x, uint8_t *labels,
                               const s_shards_t *s, double *loss,
                               int64_t *correct)
 {
+  const herd_data_split_t *data = &train->dataset->train;
+  size_t pixels = (size_t)data->rows * (size_t)data->cols;
   int rows = s->row[s->count], right = 0;
-  herd_train_gather(train, herd_sampler_perm(train->sampler) + s->b0,
-                    (size_t)rows, x, labels);
+  herd_mlp_gather(data->images, data->labels, pixels,
+                  herd_sampler_perm(train->sampler) + s->b0, (size_t)rows, x,
+                  labels);
   HERD_CHECK(herd_mlp_det_load(train->determ, x, rows));
   HERD_CHECK(herd_mlp_det_forward_deltas(train->determ, train->params, labels,
                                          s->row, s->count, loss, &right));

@@ -307,46 +307,6 @@ static herd_result_t s_check_data_shape(const herd_train_t *train)
   return HERD_OK;
 }
 
-/* Largest float copy of a dataset's images herd-train makes (both splits):
- * Fashion-MNIST's is 219 MB, 4x its bytes. */
-#define HERD_TRAIN_FLOAT_DATA_MAX ((size_t)1 << 30)
-
-/* Normalises every image once, so a step's batch is row copies instead of a
- * conversion of each pixel (~0.07 ms of a 2 ms step, default model) and
- * the evaluation needs no buffer. The same function, so the same floats.
- * Skipped, and each batch converted as before, when too large or out of
- * memory. */
-static void s_normalize_once(herd_train_t *train)
-{
-  const herd_data_split_t *tr = &train->dataset->train, *te = &train->dataset->test;
-  size_t pixels = (size_t)tr->rows * (size_t)tr->cols;
-  size_t n_train = tr->count * pixels, n_test = te->count * pixels;
-  if ((n_train + n_test) * sizeof(float) > HERD_TRAIN_FLOAT_DATA_MAX)
-    return;
-  train->train_x = malloc((n_train + 1) * sizeof(float));
-  train->test_x = malloc((n_test + 1) * sizeof(float));
-  if (!train->train_x || !train->test_x) {
-    free(train->train_x);
-    free(train->test_x);
-    train->train_x = train->test_x = NULL;
-    return;
-  }
-  herd_mlp_normalize_u8(tr->images, n_train, train->train_x);
-  herd_mlp_normalize_u8(te->images, n_test, train->test_x);
-}
-
-void herd_train_gather(const herd_train_t *train, const uint32_t *indices,
-                       size_t n, float *x, uint8_t *labels)
-{
-  const herd_data_split_t *data = &train->dataset->train;
-  size_t pixels = (size_t)data->rows * (size_t)data->cols;
-  if (train->train_x)
-    herd_mlp_gather_f32(train->train_x, data->labels, pixels, indices, n, x,
-                        labels);
-  else
-    herd_mlp_gather(data->images, data->labels, pixels, indices, n, x, labels);
-}
-
 static herd_result_t s_setup(herd_train_t *train)
 {
   int cuda = !strcmp(train->config.device, "cuda");
@@ -405,8 +365,6 @@ static herd_result_t s_setup(herd_train_t *train)
     local = herd_dataset_load(train->config.data, &train->dataset);
   if (local == HERD_OK)
     local = s_check_data_shape(train);
-  if (local == HERD_OK && !cuda)
-    s_normalize_once(train);
   if (local == HERD_OK)
     local = s_make_model(train);
   if (retry) {
@@ -430,11 +388,6 @@ static herd_result_t s_evaluate_cpu(herd_train_t *train, size_t begin,
 {
   const herd_data_split_t *test = &train->dataset->test;
   size_t pixels = (size_t)test->rows * (size_t)test->cols;
-  if (train->test_x)
-    return herd_mlp_evaluate(train->mlp, train->params,
-                             train->test_x + begin * pixels,
-                             test->labels + begin, end - begin, loss_sum,
-                             correct);
   float *x = malloc((end - begin + 1) * pixels * sizeof(float));
   if (!x)
     return HERD_ENOMEM;
@@ -506,11 +459,13 @@ static herd_result_t s_step(herd_train_t *train, float *x, uint8_t *labels,
   if (train->config.deterministic)
     return herd_train_step_deterministic(train, x, labels, s_stop_signal != 0,
                                          herd_train_newer_roster(train), report);
+  const herd_data_split_t *data = &train->dataset->train;
+  size_t pixels = (size_t)data->rows * (size_t)data->cols;
   size_t begin, end, global_begin, global_end;
   herd_train_step_ranges(train, &begin, &end, &global_begin, &global_end);
   double t0 = herd_mono_s();
-  herd_train_gather(train, herd_sampler_perm(train->sampler) + begin,
-                    end - begin, x, labels);
+  herd_mlp_gather(data->images, data->labels, pixels,
+                  herd_sampler_perm(train->sampler) + begin, end - begin, x, labels);
   double t1 = herd_mono_s();
   size_t p = train->param_count;
   memset(train->grad, 0, p * sizeof(float));
@@ -686,8 +641,6 @@ static void s_cleanup(herd_train_t *train)
   herd_optim_destroy(&train->optim);
   herd_sampler_destroy(&train->sampler);
   herd_dataset_destroy(&train->dataset);
-  free(train->train_x);
-  free(train->test_x);
   free(train->params);
   free(train->grad);
   free(train->grad16);
