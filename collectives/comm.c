@@ -99,7 +99,8 @@ void herd_comm_store_destroy(herd_comm_store_t **store_p)
   *store_p = NULL;
 }
 
-/* Copies a version 1 or 2 config; fields a v1 caller lacks keep defaults. */
+/* Copies a version 1, 2 or 3 config; fields an older caller lacks keep
+ * defaults. */
 static herd_result_t s_copy_config(const herd_comm_config_t *config,
                                    herd_comm_config_t *out)
 {
@@ -109,6 +110,8 @@ static herd_result_t s_copy_config(const herd_comm_config_t *config,
   *out = defaults;
   if (config->version == 1)
     memcpy(out, config, offsetof(herd_comm_config_t, store));
+  else if (config->version == 2)
+    memcpy(out, config, offsetof(herd_comm_config_t, buffer_bytes));
   else if (config->version == HERD_COMM_CONFIG_VERSION)
     *out = *config;
   else
@@ -195,6 +198,11 @@ int herd_comm_have_nccl(void)
 }
 
 void herd_comm_global_shutdown(void) { herd_comm_mpi_shutdown(); }
+
+void *herd_comm_buffer(herd_comm_t *comm)
+{
+  return comm && comm->ops->buffer ? comm->ops->buffer(comm) : NULL;
+}
 
 int herd_comm_rank(const herd_comm_t *comm) { return comm->rank; }
 int herd_comm_world_size(const herd_comm_t *comm) { return comm->world_size; }

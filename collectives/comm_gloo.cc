@@ -386,7 +386,7 @@ void s_destroy(herd_comm_t *comm)
 }
 
 const herd_comm_ops_t s_gloo_ops = {
-    "gloo", s_allreduce, s_broadcast, s_barrier, s_abort, s_destroy,
+    "gloo", s_allreduce, s_broadcast, s_barrier, s_abort, s_destroy, nullptr,
 };
 
 /* Device on the address peers should dial: the one the store advertises

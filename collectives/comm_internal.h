@@ -52,6 +52,8 @@ typedef struct herd_comm_ops {
   /* Wakes in-flight operations where the backend can; may be NULL. */
   void (*abort)(herd_comm_t *comm);
   void (*destroy)(herd_comm_t *comm);
+  /* herd_comm_buffer; may be NULL. */
+  void *(*buffer)(herd_comm_t *comm);
 } herd_comm_ops_t;
 
 /* The progress thread behind herd_comm_iallreduce (comm_async.c). */

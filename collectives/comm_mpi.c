@@ -168,6 +168,12 @@ static void s_destroy(herd_comm_t *comm)
   comm->backend = NULL;
 }
 
+static void *s_buffer(herd_comm_t *comm)
+{
+  s_mpi_t *mpi = comm->backend;
+  return herd_mpi_shm_buffer(mpi->shm);
+}
+
 static const herd_comm_ops_t s_mpi_ops = {
     .name = "mpi",
     .allreduce = s_allreduce,
@@ -175,6 +181,7 @@ static const herd_comm_ops_t s_mpi_ops = {
     .barrier = s_barrier,
     .abort = NULL,
     .destroy = s_destroy,
+    .buffer = s_buffer,
 };
 
 herd_result_t herd_comm_mpi_init(herd_comm_t *comm)
@@ -199,7 +206,7 @@ herd_result_t herd_comm_mpi_init(herd_comm_t *comm)
              comm->config.rank, comm->config.world_size, comm->rank,
              comm->world_size);
   }
-  mpi->shm = herd_mpi_shm_new(mpi->comm);
+  mpi->shm = herd_mpi_shm_new(mpi->comm, comm->config.buffer_bytes);
   HERD_LOG(HERD_LOG_DEBUG, "comm", "mpi: all-reduce %s",
            mpi->shm ? "through host shared memory" : "by MPI_Allreduce");
   comm->backend = mpi;

@@ -9,6 +9,12 @@
  * buffer into its slot, each reduces its own slice of every slot in rank
  * order, and each copies the whole result out. Two barriers, no fragments.
  *
+ * A buffer the caller asked for at set-up (herd_comm_buffer: herd-train
+ * computes its gradient in it) is the rank's region of the same window:
+ * its all-reduce copies nothing in or out. Each rank sums its slice of
+ * every region into rank 0's region and copies the sum into the others';
+ * after the second barrier every region holds the whole result.
+ *
  * Across hosts (every host with the same number of ranks), the slice a rank
  * reduced on its host is all-reduced with the ranks that own the same slice
  * on the other hosts (the classic hierarchical all-reduce: only 1/L of the
@@ -21,6 +27,7 @@
  */
 #include "comm_mpi_shm.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,9 +44,21 @@ struct herd_mpi_shm {
   MPI_Comm cross; /* the ranks with this host rank on every host; or NULL */
   int host_rank, host_size;
   MPI_Win win;
-  char *base; /* [2 parities][host_size slots][SHM_SLOT_BYTES] */
+  char *base; /* [2 parities][host_size slots][SHM_SLOT_BYTES], then
+               * [host_size regions][region_bytes] */
   unsigned parity;
+  size_t region_bytes; /* herd_comm_buffer's, rounded up to SHM_ALIGN */
 };
+
+static size_t s_slots_bytes(const herd_mpi_shm_t *shm)
+{
+  return 2 * (size_t)shm->host_size * SHM_SLOT_BYTES;
+}
+
+static char *s_region(herd_mpi_shm_t *shm, int rank)
+{
+  return shm->base + s_slots_bytes(shm) + (size_t)rank * shm->region_bytes;
+}
 
 static char *s_slot(herd_mpi_shm_t *shm, int rank)
 {
@@ -99,11 +118,49 @@ static int s_chunk(herd_mpi_shm_t *shm, const char *in, char *out, size_t n,
   return MPI_SUCCESS;
 }
 
+/* In place in this rank's region, at the same offset in every rank's. */
+static int s_in_region(herd_mpi_shm_t *shm, char *buf, size_t count,
+                       herd_dtype_t dtype, herd_op_t op, MPI_Datatype type,
+                       MPI_Op mpi_op)
+{
+  size_t elem = herd_dtype_size(dtype), lo, hi;
+  size_t at = (size_t)(buf - s_region(shm, shm->host_rank));
+  int code = s_host_sync(shm);
+  if (code != MPI_SUCCESS)
+    return code;
+  s_slice(shm, count, elem, &lo, &hi);
+  at += lo * elem;
+  char *sum = s_region(shm, 0) + at;
+  for (int r = 1; r < shm->host_size && hi > lo; r++)
+    herd_reduce_into(sum, s_region(shm, r) + at, hi - lo, dtype, op);
+  if (shm->cross != MPI_COMM_NULL) {
+    code = MPI_Allreduce(MPI_IN_PLACE, sum, (int)(hi - lo), type, mpi_op,
+                         shm->cross);
+    if (code != MPI_SUCCESS)
+      return code;
+  }
+  for (int r = 1; r < shm->host_size && hi > lo; r++)
+    memcpy(s_region(shm, r) + at, sum, (hi - lo) * elem);
+  return s_host_sync(shm);
+}
+
+void *herd_mpi_shm_buffer(herd_mpi_shm_t *shm)
+{
+  return shm && shm->region_bytes ? s_region(shm, shm->host_rank) : NULL;
+}
+
 int herd_mpi_shm_allreduce(herd_mpi_shm_t *shm, const void *send, void *recv,
                            size_t count, herd_dtype_t dtype, herd_op_t op,
                            MPI_Datatype type, MPI_Op mpi_op)
 {
   size_t elem = herd_dtype_size(dtype);
+  if (shm->region_bytes && send == recv) {
+    uintptr_t mine = (uintptr_t)s_region(shm, shm->host_rank);
+    uintptr_t at = (uintptr_t)recv;
+    if (at >= mine && at - mine <= shm->region_bytes &&
+        count * elem <= shm->region_bytes - (at - mine))
+      return s_in_region(shm, recv, count, dtype, op, type, mpi_op);
+  }
   size_t per_chunk = SHM_SLOT_BYTES / elem;
   for (size_t done = 0; done < count; done += per_chunk) {
     size_t n = count - done < per_chunk ? count - done : per_chunk;
@@ -133,7 +190,7 @@ static void s_free_comms(herd_mpi_shm_t *shm)
     MPI_Comm_free(&shm->cross);
 }
 
-herd_mpi_shm_t *herd_mpi_shm_new(MPI_Comm world)
+herd_mpi_shm_t *herd_mpi_shm_new(MPI_Comm world, size_t buffer_bytes)
 {
   herd_mpi_shm_t *shm = calloc(1, sizeof *shm);
   if (!shm)
@@ -157,10 +214,10 @@ herd_mpi_shm_t *herd_mpi_shm_new(MPI_Comm world)
       goto fail;
     MPI_Comm_set_errhandler(shm->cross, MPI_ERRORS_RETURN);
   }
+  shm->region_bytes = (buffer_bytes + SHM_ALIGN - 1) / SHM_ALIGN * SHM_ALIGN;
+  size_t total = s_slots_bytes(shm) + (size_t)shm->host_size * shm->region_bytes;
   /* Host rank 0 allocates the whole segment, so the slots are contiguous. */
-  MPI_Aint bytes = shm->host_rank == 0
-                       ? (MPI_Aint)(2 * (size_t)shm->host_size * SHM_SLOT_BYTES)
-                       : 0;
+  MPI_Aint bytes = shm->host_rank == 0 ? (MPI_Aint)total : 0;
   char *mine = NULL;
   MPI_Aint size = 0;
   int disp = 0;
@@ -170,7 +227,7 @@ herd_mpi_shm_t *herd_mpi_shm_new(MPI_Comm world)
     MPI_Win_set_errhandler(shm->win, MPI_ERRORS_RETURN);
     ok = MPI_Win_shared_query(shm->win, 0, &size, &disp, &shm->base) ==
              MPI_SUCCESS &&
-         (size_t)size >= 2 * (size_t)shm->host_size * SHM_SLOT_BYTES;
+         (size_t)size >= total;
   }
   /* All or none: a rank that could not map the window must not be the only
    * one calling MPI_Allreduce. */

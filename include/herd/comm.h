@@ -45,8 +45,9 @@ typedef struct herd_worker herd_worker_t;
 /* One non-blocking collective in flight (herd_comm_iallreduce). */
 typedef struct herd_comm_request herd_comm_request_t;
 
-/* Version 1 ends at cuda_device; version 2 adds store and timeout_ms. */
-#define HERD_COMM_CONFIG_VERSION 2
+/* Version 1 ends at cuda_device; version 2 adds store and timeout_ms;
+ * version 3 buffer_bytes. */
+#define HERD_COMM_CONFIG_VERSION 3
 typedef struct {
   int version;                 /* HERD_COMM_CONFIG_VERSION */
   herd_backend_t backend;
@@ -64,10 +65,12 @@ typedef struct {
                                   nccl static mode (MPI_Bcast). Borrowed:
                                   must outlive herd_comm_new */
   int timeout_ms;              /* gloo: connect/op timeout, 0 = 30000 */
+  size_t buffer_bytes;         /* the size of herd_comm_buffer's memory
+                                  (the same on every rank); 0: none */
 } herd_comm_config_t;
 
 #define HERD_COMM_CONFIG_INIT                                                  \
-  { HERD_COMM_CONFIG_VERSION, HERD_BACKEND_MPI, -1, -1, 0, 0, 0, -1, NULL, 0 }
+  { HERD_COMM_CONFIG_VERSION, HERD_BACKEND_MPI, -1, -1, 0, 0, 0, -1, NULL, 0, 0 }
 
 /* What a store does; collectives call these, never anything else of it. */
 typedef struct {
@@ -115,6 +118,13 @@ herd_result_t herd_comm_new(const herd_comm_config_t *config,
 void herd_comm_destroy(herd_comm_t **comm_p);
 /* Call once at process end (finalizes MPI if herd initialised it). */
 void herd_comm_global_shutdown(void);
+
+/* config.buffer_bytes of memory that all-reduces in place (any range of
+ * it, send == recv) without first being copied into the backend: the mpi
+ * backend's host shared memory when a host runs several ranks. NULL where
+ * the backend has none; any buffer then does as well. Owned by the
+ * communicator: valid until herd_comm_destroy. */
+void *herd_comm_buffer(herd_comm_t *comm);
 
 int herd_comm_rank(const herd_comm_t *comm);
 int herd_comm_world_size(const herd_comm_t *comm);

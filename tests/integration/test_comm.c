@@ -132,6 +132,25 @@ static herd_result_t s_reduce(herd_comm_t *comm, char *send, char *recv,
   }
 }
 
+/* Elements of out[0, count) that are not the reduction of s_value. */
+static size_t s_count_wrong(const char *out, herd_dtype_t dtype, herd_op_t op,
+                            int world, size_t count)
+{
+  int integer = dtype == HERD_DTYPE_I32 || dtype == HERD_DTYPE_I64 || dtype == HERD_DTYPE_U8;
+  size_t wrong = 0;
+  for (size_t i = 0; i < count; i++) {
+    double want = s_expected(op, world, i, integer);
+    if (dtype == HERD_DTYPE_F16 || dtype == HERD_DTYPE_BF16)
+      want = s_load((uint16_t[]){dtype == HERD_DTYPE_F16 ? herd_float_to_half((float)want)
+                                                         : herd_float_to_bf16((float)want)},
+                    dtype, 0);
+    else if (dtype == HERD_DTYPE_F32)
+      want = (float)want;
+    wrong += s_load(out, dtype, i) != want;
+  }
+  return wrong;
+}
+
 static void s_check_case(herd_comm_t *comm, herd_dtype_t dtype, herd_op_t op,
                          size_t count, int mode)
 {
@@ -145,18 +164,7 @@ static void s_check_case(herd_comm_t *comm, herd_dtype_t dtype, herd_op_t op,
   const char *out = separate ? recv : send;
   EXPECT(rc == HERD_OK, "allreduce dtype %d op %d count %zu mode %d: %s (%s)",
          dtype, op, count, mode, herd_strerror(rc), herd_error_detail());
-  int integer = dtype == HERD_DTYPE_I32 || dtype == HERD_DTYPE_I64 || dtype == HERD_DTYPE_U8;
-  size_t wrong = 0;
-  for (size_t i = 0; rc == HERD_OK && i < count; i++) {
-    double want = s_expected(op, world, i, integer);
-    if (dtype == HERD_DTYPE_F16 || dtype == HERD_DTYPE_BF16)
-      want = s_load((uint16_t[]){dtype == HERD_DTYPE_F16 ? herd_float_to_half((float)want)
-                                                         : herd_float_to_bf16((float)want)},
-                    dtype, 0);
-    else if (dtype == HERD_DTYPE_F32)
-      want = (float)want;
-    wrong += s_load(out, dtype, i) != want;
-  }
+  size_t wrong = rc == HERD_OK ? s_count_wrong(out, dtype, op, world, count) : 0;
   EXPECT(wrong == 0, "dtype %d op %d count %zu mode %d: %zu wrong", dtype, op,
          count, mode, wrong);
   free(send);
@@ -177,6 +185,56 @@ static void s_check_broadcast(herd_comm_t *comm)
     EXPECT(wrong == 0, "broadcast from %d: %d wrong", root, wrong);
   }
   EXPECT(herd_comm_barrier(comm) == HERD_OK, "barrier");
+}
+
+/* The communicator's own memory (herd_comm_buffer, S_BUFFER_BYTES; mpi
+ * backend on a host with several ranks): in place over the whole of it and
+ * over ranges at odd offsets, as herd-train's buckets are, blocking and
+ * through the progress thread; the bytes around each range stay as they
+ * were (the ranks write each other's memory there). */
+#define S_BUFFER_BYTES (((size_t)3 << 20) + 40)
+static void s_check_buffer(herd_comm_t *comm, int want_buffer)
+{
+  char *buf = herd_comm_buffer(comm);
+  EXPECT(!!buf == want_buffer, "herd_comm_buffer: %s, want %s",
+         buf ? "memory" : "NULL", want_buffer ? "memory" : "NULL");
+  if (!buf)
+    return;
+  int rank = herd_comm_rank(comm), world = herd_comm_world_size(comm);
+  for (int dtype = HERD_DTYPE_F32; dtype <= HERD_DTYPE_U8; dtype++) {
+    size_t elem = herd_dtype_size(dtype), n = S_BUFFER_BYTES / elem;
+    const size_t ranges[][2] = {{0, n}, {1, 1001}, {n - 7, 7}, {333, n / 2}, {5, 0}};
+    for (int op = HERD_OP_SUM; op <= HERD_OP_MIN; op++)
+      for (size_t r = 0; r < sizeof ranges / sizeof *ranges; r++) {
+        size_t at = ranges[r][0], count = ranges[r][1];
+        memset(buf, 0xA5, S_BUFFER_BYTES);
+        for (size_t i = 0; i < count; i++)
+          s_store(buf + at * elem, dtype, i, s_value(rank, i));
+        herd_result_t rc;
+        if (r % 2) {
+          herd_comm_request_t *req = NULL;
+          rc = herd_comm_iallreduce(comm, buf + at * elem, buf + at * elem,
+                                    count, dtype, op, &req);
+          if (rc == HERD_OK)
+            rc = herd_comm_wait(&req);
+        } else {
+          rc = herd_comm_allreduce(comm, buf + at * elem, buf + at * elem,
+                                   count, dtype, op);
+        }
+        EXPECT(rc == HERD_OK, "buffer dtype %d op %d [%zu, +%zu): %s", dtype,
+               op, at, count, herd_error_detail());
+        size_t wrong = s_count_wrong(buf + at * elem, dtype, op, world, count);
+        size_t touched = 0;
+        for (size_t b = 0; b < S_BUFFER_BYTES; b++)
+          touched += (b < at * elem || b >= (at + count) * elem) &&
+                     (unsigned char)buf[b] != 0xA5;
+        EXPECT(wrong == 0 && touched == 0,
+               "buffer dtype %d op %d [%zu, +%zu): %zu wrong, %zu bytes "
+               "outside changed", dtype, op, at, count, wrong, touched);
+        /* Every rank checked before any rank refills for the next range. */
+        EXPECT(herd_comm_barrier(comm) == HERD_OK, "barrier");
+      }
+  }
 }
 
 /* Overlap: several requests in flight at once, then a blocking call that
@@ -205,7 +263,7 @@ static void s_check_pipeline(herd_comm_t *comm)
   }
 }
 
-static int s_run_suite(herd_comm_t *comm, size_t large_count)
+static int s_run_suite(herd_comm_t *comm, size_t large_count, int want_buffer)
 {
   const size_t counts[] = {0, 1, 7, 1001, 300001};
   for (int dtype = HERD_DTYPE_F32; dtype <= HERD_DTYPE_U8; dtype++)
@@ -219,6 +277,7 @@ static int s_run_suite(herd_comm_t *comm, size_t large_count)
   s_check_case(comm, HERD_DTYPE_F32, HERD_OP_SUM, large_count, S_TENSORS);
   s_check_pipeline(comm);
   s_check_broadcast(comm);
+  s_check_buffer(comm, want_buffer);
 
   herd_comm_abort(comm);
   float x = 1;
@@ -238,6 +297,7 @@ static herd_comm_config_t s_config(herd_backend_t backend)
   config.backend = backend;
   config.first_bucket_bytes = 4096; /* many buckets even for small buffers */
   config.bucket_bytes = 1 << 20;
+  config.buffer_bytes = S_BUFFER_BYTES;
   return config;
 }
 
@@ -259,7 +319,7 @@ static int s_gloo_rank(int rank, int world, const char *dir, void *arg)
     herd_comm_store_destroy(&config.store);
     return 1;
   }
-  int failed = s_run_suite(comm, s_large_count);
+  int failed = s_run_suite(comm, s_large_count, 0);
   herd_comm_store_destroy(&config.store);
   return failed;
 }
@@ -303,7 +363,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "herd_comm_new: %s\n", herd_error_detail());
     return 1;
   }
-  int failed = s_run_suite(comm, s_large_count);
+  /* Host shared memory: more than one rank here (all of mpirun's ranks on
+   * one host in CI; two of the cluster test's hosts' ranks each). */
+  const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  int failed = s_run_suite(comm, s_large_count, local && atoi(local) > 1);
   herd_comm_global_shutdown();
   return failed;
 }
