@@ -71,6 +71,10 @@ typedef struct {
   herd_ckpt_writer_t *writer; /* rank 0 with a ckpt dir, created lazily */
   float *params;
   float *grad;            /* param_count + HERD_STEP_TAIL_LEN */
+  int grad_in_comm;       /* grad is herd_comm_buffer's: comm frees it (only
+                           * mpi gives one, and an mpi communicator lives as
+                           * long as the process: generations are gloo) */
+  size_t comm_buffer_bytes; /* what comm was asked to hold (s_grad_bytes) */
   uint16_t *grad16; /* --grad-dtype bf16: the gradient as sent (train_overlap.c) */
   size_t param_count;
   int rank, world_size;

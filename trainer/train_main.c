@@ -179,6 +179,21 @@ static herd_result_t s_make_optim(herd_train_t *train)
   return herd_lr_validate(&train->schedule);
 }
 
+/* The gradient buffer's bytes (parameters and the step tail), known before
+ * the model is made, for the communicator that may hold it
+ * (herd_comm_buffer); 0 when --hidden is bad (s_make_model says why). */
+static size_t s_grad_bytes(const herd_train_t *train)
+{
+  int dims[HERD_MLP_MAX_DIMS], n_dims = 0;
+  herd_mlp_t *mlp = NULL;
+  if (s_parse_hidden(train->config.hidden, dims, &n_dims) != HERD_OK ||
+      herd_mlp_new(dims, n_dims, 1, &mlp) != HERD_OK)
+    return 0;
+  size_t bytes = (herd_mlp_param_count(mlp) + HERD_STEP_TAIL_LEN) * sizeof(float);
+  herd_mlp_destroy(&mlp);
+  return bytes;
+}
+
 /* Model, optimizer, sampler and buffers; identical on every rank. */
 static herd_result_t s_make_model(herd_train_t *train)
 {
@@ -188,7 +203,13 @@ static herd_result_t s_make_model(herd_train_t *train)
   HERD_CHECK(herd_mlp_new(dims, n_dims, max_local, &train->mlp));
   train->param_count = herd_mlp_param_count(train->mlp);
   train->params = malloc(train->param_count * sizeof(float));
-  train->grad = malloc((train->param_count + HERD_STEP_TAIL_LEN) * sizeof(float));
+  /* In the communicator's memory where it has some (one host's ranks
+   * then sum it in place, copying nothing in or out), else our own. */
+  size_t grad_bytes = (train->param_count + HERD_STEP_TAIL_LEN) * sizeof(float);
+  train->grad = herd_comm_buffer(train->comm);
+  train->grad_in_comm = train->grad && train->comm_buffer_bytes == grad_bytes;
+  if (!train->grad_in_comm)
+    train->grad = malloc(grad_bytes);
   size_t train_count = train->dataset->train.count;
   train->sampler = herd_sampler_new((uint64_t)train->config.seed, train_count);
   int bf16 = !strcmp(train->config.grad_dtype, "bf16");
@@ -339,6 +360,7 @@ static herd_result_t s_setup(herd_train_t *train)
     cc.world_size = 1;
   }
   if (cc.backend != HERD_BACKEND_GLOO || train->world_size <= 1) {
+    cc.buffer_bytes = train->comm_buffer_bytes = s_grad_bytes(train);
     HERD_CHECK(herd_comm_new(&cc, &train->comm));
     train->rank = herd_comm_rank(train->comm);
     train->world_size = herd_comm_world_size(train->comm);
@@ -642,7 +664,8 @@ static void s_cleanup(herd_train_t *train)
   herd_sampler_destroy(&train->sampler);
   herd_dataset_destroy(&train->dataset);
   free(train->params);
-  free(train->grad);
+  if (!train->grad_in_comm)
+    free(train->grad);
   free(train->grad16);
   herd_mlp_det_destroy(&train->determ);
   free(train->determ_sum);
