@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "comm_internal.h"
 
@@ -38,6 +39,8 @@
 #define SHM_SLOT_BYTES ((size_t)2 << 20)
 /* Slice boundaries on cache lines, so two ranks never write one line. */
 #define SHM_ALIGN 64
+/* Where Open MPI 4.1 backs a shared window (osc_sm_backing_directory). */
+#define SHM_DIR "/dev/shm"
 
 struct herd_mpi_shm {
   MPI_Comm host;  /* the ranks of this host */
@@ -172,14 +175,27 @@ int herd_mpi_shm_allreduce(herd_mpi_shm_t *shm, const void *send, void *recv,
   return MPI_SUCCESS;
 }
 
-/* Whether every host has the same number of ranks (the slices must line up
- * across hosts) and some host more than one (else nothing to share). */
-static int s_worth_it(MPI_Comm world, int host_size)
+/* Whether the window fits in /dev/shm, where Open MPI backs it: a window
+ * larger than the free space there (a container's default /dev/shm is
+ * 64 MB) is not refused, its pages fault later and the job hangs. Twice the
+ * size, for the transport's own segments beside it. */
+static int s_fits(size_t bytes)
 {
-  int sizes[2] = {host_size, -host_size}, agreed[2];
-  if (MPI_Allreduce(sizes, agreed, 2, MPI_INT, MPI_MAX, world) != MPI_SUCCESS)
+  struct statvfs fs;
+  if (statvfs(SHM_DIR, &fs) != 0)
     return 0;
-  return agreed[0] == -agreed[1] && agreed[0] > 1;
+  return (double)fs.f_bavail * (double)fs.f_frsize >= 2.0 * (double)bytes;
+}
+
+/* Whether every host has the same number of ranks (the slices must line up
+ * across hosts), some host more than one (else nothing to share), and every
+ * host room for its window: the same answer on every rank. */
+static int s_worth_it(MPI_Comm world, int host_size, int fits)
+{
+  int mine[3] = {host_size, -host_size, fits ? 0 : 1}, agreed[3];
+  if (MPI_Allreduce(mine, agreed, 3, MPI_INT, MPI_MAX, world) != MPI_SUCCESS)
+    return 0;
+  return agreed[0] == -agreed[1] && agreed[0] > 1 && agreed[2] == 0;
 }
 
 static void s_free_comms(herd_mpi_shm_t *shm)
@@ -206,7 +222,9 @@ herd_mpi_shm_t *herd_mpi_shm_new(MPI_Comm world, size_t buffer_bytes)
   MPI_Comm_set_errhandler(shm->host, MPI_ERRORS_RETURN);
   MPI_Comm_rank(shm->host, &shm->host_rank);
   MPI_Comm_size(shm->host, &shm->host_size);
-  if (!s_worth_it(world, shm->host_size))
+  shm->region_bytes = (buffer_bytes + SHM_ALIGN - 1) / SHM_ALIGN * SHM_ALIGN;
+  size_t total = s_slots_bytes(shm) + (size_t)shm->host_size * shm->region_bytes;
+  if (!s_worth_it(world, shm->host_size, s_fits(total)))
     goto fail;
   if (shm->host_size < world_size) {
     if (MPI_Comm_split(world, shm->host_rank, rank, &shm->cross) !=
@@ -214,8 +232,6 @@ herd_mpi_shm_t *herd_mpi_shm_new(MPI_Comm world, size_t buffer_bytes)
       goto fail;
     MPI_Comm_set_errhandler(shm->cross, MPI_ERRORS_RETURN);
   }
-  shm->region_bytes = (buffer_bytes + SHM_ALIGN - 1) / SHM_ALIGN * SHM_ALIGN;
-  size_t total = s_slots_bytes(shm) + (size_t)shm->host_size * shm->region_bytes;
   /* Host rank 0 allocates the whole segment, so the slots are contiguous. */
   MPI_Aint bytes = shm->host_rank == 0 ? (MPI_Aint)total : 0;
   char *mine = NULL;

@@ -18,6 +18,15 @@ foreach(np 1 2 3 4)
     ENVIRONMENT "${HERD_TEST_MPI_ENV}")
 endforeach()
 
+# A /dev/shm too small for the host window (a container's): the mpi
+# backend must see it and keep to MPI_Allreduce, not hang on a window whose
+# pages cannot be backed. A private mount namespace (root, as CI runs).
+add_test(NAME comm_mpi_small_shm COMMAND unshare -m sh -c
+  "mount -t tmpfs -o size=6m tmpfs /dev/shm && exec \"$@\"" sh
+  ${HERD_TEST_MPIRUN} -np 2 -x HERD_TEST_NO_BUFFER=1 $<TARGET_FILE:test_comm> mpi 100000)
+set_tests_properties(comm_mpi_small_shm PROPERTIES LABELS integration TIMEOUT 120
+  ENVIRONMENT "${HERD_TEST_MPI_ENV}")
+
 # gloo: test_comm forks its ranks and they rendezvous through a file store.
 if(HERD_HAVE_GLOO)
   foreach(np 1 2 3 4)
