@@ -32,13 +32,18 @@
 #include "herd/opts.h"
 #include "test_comm_store.h"
 
-enum { S_RAW_MPI, S_HERD_MPI, S_RAW_GLOO, S_HERD_GLOO, S_IMPLS };
-static const char *const s_impl_names[S_IMPLS] = {"raw-mpi", "herd-mpi",
-                                                  "raw-gloo", "herd-gloo"};
+/* herd-mpi-buf: herd's mpi all-reduce in place in herd_comm_buffer, where
+ * herd-train keeps its gradient (nothing copied in or out; compared with
+ * raw-mpi). */
+enum { S_RAW_MPI, S_HERD_MPI, S_RAW_GLOO, S_HERD_GLOO, S_HERD_MPI_BUF, S_IMPLS };
+static const char *const s_impl_names[S_IMPLS] = {
+    "raw-mpi", "herd-mpi", "raw-gloo", "herd-gloo", "herd-mpi-buf"};
 
 typedef struct {
   int rank, world, quick, rounds;
   size_t bucket_bytes;
+  size_t max_bytes; /* of a measured call; herd_comm_buffer's size */
+  float *buf;       /* herd_comm_buffer of herd[0]; NULL without one */
   herd_comm_t *herd[2]; /* mpi, gloo */
   bench_gloo_raw_t *raw_gloo;
   herd_comm_store_t *store;
@@ -54,6 +59,9 @@ static int s_call(s_bench_t *b, int impl, const float *send, float *recv,
                          MPI_COMM_WORLD) != MPI_SUCCESS;
   case S_RAW_GLOO:
     return bench_gloo_raw_allreduce(b->raw_gloo, send, recv, count);
+  case S_HERD_MPI_BUF: /* the data is in the buffer already (s_wrong) */
+    return !b->buf || herd_comm_allreduce(b->herd[0], b->buf, b->buf, count,
+                                          HERD_DTYPE_F32, HERD_OP_SUM) != HERD_OK;
   default:
     return herd_comm_allreduce(b->herd[impl == S_HERD_GLOO], send, recv, count,
                                HERD_DTYPE_F32, HERD_OP_SUM) != HERD_OK;
@@ -82,7 +90,11 @@ static long s_wrong(s_bench_t *b, int impl, float *send, float *recv,
   for (size_t i = 0; i < count; i++)
     send[i] = (float)s_value(b->rank, i);
   memset(recv, 0, count * sizeof(float));
+  if (impl == S_HERD_MPI_BUF && b->buf)
+    memcpy(b->buf, send, count * sizeof(float));
   long wrong = s_call(b, impl, send, recv, count) ? (long)count : 0;
+  if (impl == S_HERD_MPI_BUF && b->buf)
+    memcpy(recv, b->buf, count * sizeof(float));
   for (size_t i = 0; i < count && !wrong; i++) {
     double want = (double)(i % 13) * b->world + b->world * (b->world - 1) / 2.0;
     wrong += recv[i] != (float)want;
@@ -110,7 +122,7 @@ static void s_row(s_bench_t *b, size_t bytes, int impl, double seconds,
           ftell(b->json) > 200 ? "," : "", bytes, bytes / 4,
           s_impl_names[impl], seconds * 1e6, algbw, busbw, wrong, vs_raw);
   char ratio[32] = "-";
-  if (impl % 2)
+  if (impl != S_RAW_MPI && impl != S_RAW_GLOO)
     snprintf(ratio, sizeof ratio, "%.3f", vs_raw);
   fprintf(b->md, "| %zu | %zu | float | %s | %.1f | %.3f | %.3f | %ld | %s |\n",
           bytes, bytes / 4, s_impl_names[impl], seconds * 1e6, algbw, busbw,
@@ -129,14 +141,17 @@ static long s_size(s_bench_t *b, size_t bytes, float *send, float *recv)
   }
   for (int round = 0; round < b->rounds; round++)
     for (int i = 0; i < S_IMPLS; i++) {
-      int impl = round % 2 ? i ^ 1 : i; /* herd first in odd rounds */
+      /* herd first in odd rounds */
+      int impl = round % 2 && i < S_HERD_MPI_BUF ? i ^ 1 : i;
       double t = s_time(b, impl, send, recv, count, iters);
       best[impl] = t < best[impl] ? t : best[impl];
     }
   long all_wrong = 0;
   for (int impl = 0; impl < S_IMPLS; impl++) {
     long wrong = s_wrong(b, impl, send, recv, count);
-    double vs_raw = impl % 2 ? best[impl - 1] / best[impl] : 1.0;
+    double vs_raw = impl == S_HERD_MPI_BUF ? best[S_RAW_MPI] / best[impl]
+                    : impl % 2             ? best[impl - 1] / best[impl]
+                                           : 1.0;
     s_row(b, bytes, impl, best[impl], wrong, vs_raw);
     all_wrong += wrong;
   }
@@ -299,8 +314,11 @@ static int s_setup(s_bench_t *b, char *dir, size_t cap)
 {
   herd_comm_config_t config = HERD_COMM_CONFIG_INIT;
   config.bucket_bytes = b->bucket_bytes;
+  config.buffer_bytes = b->max_bytes;
   if (herd_comm_new(&config, &b->herd[0]) != HERD_OK)
     return -1;
+  b->buf = herd_comm_buffer(b->herd[0]);
+  config.buffer_bytes = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &b->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &b->world);
   if (b->rank == 0 && herd_test_store_dir(dir, cap) != HERD_OK)
@@ -381,7 +399,8 @@ int main(int argc, char **argv)
   if (code >= 0)
     return code;
   s_bench_t b = {.rounds = 5, .quick = args.quick,
-                 .bucket_bytes = (size_t)args.bucket_mib << 20};
+                 .bucket_bytes = (size_t)args.bucket_mib << 20,
+                 .max_bytes = args.quick ? 4u << 20 : 256u << 20};
   const char *out_dir = args.out_dir;
   char dir[4096] = "";
   if (s_setup(&b, dir, sizeof dir) != 0) {
@@ -390,7 +409,7 @@ int main(int argc, char **argv)
   }
   if (b.rank == 0)
     s_open_outputs(&b, out_dir);
-  size_t max_bytes = b.quick ? 4u << 20 : 256u << 20;
+  size_t max_bytes = b.max_bytes;
   float *send = malloc(max_bytes), *recv = malloc(max_bytes);
   for (size_t i = 0; i < max_bytes / 4; i++)
     send[i] = (float)s_value(b.rank, i);
