@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -173,18 +174,12 @@ bool s_same_endpoint(const sockaddr_storage &a, const sockaddr_storage &b)
   return false;
 }
 
-/* shutdown(2)s this process's sockets bound to one of `mine`. Gloo's public
- * API cannot wake a thread blocked in a collective (Pair::close does not,
- * and the tcp headers that could are missing from libgloo-dev), but a
- * shut-down socket reads as EOF: gloo's own device thread then fails the
- * pending ops on that pair, and the peer sees EOF as well. The descriptor
- * stays open and owned by gloo, so nothing is reused under its feet. */
-int s_shutdown_sockets(const std::vector<sockaddr_storage> &mine)
+/* Calls fn(fd, inode, local address) for each socket of this process. */
+template <typename Fn> void s_each_socket(Fn &&fn)
 {
   DIR *dir = opendir("/proc/self/fd");
   if (!dir)
-    return 0;
-  int hits = 0;
+    return;
   while (struct dirent *entry = readdir(dir)) {
     int fd = atoi(entry->d_name);
     struct stat st;
@@ -192,21 +187,71 @@ int s_shutdown_sockets(const std::vector<sockaddr_storage> &mine)
       continue;
     sockaddr_storage local;
     socklen_t len = sizeof local;
-    if (getsockname(fd, reinterpret_cast<sockaddr *>(&local), &len) != 0)
-      continue;
-    for (const auto &addr : mine)
-      if (s_same_endpoint(local, addr) && shutdown(fd, SHUT_RDWR) == 0) {
-        hits++;
-        break;
-      }
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&local), &len) == 0)
+      fn(fd, st.st_ino, local);
   }
   closedir(dir);
+}
+
+bool s_is_one_of(const sockaddr_storage &local,
+                 const std::vector<sockaddr_storage> &addrs)
+{
+  for (const auto &addr : addrs)
+    if (s_same_endpoint(local, addr))
+      return true;
+  return false;
+}
+
+/* shutdown(2)s this process's sockets bound to one of `mine` (listening
+ * addresses: a port bound for listening is never shared with another
+ * socket). Gloo's public API cannot wake a thread blocked in a collective
+ * (Pair::close does not, and the tcp headers that could are missing from
+ * libgloo-dev), but a shut-down socket reads as EOF: gloo's own device
+ * thread then fails the pending ops on that pair, and the peer sees EOF as
+ * well. The descriptor stays open and owned by gloo, so nothing is reused
+ * under its feet. */
+int s_shutdown_sockets(const std::vector<sockaddr_storage> &mine)
+{
+  int hits = 0;
+  s_each_socket([&](int fd, ino_t, const sockaddr_storage &local) {
+    if (s_is_one_of(local, mine) && shutdown(fd, SHUT_RDWR) == 0)
+      hits++;
+  });
   return hits;
+}
+
+/* The sockets a new context's pairs use, by inode: the sockets that
+ * connectFullMesh created (not in `before`) with a pair's local address.
+ * The address alone is not enough: a connected pair's local port is an
+ * ephemeral one, which Linux also gives other outgoing connections to
+ * other destinations (the worker's connection to the coordinator has been
+ * seen on the same port, and shutting it down failed a live worker). */
+std::vector<ino_t> s_pair_inodes(gloo::Context &context,
+                                 const std::vector<ino_t> &before)
+{
+  std::vector<sockaddr_storage> addrs = s_pair_addresses(context);
+  std::vector<ino_t> out;
+  s_each_socket([&](int, ino_t inode, const sockaddr_storage &local) {
+    if (s_is_one_of(local, addrs) &&
+        std::find(before.begin(), before.end(), inode) == before.end())
+      out.push_back(inode);
+  });
+  return out;
+}
+
+std::vector<ino_t> s_socket_inodes()
+{
+  std::vector<ino_t> out;
+  s_each_socket([&](int, ino_t inode, const sockaddr_storage &) {
+    out.push_back(inode);
+  });
+  return out;
 }
 
 struct s_gloo {
   std::shared_ptr<gloo::transport::Device> device;
   std::shared_ptr<gloo::rendezvous::Context> context;
+  std::vector<ino_t> pair_sockets; /* s_pair_inodes, what s_poison shuts */
   std::mutex poison_lock; /* abort vs destroy */
   std::chrono::milliseconds timeout;
   uint32_t tag = 0;
@@ -223,10 +268,11 @@ void s_poison(s_gloo *g)
   std::lock_guard<std::mutex> lock(g->poison_lock);
   if (g->broken.exchange(1) || !g->context)
     return;
-  try {
-    s_shutdown_sockets(s_pair_addresses(*g->context));
-  } catch (...) {
-  }
+  s_each_socket([&](int fd, ino_t inode, const sockaddr_storage &) {
+    if (std::find(g->pair_sockets.begin(), g->pair_sockets.end(), inode) !=
+        g->pair_sockets.end())
+      shutdown(fd, SHUT_RDWR);
+  });
 }
 
 /* Runs one gloo call; a failure poisons the context and becomes HERD_EPEER
@@ -458,8 +504,10 @@ herd_result_t s_connect(herd_comm_t *comm, s_gloo *g)
     g->context->setTimeout(g->timeout);
     HerdStore store(cfg->store, prefix, timeout_ms, comm->rank);
     SupersededWatch watch(cfg->store, store, comm->world_size - 1);
+    std::vector<ino_t> before = s_socket_inodes();
     try {
       g->context->connectFullMesh(store, g->device);
+      g->pair_sockets = s_pair_inodes(*g->context, before);
     } catch (const std::exception &) {
       if (!watch.fired())
         throw;

@@ -157,6 +157,8 @@ int herd_mpi_shm_allreduce(herd_mpi_shm_t *shm, const void *send, void *recv,
                            MPI_Datatype type, MPI_Op mpi_op)
 {
   size_t elem = herd_dtype_size(dtype);
+  if (count == 0)
+    return MPI_SUCCESS; /* a rank may pass any pointer, in the region or not */
   if (shm->region_bytes && send == recv) {
     uintptr_t mine = (uintptr_t)s_region(shm, shm->host_rank);
     uintptr_t at = (uintptr_t)recv;

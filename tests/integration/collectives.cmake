@@ -43,7 +43,7 @@ if(HERD_HAVE_GLOO)
     ${CMAKE_CURRENT_LIST_DIR}/test_comm_store.c)
   target_include_directories(test_comm_fault PRIVATE ${PROJECT_SOURCE_DIR}/collectives)
   target_link_libraries(test_comm_fault PRIVATE herd_collectives Threads::Threads)
-  foreach(case kill abort)
+  foreach(case kill abort bystander)
     add_test(NAME comm_gloo_fault_${case} COMMAND test_comm_fault ${case})
     set_tests_properties(comm_gloo_fault_${case} PROPERTIES LABELS fault
       TIMEOUT 120 SKIP_RETURN_CODE 77)

@@ -7,14 +7,24 @@
  * abort: 3 ranks; one stays alive but never joins the all-reduce, so the
  *   others block. A watchdog thread calls herd_comm_abort(); the blocked
  *   call must return HERD_EABORTED within 1 s, long before the 20 s timeout.
+ * bystander: 2 ranks; each opens a TCP connection of its own from the very
+ *   local address of one of its gloo sockets (Linux gives one ephemeral
+ *   port to connections to different destinations: a worker's connection
+ *   to the coordinator was seen sharing it), then aborts its communicator.
+ *   The abort must shut gloo's sockets only: the bystander still echoes.
  * Children report (rank, result, time) over a pipe; CLOCK_MONOTONIC is
  * shared by all processes on the machine, so latencies compare directly.
  */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -198,6 +208,103 @@ static int s_test_abort(void)
   return failures;
 }
 
+/* The local address of a connected TCP socket of this process (a gloo
+ * pair's: the only ones the child has). 0 when there is none. */
+static int s_gloo_local_address(struct sockaddr_in *out)
+{
+  DIR *dir = opendir("/proc/self/fd");
+  int found = 0;
+  struct dirent *entry;
+  while (dir && !found && (entry = readdir(dir))) {
+    int fd = atoi(entry->d_name);
+    struct stat st;
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer, out_len = sizeof *out;
+    found = fd > 2 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+            peer.sin_family == AF_INET &&
+            getsockname(fd, (struct sockaddr *)out, &out_len) == 0;
+  }
+  if (dir)
+    closedir(dir);
+  return found;
+}
+
+/* A connection from `local` to an echo listener of our own; 0 on success. */
+static int s_bystander(const struct sockaddr_in *local, int *listener,
+                       int *client, int *server)
+{
+  struct sockaddr_in addr = {.sin_family = AF_INET};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int on = 1;
+  *listener = socket(AF_INET, SOCK_STREAM, 0);
+  *client = socket(AF_INET, SOCK_STREAM, 0);
+  if (*listener < 0 || *client < 0 ||
+      bind(*listener, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+      listen(*listener, 1) != 0 ||
+      getsockname(*listener, (struct sockaddr *)&addr, &len) != 0 ||
+      setsockopt(*client, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+      bind(*client, (const struct sockaddr *)local, sizeof *local) != 0 ||
+      connect(*client, (struct sockaddr *)&addr, sizeof addr) != 0)
+    return -1;
+  *server = accept(*listener, NULL, NULL);
+  return *server < 0 ? -1 : 0;
+}
+
+static int s_bystander_rank(int rank, int world, const char *dir, void *arg)
+{
+  (void)arg;
+  herd_comm_store_t *store = NULL;
+  herd_comm_t *comm = NULL;
+  if (herd_test_file_store_new(dir, &store) != HERD_OK ||
+      s_comm(rank, world, 1, store, &comm) != HERD_OK)
+    return 1;
+  float x[16] = {0};
+  struct sockaddr_in local;
+  int listener = -1, client = -1, server = -1, failed = 1;
+  /* Connected pairs first; then a connection of ours on a gloo socket's
+   * local address. */
+  if (herd_comm_allreduce(comm, x, x, 16, HERD_DTYPE_F32, HERD_OP_SUM) ==
+          HERD_OK &&
+      s_gloo_local_address(&local) &&
+      s_bystander(&local, &listener, &client, &server) == 0) {
+    /* Both ranks set up before either aborts (an abort ends the peer's
+     * gloo sockets too); this call's result does not matter. */
+    herd_comm_allreduce(comm, x, x, 16, HERD_DTYPE_F32, HERD_OP_SUM);
+    herd_comm_abort(comm);
+    char byte = 'x', echoed = 0;
+    int sent = send(client, &byte, 1, MSG_NOSIGNAL) == 1;
+    int got = sent && recv(server, &echoed, 1, 0) == 1;
+    printf("bystander: rank %d: own connection from port %d %s the abort\n",
+           rank, ntohs(local.sin_port), got && echoed == 'x' ? "survived" : "was cut by");
+    failed = !(got && echoed == 'x');
+  } else {
+    printf("bystander: rank %d: could not set up its own connection\n", rank);
+  }
+  if (server >= 0)
+    close(server);
+  if (client >= 0)
+    close(client);
+  if (listener >= 0)
+    close(listener);
+  herd_comm_destroy(&comm);
+  herd_comm_store_destroy(&store);
+  return failed;
+}
+
+static int s_test_bystander(void)
+{
+  char dir[4096];
+  pid_t pids[2];
+  if (herd_test_store_dir(dir, sizeof dir) != HERD_OK)
+    return 1;
+  int failures = herd_test_spawn(2, pids, s_bystander_rank, dir, NULL) != 0;
+  failures += herd_test_wait_all(2, pids);
+  herd_test_store_dir_remove(dir);
+  return failures;
+}
+
 int main(int argc, char **argv)
 {
   if (!herd_comm_have_gloo()) {
@@ -211,6 +318,8 @@ int main(int argc, char **argv)
     failures += s_test_kill();
   if (strcmp(which, "abort") == 0 || strcmp(which, "all") == 0)
     failures += s_test_abort();
+  if (strcmp(which, "bystander") == 0 || strcmp(which, "all") == 0)
+    failures += s_test_bystander();
   printf("fault: %s\n", failures ? "FAILED" : "ok");
   return failures ? 1 : 0;
 }
