@@ -53,7 +53,11 @@ uint16_t herd_float_to_half(float value)
   return sign | (uint16_t)(biased << 10) | (uint16_t)(mantissa & 0x3ff);
 }
 
-#define HERD_REDUCE_LOOP(type, dst, src, count, op)                            \
+/* Sums are taken in sum_type: the unsigned twin of a signed integer type,
+ * so an overflow wraps as MPI's and Gloo's sums do instead of being
+ * undefined (--deterministic's fixed-point sums of a diverging run do
+ * overflow, and UBSan stops the process). */
+#define HERD_REDUCE_LOOP(type, sum_type, dst, src, count, op)                  \
   do {                                                                         \
     type *d_ = (type *)(dst);                                                  \
     const type *s_ = (const type *)(src);                                      \
@@ -63,7 +67,7 @@ uint16_t herd_float_to_half(float value)
       else if ((op) == HERD_OP_MIN)                                            \
         d_[i_] = s_[i_] < d_[i_] ? s_[i_] : d_[i_];                            \
       else                                                                     \
-        d_[i_] += s_[i_];                                                      \
+        d_[i_] = (type)((sum_type)d_[i_] + (sum_type)s_[i_]);                  \
     }                                                                          \
   } while (0)
 
@@ -98,19 +102,19 @@ void herd_reduce_into(void *dst, const void *src, size_t count,
 {
   switch (dtype) {
   case HERD_DTYPE_F32:
-    HERD_REDUCE_LOOP(float, dst, src, count, op);
+    HERD_REDUCE_LOOP(float, float, dst, src, count, op);
     break;
   case HERD_DTYPE_F64:
-    HERD_REDUCE_LOOP(double, dst, src, count, op);
+    HERD_REDUCE_LOOP(double, double, dst, src, count, op);
     break;
   case HERD_DTYPE_I32:
-    HERD_REDUCE_LOOP(int32_t, dst, src, count, op);
+    HERD_REDUCE_LOOP(int32_t, uint32_t, dst, src, count, op);
     break;
   case HERD_DTYPE_I64:
-    HERD_REDUCE_LOOP(int64_t, dst, src, count, op);
+    HERD_REDUCE_LOOP(int64_t, uint64_t, dst, src, count, op);
     break;
   case HERD_DTYPE_U8:
-    HERD_REDUCE_LOOP(uint8_t, dst, src, count, op);
+    HERD_REDUCE_LOOP(uint8_t, uint8_t, dst, src, count, op);
     break;
   case HERD_DTYPE_F16:
   case HERD_DTYPE_BF16:
