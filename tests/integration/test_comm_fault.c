@@ -158,6 +158,14 @@ typedef struct {
   double t_abort;
 } s_watchdog_t;
 
+/* A rank's store and generation-1 communicator (both to destroy). */
+static herd_result_t s_open(int rank, int world, const char *dir,
+                            herd_comm_store_t **store, herd_comm_t **comm)
+{
+  herd_result_t rc = herd_test_file_store_new(dir, store);
+  return rc == HERD_OK ? s_comm(rank, world, 1, *store, comm) : rc;
+}
+
 static void *s_watchdog(void *arg)
 {
   s_watchdog_t *w = arg;
@@ -172,8 +180,7 @@ static int s_abort_rank(int rank, int world, const char *dir, void *arg)
   (void)arg;
   herd_comm_store_t *store = NULL;
   herd_comm_t *comm = NULL;
-  if (herd_test_file_store_new(dir, &store) != HERD_OK ||
-      s_comm(rank, world, 1, store, &comm) != HERD_OK)
+  if (s_open(rank, world, dir, &store, &comm) != HERD_OK)
     return 1;
   float x[1024] = {0};
   int failed = 0;
@@ -196,17 +203,20 @@ static int s_abort_rank(int rank, int world, const char *dir, void *arg)
   return failed;
 }
 
-static int s_test_abort(void)
+/* `world` ranks running `body` over a fresh file store; failed ranks. */
+static int s_run_ranks(int world, herd_test_rank_fn body)
 {
   char dir[4096];
-  pid_t pids[3];
-  if (herd_test_store_dir(dir, sizeof dir) != HERD_OK)
+  pid_t pids[8];
+  if (world > 8 || herd_test_store_dir(dir, sizeof dir) != HERD_OK)
     return 1;
-  int failures = herd_test_spawn(3, pids, s_abort_rank, dir, NULL) != 0;
-  failures += herd_test_wait_all(3, pids);
+  int failures = herd_test_spawn(world, pids, body, dir, NULL) != 0;
+  failures += herd_test_wait_all(world, pids);
   herd_test_store_dir_remove(dir);
   return failures;
 }
+
+static int s_test_abort(void) { return s_run_ranks(3, s_abort_rank); }
 
 /* The local address of a connected TCP socket of this process (a gloo
  * pair's: the only ones the child has). 0 when there is none. */
@@ -257,8 +267,7 @@ static int s_bystander_rank(int rank, int world, const char *dir, void *arg)
   (void)arg;
   herd_comm_store_t *store = NULL;
   herd_comm_t *comm = NULL;
-  if (herd_test_file_store_new(dir, &store) != HERD_OK ||
-      s_comm(rank, world, 1, store, &comm) != HERD_OK)
+  if (s_open(rank, world, dir, &store, &comm) != HERD_OK)
     return 1;
   float x[16] = {0};
   struct sockaddr_in local;
@@ -293,17 +302,7 @@ static int s_bystander_rank(int rank, int world, const char *dir, void *arg)
   return failed;
 }
 
-static int s_test_bystander(void)
-{
-  char dir[4096];
-  pid_t pids[2];
-  if (herd_test_store_dir(dir, sizeof dir) != HERD_OK)
-    return 1;
-  int failures = herd_test_spawn(2, pids, s_bystander_rank, dir, NULL) != 0;
-  failures += herd_test_wait_all(2, pids);
-  herd_test_store_dir_remove(dir);
-  return failures;
-}
+static int s_test_bystander(void) { return s_run_ranks(2, s_bystander_rank); }
 
 int main(int argc, char **argv)
 {
